@@ -1,0 +1,56 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Config } from './config/config';
+import { Authenticator } from './domain/authentication';
+import { KeyManager } from './domain/keys';
+import { Verifier } from './domain/verification';
+import type { Logger } from './logging/logger';
+import { KeyRepository } from './storage/keyRepository';
+import { connectStorage, type Storage } from './storage/mongo';
+import { OrganizationRepository } from './storage/organizationRepository';
+import { SlotRepository } from './storage/slotRepository';
+import { bind, buildServer, SERVICE_NAMES } from './transport/server';
+
+export interface RunningApp {
+  /** The bound port (useful when GRPC_ADDR asks for port 0). */
+  port: number;
+  storage: Storage;
+  stop(): Promise<void>;
+}
+
+function pageTokenKey(config: Config, logger: Logger): Buffer {
+  if (config.pageTokenSecret) return createHash('sha256').update(config.pageTokenSecret).digest();
+  logger.warn('PAGE_TOKEN_SECRET is not set: page tokens are valid on this instance only, until it restarts');
+  return randomBytes(32);
+}
+
+/** Wires config → storage → domain → transport and starts serving. */
+export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
+  const now = () => new Date();
+  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, logger);
+  const keyRepo = new KeyRepository(storage.collections.keys);
+  const verifier = new Verifier({ keyPrefix: config.keyPrefix, findByHash: (h) => keyRepo.findByHash(h), now });
+  const keys = new KeyManager({
+    keys: keyRepo,
+    slots: new SlotRepository(storage.collections.slots, storage.collections.keys),
+    organizations: new OrganizationRepository(storage.collections.organizations),
+    now,
+    keyPrefix: config.keyPrefix,
+    orgKeyLimit: config.orgKeyLimit,
+    pageTokenKey: pageTokenKey(config, logger),
+  });
+  const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier);
+  const { server, health } = buildServer({ authenticator, keys, verifier, logger, now });
+  const port = await bind(server, config.grpcAddr);
+  for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'SERVING');
+  logger.info({ addr: config.grpcAddr, port }, 'apikeys listening');
+
+  return {
+    port,
+    storage,
+    async stop() {
+      for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/** Thrown by loadConfig; the message names every bad variable at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const csv = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const schema = z.object({
+  GRPC_ADDR: z
+    .string()
+    .regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:50051')
+    .default('0.0.0.0:50051'),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .default('mongodb://127.0.0.1:27017/apikeys'),
+  MONGODB_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,38}$/, 'letters, digits, _ and - only').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+  AUTH_JWKS: z.string().min(1).optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  VERIFY_TOKENS: csv.pipe(z.array(z.string().min(24, 'each token must be at least 24 characters'))),
+  STAFF_EMAIL_DOMAINS: csv.pipe(z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'must be a lowercase domain'))),
+  KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter').default('sk'),
+  ORG_KEY_LIMIT: positiveInt(100),
+  PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+});
+
+export interface Config {
+  grpcAddr: string;
+  mongodbUri: string;
+  /** Database name; from MONGODB_DATABASE, else the URI's path, else "apikeys". */
+  mongodbDatabase: string;
+  logLevel: string;
+  auth: {
+    jwtSecret?: string;
+    /** A JWKS file path or https URL, for asymmetric user tokens. */
+    jwks?: string;
+    jwtIssuer?: string;
+    jwtAudience?: string;
+    verifyTokens: string[];
+    staffEmailDomains: string[];
+  };
+  keyPrefix: string;
+  orgKeyLimit: number;
+  /** HMAC key for page tokens; instances behind one load balancer must share it. */
+  pageTokenSecret?: string;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset, as they do in most .env tooling.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  const c = parsed.data;
+  return {
+    grpcAddr: c.GRPC_ADDR,
+    mongodbUri: c.MONGODB_URI,
+    mongodbDatabase: c.MONGODB_DATABASE ?? databaseFromUri(c.MONGODB_URI) ?? 'apikeys',
+    logLevel: c.LOG_LEVEL,
+    auth: {
+      jwtSecret: c.AUTH_JWT_SECRET,
+      jwks: c.AUTH_JWKS,
+      jwtIssuer: c.AUTH_JWT_ISSUER,
+      jwtAudience: c.AUTH_JWT_AUDIENCE,
+      verifyTokens: c.VERIFY_TOKENS,
+      staffEmailDomains: c.STAFF_EMAIL_DOMAINS,
+    },
+    keyPrefix: c.KEY_PREFIX,
+    orgKeyLimit: c.ORG_KEY_LIMIT,
+    pageTokenSecret: c.PAGE_TOKEN_SECRET,
+  };
+}
+
+function databaseFromUri(uri: string): string | undefined {
+  const path = uri.replace(/^mongodb(\+srv)?:\/\/[^/]*/, '').replace(/^\//, '').split('?')[0];
+  return path || undefined;
+}

@@ -1,0 +1,254 @@
+// Starts a throwaway MongoDB-wire server for development and tests, when no MONGODB_URI is set.
+// Preference: FerretDB (embedded SQLite, built from tools/ferretdb with Go — this machine kind
+// reaches the Go module proxy), then mongodb-memory-server (downloads a real mongod).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { MongoClient } from 'mongodb';
+
+export interface EphemeralDatabase {
+  uri: string;
+  kind: 'ferretdb' | 'mongodb-memory-server';
+  description: string;
+  stop(): Promise<void>;
+}
+
+type Log = (line: string) => void;
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+const BUILD_TIMEOUT_MS = 10 * 60_000;
+
+export async function startEphemeralDatabase(opts: { log?: Log } = {}): Promise<EphemeralDatabase> {
+  const log = opts.log ?? (() => {});
+  let ferretError: unknown;
+  try {
+    return await startFerretDB(log);
+  } catch (err) {
+    ferretError = err;
+    log(`FerretDB skipped: ${messageOf(err)}`);
+  }
+  try {
+    log('falling back to mongodb-memory-server (may download mongod on first run)…');
+    return await startMemoryServer();
+  } catch (memoryError) {
+    throw new Error(noDatabaseMessage(ferretError, memoryError));
+  }
+}
+
+// ---------- FerretDB ----------
+
+async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
+  const toolDir = findFerretToolDir();
+  const launcher = await ensureLauncher(toolDir, log);
+  const port = await freeLoopbackPort();
+  const workDir = mkdtempSync(join(tmpdir(), 'apikeys-ferretdb-'));
+  const logFile = join(workDir, 'ferretdb.log');
+  const child = spawnLauncher(launcher, port, join(workDir, 'data'), logFile);
+  // Without this, a crashed or Ctrl-C'd parent would leave an orphan server holding the port.
+  const killOnExit = () => {
+    child.kill('SIGKILL');
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  process.on('exit', killOnExit);
+
+  const stop = async () => {
+    process.off('exit', killOnExit);
+    await stopChild(child);
+    rmSync(workDir, { recursive: true, force: true });
+  };
+
+  const uri = `mongodb://127.0.0.1:${port}/`;
+  try {
+    await waitUntilReady(uri, child, logFile);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const version = ferretVersion(toolDir);
+  return { uri, kind: 'ferretdb', description: `FerretDB ${version} (embedded SQLite) at ${uri}`, stop };
+}
+
+// Walks up from this file so it works from src/ (tsx, jest) and from dist/ alike.
+function findFerretToolDir(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'tools', 'ferretdb');
+    if (existsSync(join(candidate, 'go.mod'))) return candidate;
+    if (dirname(dir) === dir) throw new Error(`tools/ferretdb not found above ${__dirname}`);
+  }
+}
+
+async function ensureLauncher(toolDir: string, log: Log): Promise<string> {
+  const launcher = join(toolDir, 'bin', 'ferretdb-launcher');
+  const exists = existsSync(launcher);
+  if (exists && !isStale(launcher, toolDir)) return launcher;
+  try {
+    log(`building FerretDB launcher with Go${exists ? ' (sources changed)' : ' (first run only, ~1-2 min)'}…`);
+    await buildLauncher(toolDir, launcher);
+    log('FerretDB launcher built');
+  } catch (err) {
+    // A stale but working binary beats no database at all.
+    if (!exists) throw err;
+    log(`rebuilding FerretDB launcher failed, using the existing one: ${messageOf(err)}`);
+  }
+  return launcher;
+}
+
+function isStale(launcher: string, toolDir: string): boolean {
+  const built = statSync(launcher).mtimeMs;
+  return ['main.go', 'go.mod', 'go.sum'].some((f) => statSync(join(toolDir, f)).mtimeMs > built);
+}
+
+// Builds to a temporary name and renames, so a concurrent run never executes a half-written file.
+async function buildLauncher(toolDir: string, launcher: string): Promise<void> {
+  const tmp = `${launcher}.tmp-${process.pid}`;
+  try {
+    const { code, output } = await run('go', ['build', '-o', tmp, '.'], toolDir, BUILD_TIMEOUT_MS);
+    if (code !== 0) throw new Error(`go build failed (${code ?? 'killed after timeout'}):\n${tail(output)}`);
+    renameSync(tmp, launcher);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('Go is not installed (no `go` on PATH)');
+    throw err;
+  }
+}
+
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function spawnLauncher(launcher: string, port: number, dataDir: string, logFile: string): ChildProcess {
+  // Output goes to a file: it is noise on the console, but needed to explain a failed start.
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(launcher, ['-listen', `127.0.0.1:${port}`, '-dir', dataDir], { stdio: ['ignore', fd, fd] });
+    child.on('error', () => {}); // reported through exitCode / waitUntilReady instead of crashing
+    // Don't keep the parent alive just because the server runs; stop() or exit handles it.
+    child.unref();
+    return child;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function waitUntilReady(uri: string, child: ChildProcess, logFile: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastError: unknown;
+  let spawnError: Error | undefined;
+  child.once('error', (err) => (spawnError = err));
+  while (Date.now() < deadline) {
+    if (spawnError) throw new Error(`could not run the FerretDB launcher: ${spawnError.message}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const how = child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode}`;
+      throw new Error(`FerretDB exited early (${how}); its log ends with:\n${tail(readLog(logFile))}`);
+    }
+    try {
+      await ping(uri);
+      return;
+    } catch (err) {
+      lastError = err;
+      await sleep(200);
+    }
+  }
+  throw new Error(
+    `FerretDB did not answer at ${uri} within ${READY_TIMEOUT_MS / 1000}s (${messageOf(lastError)}); ` +
+      `its log ends with:\n${tail(readLog(logFile))}`,
+  );
+}
+
+async function ping(uri: string): Promise<void> {
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1_000, connectTimeoutMS: 1_000 });
+  try {
+    await client.db('admin').command({ ping: 1 });
+  } finally {
+    await client.close();
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.ref(); // keep the event loop alive until the exit is observed
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+// FerretDB embedded as a library reports ferretdbVersion "unknown", so read it from go.mod.
+function ferretVersion(toolDir: string): string {
+  const goMod = readFileSync(join(toolDir, 'go.mod'), 'utf8');
+  return /github\.com\/FerretDB\/FerretDB v(\S+)/.exec(goMod)?.[1] ?? '(unknown version)';
+}
+
+// ---------- mongodb-memory-server ----------
+
+async function startMemoryServer(): Promise<EphemeralDatabase> {
+  // Loaded lazily: it is a dev dependency and only needed when FerretDB is unavailable.
+  const { MongoMemoryServer } = await import('mongodb-memory-server-core');
+  const server = await MongoMemoryServer.create();
+  const uri = server.getUri();
+  return {
+    uri,
+    kind: 'mongodb-memory-server',
+    description: `mongod (mongodb-memory-server) at ${uri}`,
+    stop: async () => {
+      await server.stop();
+    },
+  };
+}
+
+// ---------- helpers ----------
+
+function noDatabaseMessage(ferretError: unknown, memoryError: unknown): string {
+  return [
+    'No MongoDB-compatible database is available. To get one, do any of:',
+    '  - set MONGODB_URI to a reachable MongoDB (e.g. MONGODB_URI=mongodb://127.0.0.1:27017/);',
+    '  - install Go >= 1.24 so the FerretDB launcher can be built:',
+    '      cd tools/ferretdb && go build -o bin/ferretdb-launcher .',
+    '  - allow mongodb-memory-server to download mongod (internet access, or set MONGOMS_SYSTEM_BINARY',
+    '    to a local mongod).',
+    `FerretDB failed: ${messageOf(ferretError)}`,
+    `mongodb-memory-server failed: ${messageOf(memoryError)}`,
+  ].join('\n');
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

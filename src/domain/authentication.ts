@@ -1,0 +1,185 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
+import { DomainError } from './errors';
+import { isId } from './ids';
+import { parseSecret } from './keyFormat';
+import type { Principal, UserPrincipal } from './principal';
+import type { Verifier } from './verification';
+
+/** What the interceptor extracted from metadata; everything else is ignored. */
+export interface Credentials {
+  authorization: string[];
+  apiKey: string[];
+  organizationId: string[];
+}
+
+export interface Authenticated {
+  principal: Principal;
+  orgId: string;
+  actingAs: boolean;
+}
+
+export interface AuthenticatorSettings {
+  keyPrefix: string;
+  jwtSecret?: string;
+  /** A JWKS file path or an https URL. */
+  jwks?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  verifyTokens: string[];
+  staffEmailDomains: string[];
+}
+
+const MAX_CREDENTIAL_LENGTH = 8192;
+const ORG_ID = /^org_[0-9a-hjkmnp-tv-z]{26}$/;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+const unauthenticated = (reason: 'UNAUTHENTICATED' | 'INVALID_TOKEN' | 'TOKEN_EXPIRED' | 'INVALID_API_KEY', msg: string) =>
+  new DomainError(reason, msg);
+
+/**
+ * Resolves who is calling and on which organization the call acts. Three kinds of caller:
+ * users (JWT), API keys issued by this service, and internal services (configured tokens).
+ */
+export class Authenticator {
+  private readonly jwtKey?: Uint8Array | JWTVerifyGetKey;
+  private readonly serviceTokenHashes: Buffer[];
+
+  constructor(
+    private readonly s: AuthenticatorSettings,
+    private readonly verifier: Verifier,
+  ) {
+    this.jwtKey = loadJwtKey(s);
+    // Hashing first gives equal-length buffers, so the comparison is constant-time.
+    this.serviceTokenHashes = s.verifyTokens.map(sha256);
+  }
+
+  async authenticate(c: Credentials): Promise<Authenticated> {
+    const principal = await this.principalOf(c);
+    return this.effectiveOrganization(principal, c.organizationId);
+  }
+
+  private async principalOf(c: Credentials): Promise<Principal> {
+    if (c.authorization.length + c.apiKey.length === 0) {
+      throw unauthenticated('UNAUTHENTICATED', 'missing credentials: send "authorization: Bearer <token>" or "x-api-key: <key>"');
+    }
+    if (c.authorization.length + c.apiKey.length > 1) {
+      throw unauthenticated('UNAUTHENTICATED', 'send exactly one credential (one authorization or one x-api-key header)');
+    }
+    if (c.apiKey.length === 1) return this.apiKeyPrincipal(c.apiKey[0]);
+    const match = /^Bearer ([\x21-\x7e]+)$/i.exec(c.authorization[0]);
+    if (!match || match[1].length > MAX_CREDENTIAL_LENGTH) {
+      throw unauthenticated('INVALID_TOKEN', 'authorization must be "Bearer <token>"');
+    }
+    const token = match[1];
+    if (parseSecret(token, this.s.keyPrefix)) return this.apiKeyPrincipal(token);
+    if (this.isServiceToken(token)) {
+      return { kind: 'service', id: `service:${this.serviceTokenIndex(token) + 1}` };
+    }
+    if (JWT_SHAPE.test(token)) return this.userPrincipal(token);
+    throw unauthenticated('INVALID_TOKEN', 'the bearer token is not a valid JWT, API key or service token');
+  }
+
+  private async apiKeyPrincipal(secret: string): Promise<Principal> {
+    if (secret.length > MAX_CREDENTIAL_LENGTH) throw unauthenticated('INVALID_API_KEY', 'invalid API key');
+    const { code, key } = await this.verifier.verify(secret, []);
+    if (code !== 'VALID' || !key) {
+      throw unauthenticated('INVALID_API_KEY', 'the API key is missing, incorrect, revoked, archived or expired');
+    }
+    return {
+      kind: 'apiKey',
+      id: key._id,
+      orgId: key.org_id,
+      scopes: key.scopes,
+      createdBy: key.created_by,
+      allowSelfRevoke: key.allow_self_revoke,
+    };
+  }
+
+  private isServiceToken(token: string): boolean {
+    return this.serviceTokenIndex(token) >= 0;
+  }
+
+  private serviceTokenIndex(token: string): number {
+    const h = sha256(token);
+    let found = -1;
+    // Compare against every token so timing does not reveal which one matched.
+    this.serviceTokenHashes.forEach((t, i) => {
+      if (timingSafeEqual(t, h)) found = i;
+    });
+    return found;
+  }
+
+  private async userPrincipal(token: string): Promise<UserPrincipal> {
+    if (!this.jwtKey) throw unauthenticated('INVALID_TOKEN', 'user tokens are not accepted: no JWT key is configured');
+    let payload: JWTPayload;
+    try {
+      const verified = await jwtVerify(token, this.jwtKey as Uint8Array, {
+        issuer: this.s.jwtIssuer,
+        audience: this.s.jwtAudience,
+        requiredClaims: ['exp', 'sub'],
+      });
+      payload = verified.payload;
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw unauthenticated('TOKEN_EXPIRED', 'the token has expired; get a new one');
+      throw unauthenticated('INVALID_TOKEN', 'the token is not valid (signature, issuer, audience or claims)');
+    }
+    return this.userFromClaims(payload);
+  }
+
+  private userFromClaims(p: JWTPayload): UserPrincipal {
+    const orgId = p.org_id;
+    const role = p.role;
+    if (typeof p.sub !== 'string' || !isId('usr', p.sub)) throw unauthenticated('INVALID_TOKEN', 'claim "sub" must be a usr_ id');
+    if (typeof orgId !== 'string' || !ORG_ID.test(orgId)) throw unauthenticated('INVALID_TOKEN', 'claim "org_id" must be an org_ id');
+    if (role !== 'admin' && role !== 'member') throw unauthenticated('INVALID_TOKEN', 'claim "role" must be "admin" or "member"');
+    const email = typeof p.email === 'string' ? p.email.toLowerCase() : undefined;
+    const emailVerified = p.email_verified === true;
+    const domain = email?.split('@')[1];
+    return {
+      kind: 'user',
+      id: p.sub,
+      email,
+      emailVerified,
+      orgId,
+      role,
+      staff: emailVerified && domain !== undefined && this.s.staffEmailDomains.includes(domain),
+    };
+  }
+
+  /** Seed 001: staff may act on another organization with x-organization-id; nobody else may. */
+  private effectiveOrganization(principal: Principal, header: string[]): Authenticated {
+    const own = principal.kind === 'service' ? '' : principal.orgId;
+    if (header.length === 0) return { principal, orgId: own, actingAs: false };
+    if (header.length > 1 || !ORG_ID.test(header[0])) {
+      throw new DomainError('INVALID_ORGANIZATION_ID', 'x-organization-id must be one org_ id (^org_[0-9a-hjkmnp-tv-z]{26}$)', [
+        { field: 'x-organization-id', reason: 'INVALID_ORGANIZATION_ID', description: 'must match ^org_[0-9a-hjkmnp-tv-z]{26}$' },
+      ]);
+    }
+    if (principal.kind !== 'user' || !principal.staff) {
+      throw new DomainError('ACTING_AS_FORBIDDEN', 'x-organization-id is honoured for staff only');
+    }
+    return { principal, orgId: header[0], actingAs: header[0] !== own };
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function loadJwtKey(s: AuthenticatorSettings): Uint8Array | JWTVerifyGetKey | undefined {
+  if (s.jwks) {
+    return /^https?:\/\//.test(s.jwks)
+      ? createRemoteJWKSet(new URL(s.jwks))
+      : createLocalJWKSet(JSON.parse(readFileSync(s.jwks, 'utf8')));
+  }
+  return s.jwtSecret ? new TextEncoder().encode(s.jwtSecret) : undefined;
+}

@@ -1,0 +1,127 @@
+/**
+ * The API-key secret: `{prefix}_{env}_{random}{checksum}`, e.g. `sk_live_<32 base62><6 base62>`.
+ *
+ * - prefix: per deployment, so secret scanners can recognise our keys;
+ * - env: `live` | `test`, visible so a test key is never mistaken for a live one;
+ * - random: 32 base62 chars from a CSPRNG (32 × log2(62) ≈ 190 bits);
+ * - checksum: CRC32 of everything before it, as 6 base62 chars (GitHub-token style), so typos
+ *   and garbage are rejected by `parseSecret` without a storage lookup.
+ *
+ * Only `hashSecret(secret)` is stored: SHA-256 is enough for a 190-bit random secret (a slow
+ * password hash protects low-entropy inputs, which these are not).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+
+export type Environment = 'live' | 'test';
+
+export interface ParsedSecret {
+  environment: Environment;
+}
+
+export interface SecretDescription {
+  /** SHA-256 hex of the secret: the storage lookup key. */
+  hash: string;
+  /** `{prefix}_{env}_` + first 4 random chars, e.g. `sk_live_abc1`. */
+  start: string;
+  /** `start` + '…' + last 4 chars of the secret, e.g. `sk_live_abc1…wxyz`. */
+  maskedKey: string;
+  /** First 6 hex chars of the SHA-256. */
+  fingerprint: string;
+}
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const RANDOM_LENGTH = 32;
+export const CHECKSUM_LENGTH = 6; // 62^6 ≈ 5.7e10 > 2^32, so any CRC32 fits.
+const ENV_LENGTH = 4; // 'live' and 'test' are both 4 chars, so the total length is fixed.
+/** Everything but the prefix: `_` + env + `_` + random + checksum. */
+const SUFFIX_LENGTH = 1 + ENV_LENGTH + 1 + RANDOM_LENGTH + CHECKSUM_LENGTH;
+/** Longest possible secret (16-char prefix): 60. Anything longer is rejected before any regex. */
+export const MAX_SECRET_LENGTH = 16 + SUFFIX_LENGTH;
+
+const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,15}$/;
+const BODY_PATTERN = /^[0-9A-Za-z]+$/;
+// Prefixes cannot contain '_', so the first '_' always ends the prefix.
+const SECRET_SHAPE = /^([a-z][a-z0-9]{1,15})_(live|test)_([0-9A-Za-z]{38})$/;
+
+/** A deployment's key prefix: a lowercase letter, then 1–15 lowercase letters or digits. */
+export function isValidPrefix(prefix: string): boolean {
+  return typeof prefix === 'string' && PREFIX_PATTERN.test(prefix);
+}
+
+export function isEnvironment(value: unknown): value is Environment {
+  return value === 'live' || value === 'test';
+}
+
+/** A fresh secret. Throws on an invalid prefix or environment (configuration/programming bugs). */
+export function generateSecret(prefix: string, environment: Environment): string {
+  if (!isValidPrefix(prefix)) throw new RangeError(`invalid key prefix: ${JSON.stringify(prefix)}`);
+  if (!isEnvironment(environment)) throw new RangeError(`invalid environment: ${String(environment)}`);
+  const body = `${prefix}_${environment}_${randomBase62(RANDOM_LENGTH)}`;
+  return body + checksumOf(body);
+}
+
+/**
+ * Checks a presented secret's shape, prefix and checksum; null when any of them is wrong.
+ * Cheap on purpose (length first, no I/O): it runs on every verification, before storage.
+ */
+export function parseSecret(secret: string, prefix: string): ParsedSecret | null {
+  if (typeof secret !== 'string' || typeof prefix !== 'string') return null;
+  if (secret.length > MAX_SECRET_LENGTH || secret.length !== prefix.length + SUFFIX_LENGTH) return null;
+  if (!secret.startsWith(prefix) || secret[prefix.length] !== '_') return null;
+  const envStart = prefix.length + 1;
+  const environment = secret.slice(envStart, envStart + ENV_LENGTH);
+  if (!isEnvironment(environment) || secret[envStart + ENV_LENGTH] !== '_') return null;
+  const random = secret.slice(envStart + ENV_LENGTH + 1, secret.length - CHECKSUM_LENGTH);
+  const checksum = secret.slice(secret.length - CHECKSUM_LENGTH);
+  if (!BODY_PATTERN.test(random) || !BODY_PATTERN.test(checksum)) return null;
+  // Not a secret comparison (the checksum is public information), so === is fine here.
+  if (checksumOf(secret.slice(0, secret.length - CHECKSUM_LENGTH)) !== checksum) return null;
+  return { environment };
+}
+
+/** SHA-256 hex of the secret: what storage indexes and looks keys up by. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/**
+ * The non-secret fields stored and shown for a key. Throws if `secret` is not shaped like a
+ * secret: describing arbitrary input would put unmasked text where a mask is expected.
+ */
+export function describeSecret(secret: string): SecretDescription {
+  const match = typeof secret === 'string' ? SECRET_SHAPE.exec(secret) : null;
+  if (!match) throw new TypeError('not a well-formed secret');
+  const hash = hashSecret(secret);
+  const start = `${match[1]}_${match[2]}_${match[3]!.slice(0, 4)}`;
+  return {
+    hash,
+    start,
+    maskedKey: `${start}…${secret.slice(-4)}`,
+    fingerprint: hash.slice(0, 6),
+  };
+}
+
+/** The 6-char base62 CRC32 of `body`, left-padded with '0'. */
+export function checksumOf(body: string): string {
+  let value = crc32(body); // unsigned 32-bit; body is ASCII, so string vs UTF-8 bytes agree.
+  let out = '';
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = BASE62[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return out;
+}
+
+/** `length` uniform base62 chars from the CSPRNG. Bytes ≥ 248 (= 4 × 62) are discarded so that
+ *  `byte % 62` is uniform — plain modulo would favour the first 8 characters. */
+export function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length + 8)) {
+      if (byte < 248) out += BASE62[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}

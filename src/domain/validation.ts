@@ -1,0 +1,168 @@
+import { validationError, type FieldViolation, type Reason } from './errors';
+import { isId } from './ids';
+import type { Environment } from './keyFormat';
+
+/** Pure request validation. Each function returns normalized values or throws one DomainError listing every violation. */
+
+export const LIMITS = {
+  nameMax: 128,
+  scopesMax: 32,
+  metadataEntriesMax: 16,
+  metadataValueMax: 512,
+  commentMax: 512,
+  pageSizeDefault: 20,
+  pageSizeMax: 100,
+  rateLimitMax: 1_000_000,
+  rateWindowMaxSeconds: 86_400,
+} as const;
+
+const SCOPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
+// Metadata keys become MongoDB field names: no "$", no ".", nothing an operator could hide in.
+const METADATA_KEY = /^[A-Za-z0-9_-]{1,64}$/;
+const EXTERNAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+export interface CreateKeyInput {
+  name: string;
+  scopes: string[];
+  environment: string;
+  expireTime?: Date;
+  metadata: Record<string, string>;
+  workspaceId: string;
+  allowSelfRevoke: boolean;
+  recoverable: boolean;
+  requestId: string;
+  rateLimit?: { limit: number; windowSeconds: number };
+}
+
+export interface ValidCreateKey {
+  name: string;
+  scopes: string[];
+  environment: Environment;
+  expiresAt: Date | null;
+  metadata: Record<string, string>;
+  workspaceId: string | null;
+  allowSelfRevoke: boolean;
+  recoverable: boolean;
+  requestId: string | null;
+  rateLimit: { limit: number; window_seconds: number } | null;
+}
+
+class Violations {
+  readonly list: FieldViolation[] = [];
+  add(field: string, reason: Reason, description: string): void {
+    this.list.push({ field, reason, description });
+  }
+  throwIfAny(): void {
+    if (this.list.length > 0) throw validationError(this.list);
+  }
+}
+
+function checkName(raw: string, v: Violations): string {
+  const name = raw.trim();
+  if (name.length === 0) v.add('name', 'NAME_REQUIRED', 'name is required');
+  else if (name.length > LIMITS.nameMax) v.add('name', 'NAME_TOO_LONG', `name must be at most ${LIMITS.nameMax} characters`);
+  else if (CONTROL.test(name)) v.add('name', 'INVALID_NAME', 'name must not contain control characters');
+  return name;
+}
+
+function checkScopes(raw: string[], v: Violations): string[] {
+  if (raw.length === 0) v.add('scopes', 'INVALID_SCOPES', 'at least one scope is required, e.g. "read"');
+  if (raw.length > LIMITS.scopesMax) v.add('scopes', 'INVALID_SCOPES', `at most ${LIMITS.scopesMax} scopes`);
+  raw.slice(0, LIMITS.scopesMax).forEach((s, i) => {
+    if (!SCOPE.test(s)) v.add(`scopes[${i}]`, 'INVALID_SCOPES', `scope must match ${SCOPE.source}`);
+  });
+  return [...new Set(raw)];
+}
+
+function checkMetadata(raw: Record<string, string>, v: Violations): Record<string, string> {
+  const entries = Object.entries(raw);
+  if (entries.length > LIMITS.metadataEntriesMax) {
+    v.add('metadata', 'INVALID_METADATA', `at most ${LIMITS.metadataEntriesMax} entries`);
+    return {};
+  }
+  for (const [k, val] of entries) {
+    if (!METADATA_KEY.test(k)) v.add('metadata', 'INVALID_METADATA', `key must match ${METADATA_KEY.source}`);
+    else if (val.length > LIMITS.metadataValueMax || val.includes('\u0000')) {
+      v.add(`metadata["${k}"]`, 'INVALID_METADATA', `value must be at most ${LIMITS.metadataValueMax} characters, no NUL`);
+    }
+  }
+  return Object.fromEntries(entries);
+}
+
+function checkExpiry(raw: Date | undefined, now: Date, v: Violations): Date | null {
+  if (raw === undefined) return null;
+  if (Number.isNaN(raw.getTime()) || raw.getTime() <= now.getTime()) {
+    v.add('expire_time', 'INVALID_EXPIRE_TIME', 'expire_time must be in the future');
+  }
+  return raw;
+}
+
+export function validateCreateKey(input: CreateKeyInput, now: Date): ValidCreateKey {
+  const v = new Violations();
+  const name = checkName(input.name, v);
+  const scopes = checkScopes(input.scopes, v);
+  const environment = input.environment === '' ? 'live' : input.environment;
+  if (environment !== 'live' && environment !== 'test') {
+    v.add('environment', 'INVALID_ENVIRONMENT', 'environment must be "live" or "test"');
+  }
+  const expiresAt = checkExpiry(input.expireTime, now, v);
+  const metadata = checkMetadata(input.metadata, v);
+  if (input.workspaceId !== '' && !EXTERNAL_ID.test(input.workspaceId)) {
+    v.add('workspace_id', 'INVALID_WORKSPACE_ID', `workspace_id must match ${EXTERNAL_ID.source}`);
+  }
+  if (input.requestId !== '' && !EXTERNAL_ID.test(input.requestId)) {
+    v.add('request_id', 'INVALID_REQUEST_ID', `request_id must match ${EXTERNAL_ID.source} (a UUID works)`);
+  }
+  const rateLimit = input.rateLimit ? checkRateLimit(input.rateLimit, v) : null;
+  v.throwIfAny();
+  return {
+    name,
+    scopes,
+    environment: environment as Environment,
+    expiresAt,
+    metadata,
+    workspaceId: input.workspaceId || null,
+    allowSelfRevoke: input.allowSelfRevoke,
+    recoverable: input.recoverable,
+    requestId: input.requestId || null,
+    rateLimit,
+  };
+}
+
+function checkRateLimit(r: { limit: number; windowSeconds: number }, v: Violations) {
+  if (r.limit < 1 || r.limit > LIMITS.rateLimitMax) {
+    v.add('rate_limit.limit', 'INVALID_RATE_LIMIT', `limit must be 1–${LIMITS.rateLimitMax}`);
+  }
+  if (r.windowSeconds < 1 || r.windowSeconds > LIMITS.rateWindowMaxSeconds) {
+    v.add('rate_limit.window_seconds', 'INVALID_RATE_LIMIT', `window_seconds must be 1–${LIMITS.rateWindowMaxSeconds}`);
+  }
+  return { limit: r.limit, window_seconds: r.windowSeconds };
+}
+
+export function validateKeyId(id: string, field = 'id'): string {
+  if (!isId('key', id)) {
+    throw validationError([{ field, reason: 'INVALID_ID', description: 'id must look like key_ followed by 26 base32 characters' }]);
+  }
+  return id;
+}
+
+export function validateComment(comment: string): string {
+  const trimmed = comment.trim();
+  if (trimmed.length > LIMITS.commentMax || trimmed.includes('\u0000')) {
+    throw validationError([
+      { field: 'comment', reason: 'INVALID_COMMENT', description: `comment must be at most ${LIMITS.commentMax} characters, no NUL` },
+    ]);
+  }
+  return trimmed;
+}
+
+/** AIP-158: 0 means the default; larger than the maximum is coerced down; negative is an error. */
+export function normalizePageSize(pageSize: number): number {
+  if (pageSize < 0) {
+    throw validationError([{ field: 'page_size', reason: 'INVALID_PAGE_SIZE', description: 'page_size must not be negative' }]);
+  }
+  if (pageSize === 0) return LIMITS.pageSizeDefault;
+  return Math.min(pageSize, LIMITS.pageSizeMax);
+}

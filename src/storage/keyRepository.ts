@@ -1,0 +1,62 @@
+import type { Collection, Filter } from 'mongodb';
+import type { KeyDocument, StoredStatus } from './documents';
+
+export interface ListQuery {
+  orgId: string;
+  statuses: StoredStatus[];
+  /** Only keys whose last use is before this time, or never used. */
+  unusedSince?: Date;
+  /** Exclusive position to continue after (newest first). */
+  after?: { createdAt: Date; id: string };
+  limit: number;
+}
+
+/** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
+export class KeyRepository {
+  constructor(private readonly keys: Collection<KeyDocument>) {}
+
+  async insert(doc: KeyDocument): Promise<void> {
+    await this.keys.insertOne(doc);
+  }
+
+  findInOrg(orgId: string, id: string): Promise<KeyDocument | null> {
+    return this.keys.findOne({ _id: id, org_id: orgId });
+  }
+
+  findByHash(hash: string): Promise<KeyDocument | null> {
+    return this.keys.findOne({ hash });
+  }
+
+  list(q: ListQuery): Promise<KeyDocument[]> {
+    const filter: Filter<KeyDocument> = { org_id: q.orgId, status: { $in: q.statuses } };
+    const and: Filter<KeyDocument>[] = [];
+    if (q.after) {
+      and.push({
+        $or: [
+          { created_at: { $lt: q.after.createdAt } },
+          { created_at: q.after.createdAt, _id: { $lt: q.after.id } },
+        ],
+      });
+    }
+    if (q.unusedSince) {
+      and.push({ $or: [{ last_used_at: null }, { last_used_at: { $lt: q.unusedSince } }] });
+    }
+    if (and.length > 0) filter.$and = and;
+    return this.keys.find(filter).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray();
+  }
+
+  /**
+   * Applies `set` only while the key is in one of `from`; returns the updated document, or null
+   * when the key is missing or in another state.
+   */
+  async transition(
+    orgId: string,
+    id: string,
+    from: StoredStatus[],
+    set: Partial<KeyDocument>,
+  ): Promise<KeyDocument | null> {
+    const res = await this.keys.updateOne({ _id: id, org_id: orgId, status: { $in: from } }, { $set: set });
+    if (res.matchedCount === 0) return null;
+    return this.keys.findOne({ _id: id, org_id: orgId });
+  }
+}

@@ -1,0 +1,53 @@
+import { MongoClient, type Db } from 'mongodb';
+import type { Logger } from '../logging/logger';
+import type { KeyDocument, KeySlotDocument, OrganizationDocument } from './documents';
+
+export interface Collections {
+  keys: import('mongodb').Collection<KeyDocument>;
+  organizations: import('mongodb').Collection<OrganizationDocument>;
+  slots: import('mongodb').Collection<KeySlotDocument>;
+}
+
+export interface Storage {
+  client: MongoClient;
+  db: Db;
+  collections: Collections;
+  close(): Promise<void>;
+}
+
+export function collectionsOf(db: Db): Collections {
+  return {
+    keys: db.collection<KeyDocument>('api_keys'),
+    organizations: db.collection<OrganizationDocument>('organizations'),
+    slots: db.collection<KeySlotDocument>('key_slots'),
+  };
+}
+
+/** Idempotent: createIndex with the same spec is a no-op when the index exists. */
+export async function ensureIndexes(c: Collections): Promise<void> {
+  await c.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' });
+  await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' });
+  await c.keys.createIndex({ updated_at: 1 }, { name: 'updated_at' });
+  await c.slots.createIndex({ org_id: 1 }, { name: 'org' });
+}
+
+export async function connectStorage(uri: string, dbName: string, logger: Logger): Promise<Storage> {
+  const client = new MongoClient(uri, {
+    // Fail fast when the database is down: callers get UNAVAILABLE rather than a hang.
+    serverSelectionTimeoutMS: 5000,
+    appName: 'apikeys',
+  });
+  await client.connect();
+  const db = client.db(dbName);
+  const hello = await db.command({ hello: 1 });
+  const build = await db.admin().command({ buildInfo: 1 }).catch(() => ({ version: 'unknown' }));
+  logger.info(
+    { database: dbName, serverVersion: build.version, replicaSet: hello.setName ?? null },
+    hello.setName
+      ? 'connected to MongoDB replica set'
+      : 'connected to a standalone MongoDB-wire server (no transactions or change streams used)',
+  );
+  const collections = collectionsOf(db);
+  await ensureIndexes(collections);
+  return { client, db, collections, close: () => client.close() };
+}

@@ -1,0 +1,73 @@
+import { MongoServerError, type Collection } from 'mongodb';
+import type { KeyDocument, KeySlotDocument } from './documents';
+
+/** How long a slot may exist without its key before it is treated as leaked (crash mid-create). */
+const ORPHAN_GRACE_MS = 60_000;
+const MAX_ATTEMPTS = 8;
+
+/**
+ * The cap on live keys per organization. Each live key holds one slot document whose _id is
+ * `${org}:${n}` with n < cap; the unique _id index is what makes the cap hold under concurrent
+ * creates. A counter with a conditional $inc would be simpler, but MongoDB-wire servers without
+ * document-level atomicity (FerretDB on SQLite, measured here) lose such updates.
+ */
+export class SlotRepository {
+  constructor(
+    private readonly slots: Collection<KeySlotDocument>,
+    private readonly keys: Collection<KeyDocument>,
+  ) {}
+
+  /** Takes a free slot for `keyId`; false when all `cap` slots are held by live keys. */
+  async acquire(orgId: string, keyId: string, cap: number, now: Date): Promise<boolean> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const free = await this.freeSlots(orgId, cap);
+      if (free.length === 0) {
+        if (attempt === 0 && (await this.reclaimOrphans(orgId, now)) > 0) continue;
+        return false;
+      }
+      // A random free slot spreads concurrent creators over different _ids.
+      const slot = free[Math.floor(Math.random() * free.length)];
+      try {
+        await this.slots.insertOne({ _id: `${orgId}:${slot}`, org_id: orgId, key_id: keyId, created_at: now });
+        return true;
+      } catch (err) {
+        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+      }
+    }
+    return false;
+  }
+
+  async release(orgId: string, keyId: string): Promise<void> {
+    await this.slots.deleteMany({ org_id: orgId, key_id: keyId });
+  }
+
+  private async freeSlots(orgId: string, cap: number): Promise<number[]> {
+    const taken = new Set(
+      (await this.slots.find({ org_id: orgId }, { projection: { _id: 1 } }).toArray()).map((s) =>
+        Number(s._id.slice(orgId.length + 1)),
+      ),
+    );
+    const free: number[] = [];
+    for (let n = 0; n < cap; n++) if (!taken.has(n)) free.push(n);
+    return free;
+  }
+
+  /** Frees slots whose key no longer exists or is no longer live (a create or revoke cut short). */
+  private async reclaimOrphans(orgId: string, now: Date): Promise<number> {
+    const old = await this.slots
+      .find({ org_id: orgId, created_at: { $lt: new Date(now.getTime() - ORPHAN_GRACE_MS) } })
+      .toArray();
+    if (old.length === 0) return 0;
+    const live = new Set(
+      (
+        await this.keys
+          .find({ _id: { $in: old.map((s) => s.key_id) }, status: 'active' }, { projection: { _id: 1 } })
+          .toArray()
+      ).map((k) => k._id),
+    );
+    const orphans = old.filter((s) => !live.has(s.key_id)).map((s) => s._id);
+    if (orphans.length === 0) return 0;
+    const res = await this.slots.deleteMany({ _id: { $in: orphans } });
+    return res.deletedCount;
+  }
+}

@@ -1,0 +1,121 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
+import { Any } from '../gen/google/protobuf/any';
+import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details';
+import { Status } from '../gen/google/rpc/status';
+import { DomainError, type Reason } from '../domain/errors';
+import type { Logger } from '../logging/logger';
+
+/** ErrorInfo.domain: the service's name (AIP-193). */
+export const ERROR_DOMAIN = 'apikeys.v1';
+
+/**
+ * The one table from reason to gRPC code and to the HTTP status a gateway should answer with.
+ * The README's error table is checked against it by a test.
+ */
+export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
+  INVALID_ARGUMENT: { code: status.INVALID_ARGUMENT, http: 422 },
+  NAME_REQUIRED: { code: status.INVALID_ARGUMENT, http: 422 },
+  NAME_TOO_LONG: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_NAME: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_RATE_LIMIT: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_PAGE_SIZE: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_SCOPES: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_ENVIRONMENT: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_EXPIRE_TIME: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_METADATA: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_ID: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_WORKSPACE_ID: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_REQUEST_ID: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_PAGE_TOKEN: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_COMMENT: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_ORGANIZATION_ID: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_REQUEST_ID_HEADER: { code: status.INVALID_ARGUMENT, http: 422 },
+  UNAUTHENTICATED: { code: status.UNAUTHENTICATED, http: 401 },
+  INVALID_TOKEN: { code: status.UNAUTHENTICATED, http: 401 },
+  TOKEN_EXPIRED: { code: status.UNAUTHENTICATED, http: 401 },
+  INVALID_API_KEY: { code: status.UNAUTHENTICATED, http: 401 },
+  PERMISSION_DENIED: { code: status.PERMISSION_DENIED, http: 403 },
+  INSUFFICIENT_SCOPE: { code: status.PERMISSION_DENIED, http: 403 },
+  ACTING_AS_FORBIDDEN: { code: status.PERMISSION_DENIED, http: 403 },
+  SCOPE_ESCALATION: { code: status.PERMISSION_DENIED, http: 403 },
+  KEY_NOT_FOUND: { code: status.NOT_FOUND, http: 404 },
+  KEY_REVOKED: { code: status.FAILED_PRECONDITION, http: 409 },
+  PLAN_LIMIT_REACHED: { code: status.RESOURCE_EXHAUSTED, http: 402 },
+  ETAG_MISMATCH: { code: status.ABORTED, http: 409 },
+  RATE_LIMITED: { code: status.RESOURCE_EXHAUSTED, http: 429 },
+  NOT_IMPLEMENTED: { code: status.UNIMPLEMENTED, http: 501 },
+  STORAGE_UNAVAILABLE: { code: status.UNAVAILABLE, http: 503 },
+  INTERNAL: { code: status.INTERNAL, http: 500 },
+};
+
+const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
+
+function packAny(typeName: string, value: Uint8Array): Any {
+  return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
+}
+
+/** A grpc-js status carrying google.rpc.Status (ErrorInfo + BadRequest) in its trailers. */
+export function toStatus(error: DomainError): PartialStatusObject & { metadata: Metadata } {
+  const { code } = REASON_STATUS[error.reason];
+  const details: Any[] = [
+    packAny(
+      'google.rpc.ErrorInfo',
+      ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }).finish(),
+    ),
+  ];
+  if (error.fieldViolations.length > 0) {
+    const badRequest = BadRequest.encode({
+      fieldViolations: error.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })),
+    }).finish();
+    details.push(packAny('google.rpc.BadRequest', badRequest));
+  }
+  const metadata = new Metadata();
+  metadata.set(
+    STATUS_DETAILS_KEY,
+    Buffer.from(Status.encode({ code, message: error.message, details }).finish()),
+  );
+  return { code, details: error.message, metadata };
+}
+
+/** Storage driver errors that mean "the database is not reachable right now". */
+function isStorageUnavailable(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name ?? '';
+  return /^Mongo(ServerSelection|NetworkTimeout|Network|NotConnected|Topology)/.test(name);
+}
+
+/**
+ * Any thrown value → a safe DomainError. Unknown errors are logged here (they are bugs or
+ * outages) and reach the client as INTERNAL/UNAVAILABLE with no internals.
+ */
+export function toDomainError(err: unknown, logger: Logger): DomainError {
+  if (err instanceof DomainError) return err;
+  if (isStorageUnavailable(err)) {
+    logger.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'storage unavailable');
+    return new DomainError('STORAGE_UNAVAILABLE', 'storage is unavailable; retry with backoff');
+  }
+  logger.error({ err }, 'unexpected error');
+  return new DomainError('INTERNAL', 'internal error');
+}
+
+/** For handlers' callbacks, which take a ServiceError-shaped object. */
+export function toServiceError(error: DomainError): Partial<ServiceError> {
+  const s = toStatus(error);
+  return { code: s.code, details: s.details, metadata: s.metadata, message: s.details } as Partial<ServiceError>;
+}
+
+/** Client side: decode ErrorInfo and BadRequest from a ServiceError (tests, keyctl). */
+export function decodeStatusDetails(err: { metadata?: Metadata }): {
+  errorInfo?: ErrorInfo;
+  badRequest?: BadRequest;
+} {
+  const raw = err.metadata?.get(STATUS_DETAILS_KEY)[0];
+  if (!raw || typeof raw === 'string') return {};
+  const decoded = Status.decode(raw);
+  const out: { errorInfo?: ErrorInfo; badRequest?: BadRequest } = {};
+  for (const any of decoded.details) {
+    if (any.typeUrl.endsWith('/google.rpc.ErrorInfo')) out.errorInfo = ErrorInfo.decode(any.value);
+    if (any.typeUrl.endsWith('/google.rpc.BadRequest')) out.badRequest = BadRequest.decode(any.value);
+  }
+  return out;
+}

@@ -1,0 +1,38 @@
+import { VerifyCode, type VerifyServiceServer } from '../../gen/apikeys/v1/verify_service';
+import { DomainError } from '../../domain/errors';
+import type { VerifyCodeName, Verifier } from '../../domain/verification';
+import type { Logger } from '../../logging/logger';
+import { unary } from './unary';
+
+const CODE: Record<VerifyCodeName, VerifyCode> = {
+  VALID: VerifyCode.VERIFY_CODE_VALID,
+  MALFORMED: VerifyCode.VERIFY_CODE_MALFORMED,
+  NOT_FOUND: VerifyCode.VERIFY_CODE_NOT_FOUND,
+  REVOKED: VerifyCode.VERIFY_CODE_REVOKED,
+  ARCHIVED: VerifyCode.VERIFY_CODE_ARCHIVED,
+  EXPIRED: VerifyCode.VERIFY_CODE_EXPIRED,
+  INSUFFICIENT_SCOPE: VerifyCode.VERIFY_CODE_INSUFFICIENT_SCOPE,
+};
+
+/** Results about the presented key are answers, not RPC errors; only the caller's own problems are errors. */
+export function verifyServiceHandlers(verifier: Verifier, logger: Logger): VerifyServiceServer {
+  return {
+    verifyKey: unary(logger, async (req, ctx) => {
+      if (ctx.principal.kind !== 'service') {
+        throw new DomainError('PERMISSION_DENIED', 'VerifyService needs a service credential (one of VERIFY_TOKENS)');
+      }
+      const { code, key } = await verifier.verify(req.key, req.requiredScopes);
+      return {
+        valid: code === 'VALID',
+        code: CODE[code],
+        keyId: key?._id ?? '',
+        orgId: key?.org_id ?? '',
+        workspaceId: key?.workspace_id ?? '',
+        scopes: key?.scopes ?? [],
+        metadata: key?.metadata ?? {},
+        expireTime: key?.expires_at ?? undefined,
+        rateLimit: undefined,
+      };
+    }),
+  };
+}

@@ -1,0 +1,43 @@
+// Per-test-file database on the server chosen by globalSetup.
+import { randomBytes } from 'node:crypto';
+import { MongoClient, type Db } from 'mongodb';
+
+export interface TestDatabase {
+  client: MongoClient;
+  db: Db;
+  uri: string;
+  dbName: string;
+  drop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// FerretDB 1.24 accepts [A-Za-z0-9_-]{1,63}; MongoDB < 64 bytes; Atlas shared tiers 38.
+// Staying within 38 of [a-z0-9_] keeps names valid everywhere.
+const MAX_DB_NAME = 38;
+
+export async function testDb(name: string): Promise<TestDatabase> {
+  const uri = process.env.TEST_MONGODB_URI;
+  if (!uri) {
+    throw new Error('TEST_MONGODB_URI is not set: jest globalSetup (test/support/globalSetup.ts) did not run.');
+  }
+  const dbName = uniqueDbName(name);
+  const client = await MongoClient.connect(uri);
+  const db = client.db(dbName);
+  return {
+    client,
+    db,
+    uri,
+    dbName,
+    drop: async () => {
+      await db.dropDatabase();
+    },
+    close: () => client.close(),
+  };
+}
+
+function uniqueDbName(name: string): string {
+  const suffix = randomBytes(4).toString('hex');
+  const room = MAX_DB_NAME - 't__'.length - suffix.length;
+  const base = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, room);
+  return `t_${base}_${suffix}`;
+}

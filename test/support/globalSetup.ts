@@ -1,0 +1,50 @@
+// Jest globalSetup: one real MongoDB-wire server for the whole run (see DESIGN.md, "Running,
+// testing, scaling"). Test files read TEST_MONGODB_URI (workers inherit process.env) and each
+// use their own database via testDb(). Never skips: with no database, the run fails here.
+import { MongoClient } from 'mongodb';
+import { startEphemeralDatabase, type EphemeralDatabase } from '../../src/devdb/ephemeralDatabase';
+
+const HANDLE = Symbol.for('apikeys.test.ephemeralDatabase');
+
+export default async function globalSetup(): Promise<void> {
+  const configured = process.env.MONGODB_URI;
+  let uri: string;
+  let description: string;
+  if (configured) {
+    uri = configured;
+    description = `MongoDB from MONGODB_URI at ${redact(configured)}`;
+  } else {
+    // Progress goes to stderr so that stdout carries only the one "Test database:" line.
+    const db = await startEphemeralDatabase({ log: (line) => process.stderr.write(`[test db] ${line}\n`) });
+    (globalThis as Record<symbol, EphemeralDatabase>)[HANDLE] = db;
+    uri = db.uri;
+    description = db.description;
+  }
+
+  const version = await serverVersion(uri, configured !== undefined);
+  process.env.TEST_MONGODB_URI = uri;
+  process.env.TEST_DATABASE_KIND = `${description}, buildInfo version ${version}`;
+  process.stdout.write(`\nTest database: ${process.env.TEST_DATABASE_KIND}\n`);
+}
+
+// Proves the server answers (loud failure for a bad MONGODB_URI) and reads its reported version.
+async function serverVersion(uri: string, fromEnv: boolean): Promise<string> {
+  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
+  try {
+    const info = await client.db('admin').command({ buildInfo: 1 });
+    return String(info.version);
+  } catch (err) {
+    const source = fromEnv ? `MONGODB_URI (${redact(uri)})` : `the test database at ${uri}`;
+    throw new Error(
+      `Cannot reach ${source}: ${err instanceof Error ? err.message : String(err)}\n` +
+        (fromEnv ? 'Fix the URI or start that server, or unset MONGODB_URI to use an ephemeral FerretDB.' : ''),
+    );
+  } finally {
+    await client.close();
+  }
+}
+
+// Credentials must not end up in CI logs.
+function redact(uri: string): string {
+  return uri.replace(/\/\/[^@/]*@/, '//***@');
+}
