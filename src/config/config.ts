@@ -35,6 +35,13 @@ const schema = z.object({
   KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter').default('sk'),
   ORG_KEY_LIMIT: positiveInt(100),
   PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  MONGODB_TIMEOUT_MS: positiveInt(2000),
+  VERIFY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(100_000),
+  VERIFY_CACHE_TTL_MS: positiveInt(60_000),
+  VERIFY_NEGATIVE_TTL_MS: positiveInt(10_000),
+  VERIFY_STALE_WINDOW_MS: z.coerce.number().int().min(0).default(300_000),
+  INVALIDATION_POLL_MS: positiveInt(500),
+  USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
 });
 
 export interface Config {
@@ -56,6 +63,17 @@ export interface Config {
   orgKeyLimit: number;
   /** HMAC key for page tokens; instances behind one load balancer must share it. */
   pageTokenSecret?: string;
+  /** How long a storage call may wait for a reachable server before failing (UNAVAILABLE). */
+  mongodbTimeoutMs: number;
+  verify: {
+    cacheMaxEntries: number;
+    cacheTtlMs: number;
+    negativeTtlMs: number;
+    staleWindowMs: number;
+    /** Bound on how late another instance's revocation is seen here. */
+    invalidationPollMs: number;
+    usageFlushIntervalMs: number;
+  };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -82,6 +100,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyPrefix: c.KEY_PREFIX,
     orgKeyLimit: c.ORG_KEY_LIMIT,
     pageTokenSecret: c.PAGE_TOKEN_SECRET,
+    mongodbTimeoutMs: c.MONGODB_TIMEOUT_MS,
+    verify: {
+      cacheMaxEntries: c.VERIFY_CACHE_MAX_ENTRIES,
+      cacheTtlMs: c.VERIFY_CACHE_TTL_MS,
+      negativeTtlMs: c.VERIFY_NEGATIVE_TTL_MS,
+      staleWindowMs: c.VERIFY_STALE_WINDOW_MS,
+      invalidationPollMs: c.INVALIDATION_POLL_MS,
+      usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
+    },
   };
 }
 

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { MongoClient } from 'mongodb';
 
 export interface EphemeralDatabase {
@@ -47,7 +47,8 @@ async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
   const workDir = mkdtempSync(join(tmpdir(), 'apikeys-ferretdb-'));
   const logFile = join(workDir, 'ferretdb.log');
   const child = spawnLauncher(launcher, port, join(workDir, 'data'), logFile);
-  // Without this, a crashed or Ctrl-C'd parent would leave an orphan server holding the port.
+  // A parent that exits without stop() (crash, failed test run) must not leave an orphan server.
+  // (Ctrl-C in a terminal reaches the launcher directly: it shares our process group.)
   const killOnExit = () => {
     child.kill('SIGKILL');
     rmSync(workDir, { recursive: true, force: true });
@@ -84,16 +85,24 @@ async function ensureLauncher(toolDir: string, log: Log): Promise<string> {
   const launcher = join(toolDir, 'bin', 'ferretdb-launcher');
   const exists = existsSync(launcher);
   if (exists && !isStale(launcher, toolDir)) return launcher;
+  if (!onPath('go')) {
+    // A stale but working binary beats no database at all.
+    if (exists) return launcher;
+    throw new Error(`${launcher} is not built and Go is not installed (no \`go\` on PATH)`);
+  }
   try {
     log(`building FerretDB launcher with Go${exists ? ' (sources changed)' : ' (first run only, ~1-2 min)'}…`);
     await buildLauncher(toolDir, launcher);
     log('FerretDB launcher built');
   } catch (err) {
-    // A stale but working binary beats no database at all.
     if (!exists) throw err;
     log(`rebuilding FerretDB launcher failed, using the existing one: ${messageOf(err)}`);
   }
   return launcher;
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, command)));
 }
 
 function isStale(launcher: string, toolDir: string): boolean {
@@ -110,19 +119,27 @@ async function buildLauncher(toolDir: string, launcher: string): Promise<void> {
     renameSync(tmp, launcher);
   } catch (err) {
     rmSync(tmp, { force: true });
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('Go is not installed (no `go` on PATH)');
     throw err;
   }
 }
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Our own timer, not spawn's `timeout` option: that one is not cleared when the spawn
+    // itself fails (ENOENT), which kept the process alive for the whole timeout.
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
   });
 }
 

@@ -90,7 +90,7 @@ export class Authenticator {
 
   private async apiKeyPrincipal(secret: string): Promise<Principal> {
     if (secret.length > MAX_CREDENTIAL_LENGTH) throw unauthenticated('INVALID_API_KEY', 'invalid API key');
-    const { code, key } = await this.verifier.verify(secret, []);
+    const { code, key } = await this.verifier.verify(secret, [], { enforceRateLimit: false });
     if (code !== 'VALID' || !key) {
       throw unauthenticated('INVALID_API_KEY', 'the API key is missing, incorrect, revoked, archived or expired');
     }

@@ -25,6 +25,8 @@ export interface KeyManagerDeps {
   keyPrefix: string;
   orgKeyLimit: number;
   pageTokenKey: Buffer;
+  /** Called after any change to a key, so this instance's Verify cache drops it before the RPC answers. */
+  onKeyChanged: (key: KeyDocument) => void;
 }
 
 export interface ListKeysInput {
@@ -151,6 +153,7 @@ export class KeyManager {
       if (!existing) throw keyNotFound(id);
       throw new DomainError('KEY_REVOKED', `key ${id} is already revoked`, [], { key_id: id });
     }
+    this.d.onKeyChanged(doc);
     await this.d.slots.release(ctx.orgId, id);
     return doc;
   }

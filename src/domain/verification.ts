@@ -1,5 +1,9 @@
-import { keyState } from './keyState';
+import { DomainError } from './errors';
 import { hashSecret, parseSecret } from './keyFormat';
+import type { KeyCache } from './keyCache';
+import { keyState } from './keyState';
+import type { RateDecision, RateLimiter } from './rateLimiter';
+import type { UsageRecorder } from './usageRecorder';
 import type { KeyDocument } from '../storage/documents';
 
 export type VerifyCodeName =
@@ -9,35 +13,85 @@ export type VerifyCodeName =
   | 'REVOKED'
   | 'ARCHIVED'
   | 'EXPIRED'
-  | 'INSUFFICIENT_SCOPE';
+  | 'INSUFFICIENT_SCOPE'
+  | 'RATE_LIMITED';
 
 export interface VerifyResult {
   code: VerifyCodeName;
   /** Present whenever the key was found, valid or not. */
   key?: KeyDocument;
+  /** Present for keys with a rate limit that reached that check. */
+  rate?: RateDecision;
 }
 
 export interface VerifierDeps {
   keyPrefix: string;
   findByHash: (hash: string) => Promise<KeyDocument | null>;
   now: () => Date;
+  cache: KeyCache;
+  usage: UsageRecorder;
+  rateLimiter: RateLimiter;
+}
+
+export interface VerifyOptions {
+  /** Off for the interceptor's own API-key authentication: limits are for VerifyKey traffic. */
+  enforceRateLimit?: boolean;
 }
 
 /**
- * Decides whether a presented secret is good. Checks run in the documented order and the first
- * failure is reported: MALFORMED → NOT_FOUND → REVOKED → ARCHIVED → EXPIRED → INSUFFICIENT_SCOPE.
- * Garbage never reaches storage: the format and checksum are checked first.
+ * Decides whether a presented secret is good. Checks run in this order and the first failure
+ * is reported: MALFORMED → NOT_FOUND → REVOKED → ARCHIVED → EXPIRED → INSUFFICIENT_SCOPE →
+ * RATE_LIMITED. Garbage never reaches storage; known and unknown hashes are cached; concurrent
+ * misses of one hash share one read; usage is noted in memory only.
  */
 export class Verifier {
+  private readonly inFlight = new Map<string, Promise<KeyDocument | null>>();
+
   constructor(private readonly d: VerifierDeps) {}
 
-  async verify(secret: string, requiredScopes: readonly string[]): Promise<VerifyResult> {
+  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
     if (!parseSecret(secret, this.d.keyPrefix)) return { code: 'MALFORMED' };
-    const key = await this.d.findByHash(hashSecret(secret));
+    const hash = hashSecret(secret);
+    const cached = this.d.cache.lookup(hash, Date.now());
+    const key = cached.state === 'fresh' ? cached.key : await this.load(hash, cached.state === 'stale' ? cached.key : null);
     if (!key) return { code: 'NOT_FOUND' };
-    const state = keyState(key, this.d.now());
+    const now = this.d.now();
+    const state = keyState(key, now);
     if (state !== 'ACTIVE') return { code: state, key };
     if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key };
-    return { code: 'VALID', key };
+    let rate: RateDecision | undefined;
+    if (key.rate_limit && opts.enforceRateLimit !== false) {
+      rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
+      if (!rate.allowed) return { code: 'RATE_LIMITED', key, rate };
+    }
+    this.d.usage.note(key._id, now);
+    return { code: 'VALID', key, rate };
+  }
+
+  /** Call after a change made through this instance, before the RPC answers. */
+  evict(hash: string): void {
+    this.d.cache.evict(hash);
+  }
+
+  private load(hash: string, stale: KeyDocument | null): Promise<KeyDocument | null> {
+    let p = this.inFlight.get(hash);
+    if (!p) {
+      p = this.d
+        .findByHash(hash)
+        .then((key) => {
+          this.d.cache.store(hash, key, Date.now());
+          return key;
+        })
+        .finally(() => this.inFlight.delete(hash));
+      this.inFlight.set(hash, p);
+    }
+    return p.catch((err) => {
+      // Storage trouble: a key seen recently keeps verifying for the stale window; anything
+      // else fails closed.
+      if (stale) return stale;
+      throw new DomainError('STORAGE_UNAVAILABLE', 'key storage is unreachable and this key is not cached; retry', [], {
+        cause: (err as Error).name ?? 'Error',
+      });
+    });
   }
 }

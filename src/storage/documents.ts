@@ -48,3 +48,12 @@ export interface KeySlotDocument {
   key_id: string;
   created_at: Date;
 }
+
+/** Verifications per key per UTC day, written in batches by the usage flush. */
+export interface KeyUsageDocument {
+  /** `${key_id}|${day}` */
+  _id: string;
+  key_id: string;
+  day: string;
+  count: number;
+}

@@ -1,5 +1,6 @@
 import type { Collection, Filter } from 'mongodb';
-import type { KeyDocument, StoredStatus } from './documents';
+import type { UsageBatch } from '../domain/usageRecorder';
+import type { KeyDocument, KeyUsageDocument, StoredStatus } from './documents';
 
 export interface ListQuery {
   orgId: string;
@@ -13,7 +14,10 @@ export interface ListQuery {
 
 /** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
 export class KeyRepository {
-  constructor(private readonly keys: Collection<KeyDocument>) {}
+  constructor(
+    private readonly keys: Collection<KeyDocument>,
+    private readonly usage: Collection<KeyUsageDocument>,
+  ) {}
 
   async insert(doc: KeyDocument): Promise<void> {
     await this.keys.insertOne(doc);
@@ -58,5 +62,40 @@ export class KeyRepository {
     const res = await this.keys.updateOne({ _id: id, org_id: orgId, status: { $in: from } }, { $set: set });
     if (res.matchedCount === 0) return null;
     return this.keys.findOne({ _id: id, org_id: orgId });
+  }
+
+  /** Keys changed at or after `since` (updated_at index), for cross-instance cache invalidation. */
+  changedSince(since: Date): Promise<Pick<KeyDocument, 'hash' | 'updated_at'>[]> {
+    return this.keys
+      .find({ updated_at: { $gte: since } }, { projection: { _id: 0, hash: 1, updated_at: 1 } })
+      .toArray();
+  }
+
+  /**
+   * One write per key per batch: $max keeps last_used_at monotonic whatever order instances
+   * flush in, and deliberately leaves updated_at alone (usage is not a change to the key).
+   */
+  async writeUsage(batch: UsageBatch): Promise<void> {
+    if (batch.lastUsed.size > 0) {
+      await this.keys.bulkWrite(
+        [...batch.lastUsed].map(([id, at]) => ({ updateOne: { filter: { _id: id }, update: { $max: { last_used_at: at } } } })),
+        { ordered: false },
+      );
+    }
+    if (batch.daily.size > 0) {
+      await this.usage.bulkWrite(
+        [...batch.daily].map(([k, n]) => {
+          const [keyId, day] = k.split('|');
+          return {
+            updateOne: {
+              filter: { _id: k },
+              update: { $inc: { count: n }, $setOnInsert: { key_id: keyId, day } },
+              upsert: true,
+            },
+          };
+        }),
+        { ordered: false },
+      );
+    }
   }
 }

@@ -1,18 +1,38 @@
 import { MongoClient, type Db } from 'mongodb';
 import type { Logger } from '../logging/logger';
-import type { KeyDocument, KeySlotDocument, OrganizationDocument } from './documents';
+import type { KeyDocument, KeySlotDocument, KeyUsageDocument, OrganizationDocument } from './documents';
 
 export interface Collections {
   keys: import('mongodb').Collection<KeyDocument>;
   organizations: import('mongodb').Collection<OrganizationDocument>;
   slots: import('mongodb').Collection<KeySlotDocument>;
+  usage: import('mongodb').Collection<KeyUsageDocument>;
+}
+
+/** Commands sent to MongoDB since start, by kind (bench and metrics read these). */
+export interface StorageCounters {
+  reads: number;
+  writes: number;
 }
 
 export interface Storage {
   client: MongoClient;
   db: Db;
   collections: Collections;
+  counters: StorageCounters;
   close(): Promise<void>;
+}
+
+const READS = new Set(['find', 'aggregate', 'count', 'distinct', 'getMore']);
+const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify']);
+
+function countCommands(client: MongoClient): StorageCounters {
+  const counters = { reads: 0, writes: 0 };
+  client.on('commandStarted', (e) => {
+    if (READS.has(e.commandName)) counters.reads++;
+    else if (WRITES.has(e.commandName)) counters.writes++;
+  });
+  return counters;
 }
 
 export function collectionsOf(db: Db): Collections {
@@ -20,6 +40,7 @@ export function collectionsOf(db: Db): Collections {
     keys: db.collection<KeyDocument>('api_keys'),
     organizations: db.collection<OrganizationDocument>('organizations'),
     slots: db.collection<KeySlotDocument>('key_slots'),
+    usage: db.collection<KeyUsageDocument>('key_usage_daily'),
   };
 }
 
@@ -31,12 +52,14 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.slots.createIndex({ org_id: 1 }, { name: 'org' });
 }
 
-export async function connectStorage(uri: string, dbName: string, logger: Logger): Promise<Storage> {
+export async function connectStorage(uri: string, dbName: string, timeoutMs: number, logger: Logger): Promise<Storage> {
   const client = new MongoClient(uri, {
     // Fail fast when the database is down: callers get UNAVAILABLE rather than a hang.
-    serverSelectionTimeoutMS: 5000,
+    serverSelectionTimeoutMS: timeoutMs,
     appName: 'apikeys',
+    monitorCommands: true,
   });
+  const counters = countCommands(client);
   await client.connect();
   const db = client.db(dbName);
   const hello = await db.command({ hello: 1 });
@@ -49,5 +72,5 @@ export async function connectStorage(uri: string, dbName: string, logger: Logger
   );
   const collections = collectionsOf(db);
   await ensureIndexes(collections);
-  return { client, db, collections, close: () => client.close() };
+  return { client, db, collections, counters, close: () => client.close() };
 }

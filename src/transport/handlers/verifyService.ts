@@ -12,6 +12,7 @@ const CODE: Record<VerifyCodeName, VerifyCode> = {
   ARCHIVED: VerifyCode.VERIFY_CODE_ARCHIVED,
   EXPIRED: VerifyCode.VERIFY_CODE_EXPIRED,
   INSUFFICIENT_SCOPE: VerifyCode.VERIFY_CODE_INSUFFICIENT_SCOPE,
+  RATE_LIMITED: VerifyCode.VERIFY_CODE_RATE_LIMITED,
 };
 
 /** Results about the presented key are answers, not RPC errors; only the caller's own problems are errors. */
@@ -21,7 +22,7 @@ export function verifyServiceHandlers(verifier: Verifier, logger: Logger): Verif
       if (ctx.principal.kind !== 'service') {
         throw new DomainError('PERMISSION_DENIED', 'VerifyService needs a service credential (one of VERIFY_TOKENS)');
       }
-      const { code, key } = await verifier.verify(req.key, req.requiredScopes);
+      const { code, key, rate } = await verifier.verify(req.key, req.requiredScopes);
       return {
         valid: code === 'VALID',
         code: CODE[code],
@@ -31,7 +32,7 @@ export function verifyServiceHandlers(verifier: Verifier, logger: Logger): Verif
         scopes: key?.scopes ?? [],
         metadata: key?.metadata ?? {},
         expireTime: key?.expires_at ?? undefined,
-        rateLimit: undefined,
+        rateLimit: rate && { limit: rate.limit, remaining: rate.remaining, resetTime: new Date(rate.resetAt) },
       };
     }),
   };

@@ -1,0 +1,39 @@
+import type { KeyCache } from './keyCache';
+import type { RateLimiter } from './rateLimiter';
+import type { UsageRecorder } from './usageRecorder';
+import type { KeyRepository } from '../storage/keyRepository';
+
+/** Margin for clock skew between instances: changes are re-read this far back each poll. */
+const SKEW_MARGIN_MS = 2_000;
+
+/**
+ * Evicts cache entries of keys changed by other instances: each poll reads keys whose
+ * updated_at moved since the last poll (updated_at index). Evicting twice is harmless.
+ */
+export function invalidationTask(keys: KeyRepository, cache: KeyCache, now: () => Date): () => Promise<void> {
+  let since = new Date(now().getTime() - SKEW_MARGIN_MS);
+  return async () => {
+    const started = now();
+    for (const changed of await keys.changedSince(since)) cache.evict(changed.hash);
+    since = new Date(started.getTime() - SKEW_MARGIN_MS);
+  };
+}
+
+/** Writes the usage noted since the last flush; on failure the batch is kept for the next one. */
+export function usageFlushTask(
+  keys: KeyRepository,
+  usage: UsageRecorder,
+  rateLimiter: RateLimiter,
+  now: () => Date,
+): () => Promise<void> {
+  return async () => {
+    rateLimiter.prune(now().getTime(), 86_400_000);
+    const batch = usage.take();
+    try {
+      await keys.writeUsage(batch);
+    } catch (err) {
+      usage.restore(batch);
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,63 @@
+import type { KeyDocument } from '../storage/documents';
+
+export interface KeyCacheSettings {
+  maxEntries: number;
+  /** How long a found key is trusted without re-reading storage. */
+  ttlMs: number;
+  /** How long "no such key" is trusted; short, so floods of bad keys stay off MongoDB. */
+  negativeTtlMs: number;
+  /** How long past its TTL a found key may still be used while storage is unreachable. */
+  staleWindowMs: number;
+}
+
+export type CacheLookup =
+  | { state: 'fresh'; key: KeyDocument | null }
+  | { state: 'stale'; key: KeyDocument }
+  | { state: 'miss' };
+
+interface Entry {
+  key: KeyDocument | null;
+  storedAt: number;
+}
+
+/**
+ * LRU + TTL cache of key documents by secret hash, with negative entries (key: null).
+ * A Map keeps insertion order, so re-inserting on access makes the first entry the LRU one.
+ */
+export class KeyCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly s: KeyCacheSettings) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  lookup(hash: string, now: number): CacheLookup {
+    const e = this.entries.get(hash);
+    if (!e) return { state: 'miss' };
+    const age = now - e.storedAt;
+    const ttl = e.key ? this.s.ttlMs : this.s.negativeTtlMs;
+    if (age < ttl) {
+      this.entries.delete(hash);
+      this.entries.set(hash, e);
+      return { state: 'fresh', key: e.key };
+    }
+    if (e.key && age < ttl + this.s.staleWindowMs) return { state: 'stale', key: e.key };
+    this.entries.delete(hash);
+    return { state: 'miss' };
+  }
+
+  store(hash: string, key: KeyDocument | null, now: number): void {
+    if (this.s.maxEntries <= 0) return;
+    this.entries.delete(hash);
+    this.entries.set(hash, { key, storedAt: now });
+    while (this.entries.size > this.s.maxEntries) {
+      this.entries.delete(this.entries.keys().next().value as string);
+    }
+  }
+
+  evict(hash: string): void {
+    this.entries.delete(hash);
+  }
+}
