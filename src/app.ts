@@ -1,3 +1,4 @@
+import type { Server } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Config } from './config/config';
 import { Authenticator } from './domain/authentication';
@@ -18,6 +19,7 @@ import { bind, buildServer, SERVICE_NAMES } from './transport/server';
 export interface RunningApp {
   /** The bound port (useful when GRPC_ADDR asks for port 0). */
   port: number;
+  server: Server;
   storage: Storage;
   stop(): Promise<void>;
 }
@@ -29,7 +31,12 @@ function pageTokenKey(config: Config, logger: Logger): Buffer {
 }
 
 /** Wires config → storage → domain → transport and starts serving. */
-export async function startApp(config: Config, logger: Logger): Promise<RunningApp> {
+export interface StartOptions {
+  /** Registers extra services on the same server before it binds (the benchmark's empty handler). */
+  beforeBind?: (server: Server) => void;
+}
+
+export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
   const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, config.mongodbTimeoutMs, logger);
   const keyRepo = new KeyRepository(storage.collections.keys, storage.collections.usage);
@@ -65,6 +72,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
     new Periodic('usage-flush', config.verify.usageFlushIntervalMs, usageFlushTask(keyRepo, usage, rateLimiter, now), logger),
   ];
   const { server, health } = buildServer({ authenticator, keys, verifier, logger, now });
+  options.beforeBind?.(server);
   const port = await bind(server, config.grpcAddr);
   background.forEach((b) => b.start());
   for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'SERVING');
@@ -72,6 +80,7 @@ export async function startApp(config: Config, logger: Logger): Promise<RunningA
 
   return {
     port,
+    server,
     storage,
     async stop() {
       for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');

@@ -11,12 +11,22 @@ export interface UsageBatch {
  */
 export class UsageRecorder {
   private batch: UsageBatch = { lastUsed: new Map(), daily: new Map() };
+  // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
+  private day = { start: 0, end: 0, label: '' };
 
   note(keyId: string, at: Date): void {
     const prev = this.batch.lastUsed.get(keyId);
     if (!prev || prev < at) this.batch.lastUsed.set(keyId, at);
-    const day = `${keyId}|${at.toISOString().slice(0, 10)}`;
+    const day = `${keyId}|${this.dayLabel(at.getTime())}`;
     this.batch.daily.set(day, (this.batch.daily.get(day) ?? 0) + 1);
+  }
+
+  private dayLabel(ms: number): string {
+    if (ms < this.day.start || ms >= this.day.end) {
+      const start = ms - (ms % 86_400_000);
+      this.day = { start, end: start + 86_400_000, label: new Date(start).toISOString().slice(0, 10) };
+    }
+    return this.day.label;
   }
 
   get pending(): number {

@@ -11,7 +11,7 @@ export default async function globalSetup(): Promise<void> {
   let uri: string;
   let description: string;
   if (configured) {
-    uri = configured;
+    uri = withoutDatabaseName(configured);
     description = `MongoDB from MONGODB_URI at ${redact(configured)}`;
   } else {
     // Progress goes to stderr so that stdout carries only the one "Test database:" line.
@@ -42,6 +42,19 @@ async function serverVersion(uri: string, fromEnv: boolean): Promise<string> {
   } finally {
     await client.close();
   }
+}
+
+// Test files pick their own database, so drop the one in MONGODB_URI (production's default is
+// .../apikeys). When credentials rely on it as their auth database, keep it as authSource.
+export function withoutDatabaseName(uri: string): string {
+  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(uri);
+  if (!m) return uri; // let the driver report a malformed URI
+  const [, hosts, dbName = '', query = ''] = m;
+  const params = query ? query.split('&') : [];
+  if (dbName && hosts.includes('@') && !params.some((p) => p.toLowerCase().startsWith('authsource='))) {
+    params.push(`authSource=${dbName}`);
+  }
+  return `${hosts}/${params.length ? `?${params.join('&')}` : ''}`;
 }
 
 // Credentials must not end up in CI logs.
