@@ -13,6 +13,10 @@ export interface EphemeralDatabase {
   kind: 'ferretdb' | 'mongodb-memory-server';
   description: string;
   stop(): Promise<void>;
+  /** FerretDB only: kill the server abruptly, keeping its data (fault tests). */
+  kill?(): Promise<void>;
+  /** FerretDB only: start it again on the same address and data after kill(). */
+  restart?(): Promise<void>;
 }
 
 type Log = (line: string) => void;
@@ -46,7 +50,8 @@ async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
   const port = await freeLoopbackPort();
   const workDir = mkdtempSync(join(tmpdir(), 'apikeys-ferretdb-'));
   const logFile = join(workDir, 'ferretdb.log');
-  const child = spawnLauncher(launcher, port, join(workDir, 'data'), logFile);
+  const spawnIt = () => spawnLauncher(launcher, port, join(workDir, 'data'), logFile);
+  let child = spawnIt();
   // A parent that exits without stop() (crash, failed test run) must not leave an orphan server.
   // (Ctrl-C in a terminal reaches the launcher directly: it shares our process group.)
   const killOnExit = () => {
@@ -69,7 +74,21 @@ async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
     throw err;
   }
   const version = ferretVersion(toolDir);
-  return { uri, kind: 'ferretdb', description: `FerretDB ${version} (embedded SQLite) at ${uri}`, stop };
+  return {
+    uri,
+    kind: 'ferretdb',
+    description: `FerretDB ${version} (embedded SQLite) at ${uri}`,
+    stop,
+    async kill() {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async restart() {
+      child = spawnIt();
+      await waitUntilReady(uri, child, logFile);
+    },
+  };
 }
 
 // Walks up from this file so it works from src/ (tsx, jest) and from dist/ alike.
