@@ -1,26 +1,38 @@
 import type { Server } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Config } from './config/config';
+import { AuditLog } from './domain/audit';
 import { Authenticator } from './domain/authentication';
 import { Periodic } from './domain/background';
 import { invalidationTask, usageFlushTask } from './domain/freshness';
 import { KeyCache } from './domain/keyCache';
 import { KeyManager } from './domain/keys';
 import { RateLimiter } from './domain/rateLimiter';
+import { SecretBox } from './domain/secretBox';
 import { UsageRecorder } from './domain/usageRecorder';
 import { Verifier } from './domain/verification';
 import type { Logger } from './logging/logger';
+import { Metrics, serveMetrics, type MetricsEndpoint } from './observability/metrics';
+import { StorageHealthMonitor } from './observability/storageHealth';
+import { AuditRepository } from './storage/auditRepository';
+import { CreateRequestRepository } from './storage/createRequestRepository';
 import { KeyRepository } from './storage/keyRepository';
 import { connectStorage, type Storage } from './storage/mongo';
 import { OrganizationRepository } from './storage/organizationRepository';
 import { SlotRepository } from './storage/slotRepository';
 import { bind, buildServer, SERVICE_NAMES } from './transport/server';
+import { shutdownGracefully } from './transport/shutdown';
 
 export interface RunningApp {
   /** The bound port (useful when GRPC_ADDR asks for port 0). */
   port: number;
   server: Server;
   storage: Storage;
+  /** This instance's metrics (its own prom-client Registry). */
+  metrics: Metrics;
+  /** The bound port of /metrics; undefined when METRICS_ADDR=off. */
+  metricsPort?: number;
+  /** Health NOT_SERVING, drain calls (SHUTDOWN_GRACE_MS), final usage flush, close MongoDB. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -39,13 +51,16 @@ export interface StartOptions {
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
   const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, config.mongodbTimeoutMs, logger);
-  const keyRepo = new KeyRepository(storage.collections.keys, storage.collections.usage);
+  const metrics = new Metrics();
+  metrics.observeMongo(storage.client);
+  const keyRepo = new KeyRepository(storage.collections);
   const cache = new KeyCache({
     maxEntries: config.verify.cacheMaxEntries,
     ttlMs: config.verify.cacheTtlMs,
     negativeTtlMs: config.verify.negativeTtlMs,
     staleWindowMs: config.verify.staleWindowMs,
   });
+  metrics.observeCache(cache);
   const usage = new UsageRecorder();
   const rateLimiter = new RateLimiter();
   const verifier = new Verifier({
@@ -56,6 +71,8 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     usage,
     rateLimiter,
   });
+  const tokenKey = pageTokenKey(config, logger);
+  const audit = new AuditLog(new AuditRepository(storage.collections.audit), now, tokenKey);
   const keys = new KeyManager({
     keys: keyRepo,
     slots: new SlotRepository(storage.collections.slots, storage.collections.keys),
@@ -63,33 +80,71 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     now,
     keyPrefix: config.keyPrefix,
     orgKeyLimit: config.orgKeyLimit,
-    pageTokenKey: pageTokenKey(config, logger),
+    pageTokenKey: tokenKey,
+    createRequests: new CreateRequestRepository(storage.collections.createRequests),
+    audit,
+    secretBox: config.secrets.encryptionKey && new SecretBox(config.secrets.encryptionKey, config.secrets.decryptionKeys),
+    rotation: config.rotation,
+    idempotencyWindowSeconds: config.idempotencyWindowSeconds,
     onKeyChanged: (doc) => verifier.evict(doc.hash),
   });
   const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier);
   const background = [
     new Periodic('invalidation', config.verify.invalidationPollMs, invalidationTask(keyRepo, cache, now), logger),
-    new Periodic('usage-flush', config.verify.usageFlushIntervalMs, usageFlushTask(keyRepo, usage, rateLimiter, now), logger),
+    new Periodic('usage-flush', config.verify.usageFlushIntervalMs, metrics.observeUsageFlush(() => usage.pending, usageFlushTask(keyRepo, usage, rateLimiter, now)), logger),
   ];
-  const { server, health } = buildServer({ authenticator, keys, verifier, logger, now });
+  const { server, health } = buildServer({ authenticator, keys, audit, verifier, logger, now, limits: config.grpc, metrics });
   options.beforeBind?.(server);
-  const port = await bind(server, config.grpcAddr);
+  const setHealth = (s: 'SERVING' | 'NOT_SERVING') => {
+    for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, s);
+  };
+  let metricsEndpoint: MetricsEndpoint | undefined;
+  let port: number;
+  try {
+    if (config.metricsAddr) metricsEndpoint = await serveMetrics(metrics, config.metricsAddr, logger);
+    port = await bind(server, config.grpcAddr);
+  } catch (err) {
+    await metricsEndpoint?.close();
+    await storage.close();
+    throw err;
+  }
+  // Health follows MongoDB: NOT_SERVING while a ping fails, SERVING again once one succeeds.
+  const storageHealth = new StorageHealthMonitor({
+    ping: async () => {
+      await storage.db.command({ ping: 1 }, { timeoutMS: config.mongodbTimeoutMs });
+    },
+    intervalMs: config.healthCheckIntervalMs,
+    onChange: (reachable) => setHealth(reachable ? 'SERVING' : 'NOT_SERVING'),
+    onPing: (reachable) => metrics.storageReachable(reachable),
+    logger,
+  });
   background.forEach((b) => b.start());
-  for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'SERVING');
+  storageHealth.start();
+  metrics.storageReachable(true);
+  setHealth('SERVING');
   logger.info({ addr: config.grpcAddr, port }, 'apikeys listening');
 
+  let stopping: Promise<void> | undefined;
   return {
     port,
     server,
     storage,
-    async stop() {
-      for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      // In-flight calls are done: stop polling, then write the last usage batch.
-      const [invalidation, usageFlush] = background;
-      await invalidation.stop({ finalRun: false });
-      await usageFlush.stop({ finalRun: true });
-      await storage.close();
+    metrics,
+    metricsPort: metricsEndpoint?.port,
+    stop() {
+      stopping ??= (async () => {
+        await storageHealth.stop(); // it must not turn health back to SERVING
+        setHealth('NOT_SERVING');
+        const ended = await shutdownGracefully(server, config.shutdownGraceMs, logger);
+        // In-flight calls are done: stop polling, then write the last usage batch.
+        const [invalidation, usageFlush] = background;
+        await invalidation.stop({ finalRun: false });
+        await usageFlush.stop({ finalRun: true });
+        await metricsEndpoint?.close();
+        await storage.close();
+        logger.info({ calls: ended }, 'apikeys stopped');
+      })();
+      return stopping;
     },
   };
 }

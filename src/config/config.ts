@@ -13,6 +13,10 @@ const csv = z
   .optional()
   .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 
+const base64Key = z
+  .string()
+  .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded (openssl rand -base64 32)');
+
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const schema = z.object({
@@ -36,12 +40,33 @@ const schema = z.object({
   ORG_KEY_LIMIT: positiveInt(100),
   PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MONGODB_TIMEOUT_MS: positiveInt(2000),
+  // Operations (issue 6): metrics, health, shutdown, transport limits.
+  METRICS_ADDR: z
+    .string()
+    .regex(/^off$|^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port (e.g. 0.0.0.0:9464) or "off"')
+    .default('0.0.0.0:9464'),
+  HEALTH_CHECK_INTERVAL_MS: positiveInt(1000),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  GRPC_MAX_RECEIVE_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  GRPC_MAX_SEND_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  // Node's HTTP/2 layer refuses header blocks over 64 KiB whatever is set here.
+  GRPC_MAX_METADATA_BYTES: z.coerce.number().int().min(1024).max(65_535).default(16 * 1024),
+  GRPC_KEEPALIVE_TIME_MS: positiveInt(60_000),
+  GRPC_KEEPALIVE_TIMEOUT_MS: positiveInt(20_000),
+  GRPC_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(0).default(0),
+  GRPC_MAX_CONNECTION_AGE_MS: z.coerce.number().int().min(0).default(0),
+  GRPC_MAX_CONNECTION_IDLE_MS: z.coerce.number().int().min(0).default(0),
   VERIFY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(100_000),
   VERIFY_CACHE_TTL_MS: positiveInt(60_000),
   VERIFY_NEGATIVE_TTL_MS: positiveInt(10_000),
   VERIFY_STALE_WINDOW_MS: z.coerce.number().int().min(0).default(300_000),
   INVALIDATION_POLL_MS: positiveInt(500),
   USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
+  SECRET_ENCRYPTION_KEY: base64Key.optional(),
+  SECRET_DECRYPTION_KEYS: csv.pipe(z.array(base64Key)),
+  ROTATION_MAX_OVERLAP_SECONDS: positiveInt(7 * 86_400),
+  ROTATION_DEFAULT_OVERLAP_SECONDS: z.coerce.number().int().min(0).default(86_400),
+  IDEMPOTENCY_WINDOW_SECONDS: positiveInt(86_400),
 });
 
 export interface Config {
@@ -65,6 +90,25 @@ export interface Config {
   pageTokenSecret?: string;
   /** How long a storage call may wait for a reachable server before failing (UNAVAILABLE). */
   mongodbTimeoutMs: number;
+  /** host:port of the Prometheus endpoint (`/metrics`); null when METRICS_ADDR=off. */
+  metricsAddr: string | null;
+  /** How often MongoDB is pinged; health is NOT_SERVING while the ping fails. */
+  healthCheckIntervalMs: number;
+  /** How long shutdown waits for in-flight calls before cancelling them. */
+  shutdownGraceMs: number;
+  grpc: {
+    maxReceiveMessageBytes: number;
+    maxSendMessageBytes: number;
+    maxMetadataBytes: number;
+    keepaliveTimeMs: number;
+    keepaliveTimeoutMs: number;
+    /** 0: unlimited (the HTTP/2 default). */
+    maxConcurrentStreams: number;
+    /** 0: connections are never aged out. */
+    maxConnectionAgeMs: number;
+    /** 0: idle connections are kept. */
+    maxConnectionIdleMs: number;
+  };
   verify: {
     cacheMaxEntries: number;
     cacheTtlMs: number;
@@ -74,6 +118,14 @@ export interface Config {
     invalidationPollMs: number;
     usageFlushIntervalMs: number;
   };
+  secrets: {
+    /** Seals recoverable secrets; unset: recoverable keys are refused. */
+    encryptionKey?: Buffer;
+    /** Previous encryption keys, still accepted for reading back older secrets. */
+    decryptionKeys: Buffer[];
+  };
+  rotation: { maxOverlapSeconds: number; defaultOverlapSeconds: number };
+  idempotencyWindowSeconds: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -101,6 +153,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     orgKeyLimit: c.ORG_KEY_LIMIT,
     pageTokenSecret: c.PAGE_TOKEN_SECRET,
     mongodbTimeoutMs: c.MONGODB_TIMEOUT_MS,
+    metricsAddr: c.METRICS_ADDR === 'off' ? null : c.METRICS_ADDR,
+    healthCheckIntervalMs: c.HEALTH_CHECK_INTERVAL_MS,
+    shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
+    grpc: {
+      maxReceiveMessageBytes: c.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
+      maxSendMessageBytes: c.GRPC_MAX_SEND_MESSAGE_BYTES,
+      maxMetadataBytes: c.GRPC_MAX_METADATA_BYTES,
+      keepaliveTimeMs: c.GRPC_KEEPALIVE_TIME_MS,
+      keepaliveTimeoutMs: c.GRPC_KEEPALIVE_TIMEOUT_MS,
+      maxConcurrentStreams: c.GRPC_MAX_CONCURRENT_STREAMS,
+      maxConnectionAgeMs: c.GRPC_MAX_CONNECTION_AGE_MS,
+      maxConnectionIdleMs: c.GRPC_MAX_CONNECTION_IDLE_MS,
+    },
     verify: {
       cacheMaxEntries: c.VERIFY_CACHE_MAX_ENTRIES,
       cacheTtlMs: c.VERIFY_CACHE_TTL_MS,
@@ -109,6 +174,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       invalidationPollMs: c.INVALIDATION_POLL_MS,
       usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
     },
+    secrets: {
+      encryptionKey: c.SECRET_ENCRYPTION_KEY ? Buffer.from(c.SECRET_ENCRYPTION_KEY, 'base64') : undefined,
+      decryptionKeys: c.SECRET_DECRYPTION_KEYS.map((k) => Buffer.from(k, 'base64')),
+    },
+    rotation: { maxOverlapSeconds: c.ROTATION_MAX_OVERLAP_SECONDS, defaultOverlapSeconds: c.ROTATION_DEFAULT_OVERLAP_SECONDS },
+    idempotencyWindowSeconds: c.IDEMPOTENCY_WINDOW_SECONDS,
   };
 }
 

@@ -166,3 +166,80 @@ export function normalizePageSize(pageSize: number): number {
   if (pageSize === 0) return LIMITS.pageSizeDefault;
   return Math.min(pageSize, LIMITS.pageSizeMax);
 }
+
+/** AIP-134: the fields UpdateKey may change, by their mask path. */
+export const UPDATABLE_FIELDS = ['name', 'scopes', 'metadata', 'expire_time', 'rate_limit'] as const;
+type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
+
+export interface UpdateKeyInput {
+  name: string;
+  scopes: string[];
+  metadata: Record<string, string>;
+  expireTime?: Date;
+  rateLimit?: { limit: number; windowSeconds: number };
+}
+
+export interface ValidUpdate {
+  name?: string;
+  scopes?: string[];
+  metadata?: Record<string, string>;
+  expires_at?: Date | null;
+  rate_limit?: { limit: number; window_seconds: number } | null;
+}
+
+/** Only masked fields are read; a masked field left unset clears it where clearing makes sense. */
+export function validateUpdateKey(input: UpdateKeyInput, mask: string[], now: Date): ValidUpdate {
+  const v = new Violations();
+  if (mask.length === 0) {
+    v.add('update_mask', 'INVALID_UPDATE_MASK', `update_mask is required; paths: ${UPDATABLE_FIELDS.join(', ')}`);
+  }
+  for (const path of mask) {
+    if (!(UPDATABLE_FIELDS as readonly string[]).includes(path)) {
+      v.add('update_mask', 'INVALID_UPDATE_MASK', `"${path}" cannot be updated (output-only, immutable or unknown); paths: ${UPDATABLE_FIELDS.join(', ')}`);
+    }
+  }
+  const has = (f: UpdatableField) => mask.includes(f);
+  const out: ValidUpdate = {};
+  if (has('name')) out.name = checkName(input.name, v);
+  if (has('scopes')) out.scopes = checkScopes(input.scopes, v);
+  if (has('metadata')) out.metadata = checkMetadata(input.metadata, v);
+  if (has('expire_time')) out.expires_at = checkExpiry(input.expireTime, now, v);
+  if (has('rate_limit')) out.rate_limit = input.rateLimit ? checkRateLimit(input.rateLimit, v) : null;
+  v.throwIfAny();
+  return out;
+}
+
+/** RotateKey's overlap in ms: unset → the configured default; 0 → revoke the old key at once. */
+export function validateOverlap(
+  overlap: { seconds: number; nanos: number } | undefined,
+  limits: { maxOverlapSeconds: number; defaultOverlapSeconds: number },
+): number {
+  if (!overlap) return limits.defaultOverlapSeconds * 1000;
+  const ms = overlap.seconds * 1000 + Math.floor(overlap.nanos / 1e6);
+  if (!Number.isFinite(ms) || ms < 0 || ms > limits.maxOverlapSeconds * 1000) {
+    throw validationError([
+      { field: 'overlap', reason: 'INVALID_OVERLAP', description: `overlap must be between 0 and ${limits.maxOverlapSeconds} seconds` },
+    ]);
+  }
+  return ms;
+}
+
+const ACTION = /^[a-z][a-z._]{0,63}$/;
+
+export function validateAuditFilter(f: { action: string; keyId: string; startTime?: Date; endTime?: Date }): void {
+  const v = new Violations();
+  if (f.action !== '' && !ACTION.test(f.action)) v.add('action', 'INVALID_AUDIT_FILTER', 'action must look like "key.create"');
+  if (f.keyId !== '' && !isId('key', f.keyId)) v.add('key_id', 'INVALID_ID', 'key_id must be a key_ id');
+  for (const [field, t] of [['start_time', f.startTime], ['end_time', f.endTime]] as const) {
+    if (t && Number.isNaN(t.getTime())) v.add(field, 'INVALID_AUDIT_FILTER', `${field} is not a valid time`);
+  }
+  if (f.startTime && f.endTime && f.startTime > f.endTime) v.add('end_time', 'INVALID_AUDIT_FILTER', 'end_time must not be before start_time');
+  v.throwIfAny();
+}
+
+export function validateOptionalTime(t: Date | undefined, field: string): Date | undefined {
+  if (t && Number.isNaN(t.getTime())) {
+    throw validationError([{ field, reason: 'INVALID_ARGUMENT', description: `${field} is not a valid time` }]);
+  }
+  return t;
+}

@@ -31,6 +31,52 @@ export interface KeyDocument {
   rotated_from: string | null;
   replaced_by: string | null;
   rate_limit: { limit: number; window_seconds: number } | null;
+  /** Recoverable keys only: the secret sealed with AES-256-GCM (never the plaintext). */
+  secret_box: SealedSecret | null;
+}
+
+export interface SealedSecret {
+  /** Which encryption key sealed it, so keys can be rotated. */
+  kid: string;
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+
+/**
+ * One claimed version of a key: `${key_id}:${etag}`. Whoever inserts it may change the key;
+ * a concurrent change of the same version gets E11000. This serializes changes to a key on
+ * servers whose conditional updates are not atomic (FerretDB on SQLite).
+ */
+export interface KeyMutationDocument {
+  _id: string;
+  key_id: string;
+  at: Date;
+}
+
+/** AIP-155: the key a CreateKey request_id produced, per organization. */
+export interface CreateRequestDocument {
+  /** `${org_id}:${request_id}` */
+  _id: string;
+  org_id: string;
+  key_id: string;
+  created_at: Date;
+  /** Sealed copy of the secret so a retry can return it (only when encryption is configured). */
+  secret_box: SealedSecret | null;
+}
+
+export interface AuditEventDocument {
+  _id: string;
+  org_id: string;
+  actor: string;
+  /** Staff acting on another organization: the staff member's email. */
+  acting_as: string | null;
+  action: string;
+  key_id: string | null;
+  time: Date;
+  request_id: string;
+  outcome: string;
+  method: string;
 }
 
 export interface OrganizationDocument {

@@ -1,6 +1,8 @@
-import type { Collection, Filter } from 'mongodb';
+import type { Filter } from 'mongodb';
 import type { UsageBatch } from '../domain/usageRecorder';
-import type { KeyDocument, KeyUsageDocument, StoredStatus } from './documents';
+import type { KeyDocument, StoredStatus } from './documents';
+import type { Collections } from './mongo';
+import { isDuplicateKey } from './slotRepository';
 
 export interface ListQuery {
   orgId: string;
@@ -14,10 +16,15 @@ export interface ListQuery {
 
 /** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
 export class KeyRepository {
-  constructor(
-    private readonly keys: Collection<KeyDocument>,
-    private readonly usage: Collection<KeyUsageDocument>,
-  ) {}
+  private readonly keys: Collections['keys'];
+  private readonly usage: Collections['usage'];
+  private readonly mutations: Collections['mutations'];
+
+  constructor(c: Pick<Collections, 'keys' | 'usage' | 'mutations'>) {
+    this.keys = c.keys;
+    this.usage = c.usage;
+    this.mutations = c.mutations;
+  }
 
   async insert(doc: KeyDocument): Promise<void> {
     await this.keys.insertOne(doc);
@@ -50,18 +57,29 @@ export class KeyRepository {
   }
 
   /**
-   * Applies `set` only while the key is in one of `from`; returns the updated document, or null
-   * when the key is missing or in another state.
+   * Claims the right to change the key at version `etag`: true for exactly one caller per
+   * version, on any MongoDB-wire server (the unique _id decides, not a conditional update).
    */
-  async transition(
-    orgId: string,
-    id: string,
-    from: StoredStatus[],
-    set: Partial<KeyDocument>,
-  ): Promise<KeyDocument | null> {
-    const res = await this.keys.updateOne({ _id: id, org_id: orgId, status: { $in: from } }, { $set: set });
+  async claimVersion(keyId: string, etag: string, now: Date): Promise<boolean> {
+    try {
+      await this.mutations.insertOne({ _id: `${keyId}:${etag}`, key_id: keyId, at: now });
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Writes a claimed change; the etag filter makes it a no-op if the version moved anyway. */
+  async applyChange(orgId: string, id: string, fromEtag: string, set: Partial<KeyDocument>): Promise<KeyDocument | null> {
+    const res = await this.keys.updateOne({ _id: id, org_id: orgId, etag: fromEtag }, { $set: set });
     if (res.matchedCount === 0) return null;
     return this.keys.findOne({ _id: id, org_id: orgId });
+  }
+
+  async remove(orgId: string, id: string): Promise<void> {
+    await this.keys.deleteOne({ _id: id, org_id: orgId });
+    await this.mutations.deleteMany({ key_id: id });
   }
 
   /** Keys changed at or after `since` (updated_at index), for cross-instance cache invalidation. */

@@ -1,12 +1,23 @@
 import { MongoClient, type Db } from 'mongodb';
 import type { Logger } from '../logging/logger';
-import type { KeyDocument, KeySlotDocument, KeyUsageDocument, OrganizationDocument } from './documents';
+import type {
+  AuditEventDocument,
+  CreateRequestDocument,
+  KeyDocument,
+  KeyMutationDocument,
+  KeySlotDocument,
+  KeyUsageDocument,
+  OrganizationDocument,
+} from './documents';
 
 export interface Collections {
   keys: import('mongodb').Collection<KeyDocument>;
   organizations: import('mongodb').Collection<OrganizationDocument>;
   slots: import('mongodb').Collection<KeySlotDocument>;
   usage: import('mongodb').Collection<KeyUsageDocument>;
+  mutations: import('mongodb').Collection<KeyMutationDocument>;
+  createRequests: import('mongodb').Collection<CreateRequestDocument>;
+  audit: import('mongodb').Collection<AuditEventDocument>;
 }
 
 /** Commands sent to MongoDB since start, by kind (bench and metrics read these). */
@@ -41,6 +52,9 @@ export function collectionsOf(db: Db): Collections {
     organizations: db.collection<OrganizationDocument>('organizations'),
     slots: db.collection<KeySlotDocument>('key_slots'),
     usage: db.collection<KeyUsageDocument>('key_usage_daily'),
+    mutations: db.collection<KeyMutationDocument>('key_mutations'),
+    createRequests: db.collection<CreateRequestDocument>('create_requests'),
+    audit: db.collection<AuditEventDocument>('audit_events'),
   };
 }
 
@@ -50,6 +64,8 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' });
   await c.keys.createIndex({ updated_at: 1 }, { name: 'updated_at' });
   await c.slots.createIndex({ org_id: 1 }, { name: 'org' });
+  await c.mutations.createIndex({ key_id: 1 }, { name: 'key' });
+  await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' });
 }
 
 export async function connectStorage(uri: string, dbName: string, timeoutMs: number, logger: Logger): Promise<Storage> {

@@ -5,6 +5,8 @@ import type { KeyDocument, KeySlotDocument } from './documents';
 const ORPHAN_GRACE_MS = 60_000;
 const MAX_ATTEMPTS = 8;
 
+export const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
+
 /**
  * The cap on live keys per organization. Each live key holds one slot document whose _id is
  * `${org}:${n}` with n < cap; the unique _id index is what makes the cap hold under concurrent
@@ -17,28 +19,39 @@ export class SlotRepository {
     private readonly keys: Collection<KeyDocument>,
   ) {}
 
-  /** Takes a free slot for `keyId`; false when all `cap` slots are held by live keys. */
-  async acquire(orgId: string, keyId: string, cap: number, now: Date): Promise<boolean> {
+  /** Takes a free slot for `keyId` and returns its id; null when all `cap` slots are held by live keys. */
+  async acquire(orgId: string, keyId: string, cap: number, now: Date): Promise<string | null> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const free = await this.freeSlots(orgId, cap);
       if (free.length === 0) {
         if (attempt === 0 && (await this.reclaimOrphans(orgId, now)) > 0) continue;
-        return false;
+        return null;
       }
       // A random free slot spreads concurrent creators over different _ids.
-      const slot = free[Math.floor(Math.random() * free.length)];
+      const slotId = `${orgId}:${free[Math.floor(Math.random() * free.length)]}`;
       try {
-        await this.slots.insertOne({ _id: `${orgId}:${slot}`, org_id: orgId, key_id: keyId, created_at: now });
-        return true;
+        await this.slots.insertOne({ _id: slotId, org_id: orgId, key_id: keyId, created_at: now });
+        return slotId;
       } catch (err) {
-        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+        if (!isDuplicateKey(err)) throw err;
       }
     }
-    return false;
+    return null;
   }
 
+  /** Frees every slot the key holds (it stopped being live). */
   async release(orgId: string, keyId: string): Promise<void> {
     await this.slots.deleteMany({ org_id: orgId, key_id: keyId });
+  }
+
+  /** Frees one slot (an acquisition whose change did not happen). */
+  async releaseSlot(slotId: string): Promise<void> {
+    await this.slots.deleteOne({ _id: slotId });
+  }
+
+  /** Rotation: the successor inherits its predecessor's place, so the live count is unchanged. */
+  async transfer(orgId: string, fromKeyId: string, toKeyId: string): Promise<void> {
+    await this.slots.updateMany({ org_id: orgId, key_id: fromKeyId }, { $set: { key_id: toKeyId } });
   }
 
   private async freeSlots(orgId: string, cap: number): Promise<number[]> {

@@ -1,6 +1,7 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { KeyState } from '../../src/gen/apikeys/v1/key';
 import { newId } from '../../src/domain/ids';
+import { failure } from '../support/calls';
 import { decodeStatusDetails, startTestServer, type TestServer } from '../support/server';
 
 let s: TestServer;
@@ -8,23 +9,6 @@ beforeAll(async () => {
   s = await startTestServer('keysvc', { ORG_KEY_LIMIT: '1000' });
 });
 afterAll(() => s.stop());
-
-/** Awaits a rejected call and returns its code, ErrorInfo reason and field violations. */
-async function failure(p: Promise<unknown>) {
-  const err = (await p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: ServiceError) => e,
-  )) as ServiceError;
-  const { errorInfo, badRequest } = decodeStatusDetails(err);
-  return {
-    code: err.code,
-    reason: errorInfo?.reason,
-    domain: errorInfo?.domain,
-    fields: badRequest?.fieldViolations.map((v) => `${v.field}:${v.reason}`) ?? [],
-  };
-}
 
 describe('create → get → list → revoke', () => {
   it('runs the whole first lifecycle and returns the secret only from CreateKey', async () => {
@@ -242,15 +226,5 @@ describe('validation', () => {
     for (const call of [s.clients.keys.getKey({ id: 'key_123' }, metadata), s.clients.keys.revokeKey({ id: '' }, metadata)]) {
       expect(await failure(call)).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_ID', fields: ['id:INVALID_ID'] });
     }
-  });
-});
-
-describe('RPCs not built yet', () => {
-  it('answer UNIMPLEMENTED with an ErrorInfo', async () => {
-    const { metadata } = await s.admin();
-    expect(await failure(s.clients.keys.deleteKey({ id: newId('key') }, metadata))).toMatchObject({
-      code: status.UNIMPLEMENTED,
-      reason: 'NOT_IMPLEMENTED',
-    });
   });
 });

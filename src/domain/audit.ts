@@ -1,0 +1,96 @@
+import { authorize } from './authorization';
+import { DomainError } from './errors';
+import { isId, newId } from './ids';
+import { positionFromToken, toPage } from './paging';
+import type { CallContext } from './principal';
+import { normalizePageSize, validateAuditFilter } from './validation';
+import type { AuditEventDocument } from '../storage/documents';
+import type { AuditRepository } from '../storage/auditRepository';
+
+/** What happened, for the audit trail: "key.create", "key.revoke", "key.secret.read", … */
+export type AuditAction =
+  | 'key.create'
+  | 'key.get'
+  | 'key.list'
+  | 'key.update'
+  | 'key.revoke'
+  | 'key.archive'
+  | 'key.reactivate'
+  | 'key.delete'
+  | 'key.rotate'
+  | 'key.secret.read'
+  | 'audit.list';
+
+/** Writes one audit event per audited call, with the real actor (staff acting-as included). */
+export interface ListAuditInput {
+  pageSize: number;
+  pageToken: string;
+  action: string;
+  keyId: string;
+  startTime?: Date;
+  endTime?: Date;
+}
+
+export class AuditLog {
+  constructor(
+    private readonly repo: AuditRepository,
+    private readonly now: () => Date,
+    private readonly pageTokenKey: Buffer,
+  ) {}
+
+  /** ListAuditEvents: the organization's trail, newest first, filtered (AIP-158 pages). */
+  list(ctx: CallContext, q: ListAuditInput): Promise<{ events: AuditEventDocument[]; nextPageToken: string }> {
+    return this.around(ctx, 'audit.list', null, false, async () => {
+      authorize(ctx, 'read');
+      const pageSize = normalizePageSize(q.pageSize);
+      validateAuditFilter(q);
+      const scope = ['audit', ctx.orgId, q.action, q.keyId, q.startTime?.toISOString() ?? '', q.endTime?.toISOString() ?? ''].join('|');
+      const pos = positionFromToken(q.pageToken, scope, this.pageTokenKey);
+      const rows = await this.repo.list({
+        orgId: ctx.orgId,
+        action: q.action || undefined,
+        keyId: q.keyId || undefined,
+        startTime: q.startTime,
+        endTime: q.endTime,
+        after: pos && { time: new Date(pos.t), id: pos.id },
+        limit: pageSize + 1,
+      });
+      const page = toPage(rows, pageSize, (e) => ({ t: e.time.getTime(), id: e._id }), scope, this.pageTokenKey);
+      return { events: page.items, nextPageToken: page.nextPageToken };
+    });
+  }
+
+  /**
+   * Runs `fn` and records its outcome ("OK" or the failure's reason). Mutations are always
+   * recorded; reads only when a staff member acts on another organization.
+   */
+  async around<T>(ctx: CallContext, action: AuditAction, keyId: string | null, mutation: boolean, fn: () => Promise<T>): Promise<T> {
+    if (!mutation && !ctx.actingAs) return fn();
+    try {
+      const result = await fn();
+      await this.record(ctx, action, keyId, 'OK');
+      return result;
+    } catch (err) {
+      await this.record(ctx, action, keyId, err instanceof DomainError ? err.reason : 'INTERNAL');
+      throw err;
+    }
+  }
+
+  private async record(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): Promise<void> {
+    const p = ctx.principal;
+    const event: AuditEventDocument = {
+      _id: newId('evt'),
+      org_id: ctx.orgId,
+      actor: p.id,
+      acting_as: ctx.actingAs && p.kind === 'user' ? (p.email ?? p.id) : null,
+      action,
+      // Only well-formed ids: a failed call's raw input does not belong in the trail.
+      key_id: keyId && isId('key', keyId) ? keyId : null,
+      time: this.now(),
+      request_id: ctx.requestId,
+      outcome,
+      method: ctx.method,
+    };
+    await this.repo.insert(event);
+  }
+}
