@@ -24,6 +24,8 @@ export interface Collections {
 export interface StorageCounters {
   reads: number;
   writes: number;
+  /** Reads of one key by its hash: what a Verify cache miss costs. */
+  keyLookups: number;
 }
 
 export interface Storage {
@@ -38,8 +40,9 @@ const READS = new Set(['find', 'aggregate', 'count', 'distinct', 'getMore']);
 const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify']);
 
 function countCommands(client: MongoClient): StorageCounters {
-  const counters = { reads: 0, writes: 0 };
+  const counters = { reads: 0, writes: 0, keyLookups: 0 };
   client.on('commandStarted', (e) => {
+    if (e.commandName === 'find' && e.command.filter?.hash !== undefined) counters.keyLookups++;
     if (READS.has(e.commandName)) counters.reads++;
     else if (WRITES.has(e.commandName)) counters.writes++;
   });

@@ -1,6 +1,10 @@
 import type { Collection } from 'mongodb';
 import type { OrganizationDocument } from './documents';
 
+/**
+ * organizations: per-organization settings. Operators raise a plan's cap by setting `key_limit`
+ * on the organization's document (see README "Plan limits").
+ */
 export class OrganizationRepository {
   constructor(private readonly organizations: Collection<OrganizationDocument>) {}
 
@@ -10,11 +14,4 @@ export class OrganizationRepository {
     return org?.key_limit ?? fallback;
   }
 
-  async setKeyLimit(orgId: string, limit: number, now: Date): Promise<void> {
-    await this.organizations.updateOne(
-      { _id: orgId },
-      { $set: { key_limit: limit }, $setOnInsert: { created_at: now } },
-      { upsert: true },
-    );
-  }
 }
