@@ -13,5 +13,4 @@ export class OrganizationRepository {
     const org = await this.organizations.findOne({ _id: orgId }, { projection: { key_limit: 1 } });
     return org?.key_limit ?? fallback;
   }
-
 }
