@@ -1,15 +1,20 @@
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { HealthImplementation } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyServiceService } from '../gen/apikeys/v1/key_service';
 import { VerifyServiceService } from '../gen/apikeys/v1/verify_service';
+import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
 import type { KeyManager } from '../domain/keys';
 import type { Verifier } from '../domain/verification';
+import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
+import type { Metrics } from '../observability/metrics';
+import { rpcInterceptor } from '../observability/rpcInterceptor';
 import { keyServiceHandlers } from './handlers/keyService';
 import { verifyServiceHandlers } from './handlers/verifyService';
 import { authInterceptor } from './interceptor';
@@ -19,9 +24,27 @@ export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService
 export interface ServerDeps {
   authenticator: Authenticator;
   keys: KeyManager;
+  audit: AuditLog;
   verifier: Verifier;
   logger: Logger;
   now: () => Date;
+  /** Transport limits (config.grpc); the defaults below when absent. */
+  limits?: TransportLimits;
+  metrics?: Metrics;
+}
+
+export interface TransportLimits {
+  maxReceiveMessageBytes: number;
+  maxSendMessageBytes: number;
+  maxMetadataBytes: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  /** 0: unlimited. */
+  maxConcurrentStreams: number;
+  /** 0: never. */
+  maxConnectionAgeMs: number;
+  /** 0: never. */
+  maxConnectionIdleMs: number;
 }
 
 export interface AssembledServer {
@@ -29,25 +52,73 @@ export interface AssembledServer {
   health: HealthImplementation;
 }
 
-/** Reflection serves the descriptor set that `buf build` wrote beside the generated code. */
-function reflectionPackage(): protoLoader.PackageDefinition {
-  const ours = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(join(__dirname, '..', 'gen', 'descriptor.binpb')));
-  const health = protoLoader.loadSync(healthProtoPath);
-  return { ...ours, ...health };
+/**
+ * Reflection serves the descriptor sets `buf build` wrote beside the generated code (ours, plus
+ * grpc.health.v1 and grpc.reflection), one entry per file. Not proto-loader's package definitions:
+ * their re-encoded descriptors lose well-known-type dependencies, map-entry names and extension
+ * scopes, and grpcurl/ghz reject them ("cannot resolve type google.protobuf.Timestamp").
+ */
+const DESCRIPTOR_SETS = ['descriptor.binpb', 'health.binpb', 'reflection.binpb'];
+
+/** The FileDescriptorProtos of a FileDescriptorSet (`repeated FileDescriptorProto file = 1`), byte for byte. */
+function descriptorFiles(set: Uint8Array): Buffer[] {
+  const files: Buffer[] = [];
+  const reader = new BinaryReader(set);
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === 1) files.push(Buffer.from(reader.bytes()));
+    else reader.skip(tag & 7);
+  }
+  return files;
 }
 
-const CHANNEL_OPTIONS: ChannelOptions = {
-  'grpc.max_receive_message_length': 1024 * 1024,
-  'grpc.max_send_message_length': 4 * 1024 * 1024,
-  'grpc.max_metadata_size': 16 * 1024,
-  'grpc.keepalive_time_ms': 60_000,
-  'grpc.keepalive_timeout_ms': 20_000,
+function reflectionPackage(): protoLoader.PackageDefinition {
+  const files = DESCRIPTOR_SETS.flatMap((name) => descriptorFiles(readFileSync(join(__dirname, '..', 'gen', name))));
+  // @grpc/reflection reads only `fileDescriptorProtos` of each entry, and indexes files by their own names.
+  return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { fileDescriptorProtos: [bytes] }])) as unknown as protoLoader.PackageDefinition;
+}
+
+export const DEFAULT_LIMITS: TransportLimits = {
+  maxReceiveMessageBytes: 1024 * 1024,
+  maxSendMessageBytes: 4 * 1024 * 1024,
+  maxMetadataBytes: 16 * 1024,
+  keepaliveTimeMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
+  maxConcurrentStreams: 0,
+  maxConnectionAgeMs: 0,
+  maxConnectionIdleMs: 0,
 };
 
+/**
+ * grpc-js server options. The metadata limit is not among them (grpc-js's server ignores
+ * grpc.max_metadata_size): rpcInterceptor enforces it, under Node's own 64 KiB HTTP/2 cap.
+ */
+function channelOptions(l: TransportLimits): ChannelOptions {
+  const o: ChannelOptions = {
+    'grpc.max_receive_message_length': l.maxReceiveMessageBytes,
+    'grpc.max_send_message_length': l.maxSendMessageBytes,
+    'grpc.keepalive_time_ms': l.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': l.keepaliveTimeoutMs,
+  };
+  if (l.maxConcurrentStreams > 0) o['grpc.max_concurrent_streams'] = l.maxConcurrentStreams;
+  if (l.maxConnectionAgeMs > 0) {
+    o['grpc.max_connection_age_ms'] = l.maxConnectionAgeMs;
+    o['grpc.max_connection_age_grace_ms'] = Math.max(l.keepaliveTimeoutMs, 30_000);
+  }
+  if (l.maxConnectionIdleMs > 0) o['grpc.max_connection_idle_ms'] = l.maxConnectionIdleMs;
+  return o;
+}
+
 export function buildServer(d: ServerDeps): AssembledServer {
-  const server = new Server({ ...CHANNEL_OPTIONS, interceptors: [authInterceptor(d.authenticator, d.logger)] });
-  server.addService(KeyServiceService, keyServiceHandlers(d.keys, d.logger, d.now));
-  server.addService(VerifyServiceService, verifyServiceHandlers(d.verifier, d.logger));
+  routeGrpcLogs(d.logger);
+  const limits = d.limits ?? DEFAULT_LIMITS;
+  // rpcInterceptor first: it sees each request before authentication and each final status last.
+  const server = new Server({
+    ...channelOptions(limits),
+    interceptors: [rpcInterceptor(d.metrics, limits), authInterceptor(d.authenticator, d.logger)],
+  });
+  server.addService(KeyServiceService, keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
+  server.addService(VerifyServiceService, verifyServiceHandlers(d.verifier, d.logger, d.metrics));
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);

@@ -1,0 +1,105 @@
+// The README is part of the contract with gateway authors and operators: its error table must be
+// REASON_STATUS exactly, and its configuration table and .env.example must name every variable
+// that src/config/config.ts reads. No database, no server: it only reads files.
+import { status } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REASON_STATUS } from '../../src/transport/errors';
+
+const ROOT = join(__dirname, '..', '..');
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
+
+const unquote = (cell: string) => cell.trim().replace(/^`(.*)`$/, '$1').trim();
+
+/** The body rows of the first markdown table whose header row is exactly `header` (cells compared trimmed). */
+function tableRows(markdown: string, header: string[]): string[][] {
+  const lines = markdown.split('\n');
+  const cellsOf = (line: string) => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+  const start = lines.findIndex((l) => l.trim().startsWith('|') && cellsOf(l).join('\u0000') === header.join('\u0000'));
+  if (start < 0) throw new Error(`README has no table with header | ${header.join(' | ')} |`);
+  const rows: string[][] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (!line.trim().startsWith('|')) break;
+    const cells = cellsOf(line);
+    if (cells.every((c) => /^:?-+:?$/.test(c))) continue; // the |---|---| separator
+    rows.push(cells);
+  }
+  return rows;
+}
+
+/** The table as it belongs in the README, for pasting when this test fails. */
+function expectedErrorTable(): string {
+  return [
+    '| Reason | gRPC code | HTTP |',
+    '|---|---|---|',
+    ...Object.entries(REASON_STATUS).map(([reason, s]) => `| \`${reason}\` | \`${status[s.code]}\` | ${s.http} |`),
+  ].join('\n');
+}
+
+/** Every variable in the zod schema of src/config/config.ts (`  NAME: z…` lines inside `z.object({`). */
+function configVariables(): string[] {
+  const source = read('src/config/config.ts');
+  const body = /const schema = z\.object\(\{([\s\S]*?)\n\}\);/.exec(source)?.[1];
+  if (!body) throw new Error('src/config/config.ts: could not find `const schema = z.object({ … });`');
+  const names = [...body.matchAll(/^ {2}([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]);
+  if (names.length === 0) throw new Error('src/config/config.ts: no variables found in the schema');
+  return names.sort();
+}
+
+describe('README', () => {
+  const readme = read('README.md');
+
+  it('starts with the two commands that work on a fresh machine', () => {
+    const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    expect(readme.indexOf('```sh')).toBeLessThan(readme.indexOf('\n## '));
+    expect(firstBlock).toMatch(/^npm ci && npm run dev\b/m);
+    expect(firstBlock).toMatch(/^npm test\b/m);
+  });
+
+  describe('error table', () => {
+    const rows = tableRows(readme, ['Reason', 'gRPC code', 'HTTP']);
+    const documented = rows.map(([reason, code, http]) => ({ reason: unquote(reason), code: unquote(code), http: unquote(http) }));
+    const hint = `\nThe README's error table must be exactly:\n\n${expectedErrorTable()}\n`;
+
+    it('has one row per reason, no duplicates', () => {
+      const reasons = documented.map((r) => r.reason);
+      const duplicates = reasons.filter((r, i) => reasons.indexOf(r) !== i);
+      expect({ duplicates, hint: duplicates.length ? hint : '' }).toEqual({ duplicates: [], hint: '' });
+    });
+
+    it('lists every reason of REASON_STATUS and nothing else', () => {
+      const documentedSet = new Set(documented.map((r) => r.reason));
+      const missing = Object.keys(REASON_STATUS).filter((r) => !documentedSet.has(r));
+      const extra = [...documentedSet].filter((r) => !(r in REASON_STATUS));
+      const ok = missing.length === 0 && extra.length === 0;
+      expect({ missing, extra, hint: ok ? '' : hint }).toEqual({ missing: [], extra: [], hint: '' });
+    });
+
+    it('gives each reason the gRPC code name and HTTP status of REASON_STATUS', () => {
+      const wrong = documented
+        .filter((r) => r.reason in REASON_STATUS)
+        .map((r) => {
+          const s = REASON_STATUS[r.reason as keyof typeof REASON_STATUS];
+          return { ...r, expected: { code: status[s.code], http: String(s.http) } };
+        })
+        .filter((r) => r.code !== r.expected.code || r.http !== r.expected.http)
+        .map((r) => `${r.reason}: README says ${r.code} / ${r.http}, REASON_STATUS says ${r.expected.code} / ${r.expected.http}`);
+      expect({ wrong, hint: wrong.length ? hint : '' }).toEqual({ wrong: [], hint: '' });
+    });
+
+    it('is in the same order as REASON_STATUS', () => {
+      expect(documented.map((r) => r.reason)).toEqual(Object.keys(REASON_STATUS));
+    });
+  });
+
+  it('configuration table names every variable of src/config/config.ts, and no other', () => {
+    const documented = tableRows(readme, ['Variable', 'Default', 'Meaning']).map(([name]) => unquote(name)).sort();
+    expect(documented).toEqual(configVariables());
+  });
+
+  it('.env.example names every variable of src/config/config.ts, and no other', () => {
+    const env = read('.env.example');
+    const names = [...env.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]);
+    expect([...new Set(names)].sort()).toEqual(configVariables());
+  });
+});
