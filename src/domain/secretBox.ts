@@ -1,6 +1,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { SealedSecret } from '../storage/documents';
 
+/** Full 128-bit GCM tags only; `seal` always writes 16 bytes. */
+const TAG_LENGTH = 16;
+
 /**
  * AES-256-GCM for recoverable secrets. The current key seals; it and any previous keys open,
  * so the encryption key can be rotated without losing stored secrets. `kid` names the key
@@ -31,7 +34,8 @@ export class SecretBox {
   open(box: SealedSecret): string {
     const key = this.keys.get(box.kid);
     if (!key) throw new Error(`secret sealed with unknown encryption key ${box.kid}`);
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(box.iv, 'base64'));
+    // Pin the tag length: GCM otherwise accepts a tag truncated to as little as 4 bytes.
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(box.iv, 'base64'), { authTagLength: TAG_LENGTH });
     decipher.setAuthTag(Buffer.from(box.tag, 'base64'));
     return Buffer.concat([decipher.update(Buffer.from(box.ciphertext, 'base64')), decipher.final()]).toString('utf8');
   }

@@ -71,24 +71,33 @@ export class Verifier {
   /** Call after a change made through this instance, before the RPC answers. */
   evict(hash: string): void {
     this.d.cache.evict(hash);
+    // A read already in flight may predate the change: later calls start their own.
+    this.inFlight.delete(hash);
   }
 
   private load(hash: string, stale: KeyDocument | null): Promise<KeyDocument | null> {
     let p = this.inFlight.get(hash);
     if (!p) {
-      p = this.d
+      const read: Promise<KeyDocument | null> = this.d
         .findByHash(hash)
         .then((key) => {
-          this.d.cache.store(hash, key, Date.now());
+          // Not cached if evict() ran meanwhile: the result may predate that change.
+          if (this.inFlight.get(hash) === read) this.d.cache.store(hash, key, Date.now());
           return key;
         })
-        .finally(() => this.inFlight.delete(hash));
-      this.inFlight.set(hash, p);
+        .finally(() => {
+          if (this.inFlight.get(hash) === read) this.inFlight.delete(hash);
+        });
+      this.inFlight.set(hash, read);
+      p = read;
     }
     return p.catch((err) => {
       // Storage trouble: a key seen recently keeps verifying for the stale window; anything
       // else fails closed.
-      if (stale) return stale;
+      if (stale) {
+        this.d.cache.noteStaleHit();
+        return stale;
+      }
       throw new DomainError('STORAGE_UNAVAILABLE', 'key storage is unreachable and this key is not cached; retry', [], {
         cause: (err as Error).name ?? 'Error',
       });

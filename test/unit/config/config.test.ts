@@ -1,0 +1,236 @@
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from '../../../src/config/config';
+
+/** The ConfigError loadConfig throws for `env`; fails the test if it does not throw one. */
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`expected loadConfig to throw for ${JSON.stringify(env)}`);
+}
+
+/** The variable names a ConfigError's problems mention (the text before the first "." or ":"). */
+const named = (e: ConfigError) => [...new Set(e.problems.map((p) => p.split(/[.:]/)[0]))].sort();
+
+const key32 = () => randomBytes(32).toString('base64');
+const token = (c: string) => c.repeat(24);
+
+describe('loadConfig defaults', () => {
+  it('fills every setting from an empty environment', () => {
+    const c = loadConfig({});
+    expect(c.grpcAddr).toBe('0.0.0.0:50051');
+    expect(c.mongodbUri).toBe('mongodb://127.0.0.1:27017/apikeys');
+    expect(c.mongodbDatabase).toBe('apikeys');
+    expect(c.logLevel).toBe('info');
+    expect(c.keyPrefix).toBe('sk');
+    expect(c.orgKeyLimit).toBe(100);
+    expect(c.mongodbTimeoutMs).toBe(2000);
+    expect(c.metricsAddr).toBe('0.0.0.0:9464');
+    expect(c.shutdownGraceMs).toBe(10_000);
+    expect(c.auth).toEqual({
+      jwtSecret: undefined,
+      jwks: undefined,
+      jwtIssuer: undefined,
+      jwtAudience: undefined,
+      verifyTokens: [],
+      staffEmailDomains: [],
+    });
+    expect(c.pageTokenSecret).toBeUndefined();
+    expect(c.verify).toEqual({
+      cacheMaxEntries: 100_000,
+      cacheTtlMs: 60_000,
+      negativeTtlMs: 10_000,
+      staleWindowMs: 300_000,
+      invalidationPollMs: 500,
+      usageFlushIntervalMs: 10_000,
+    });
+    expect(c.grpc).toEqual({
+      maxReceiveMessageBytes: 1024 * 1024,
+      maxSendMessageBytes: 4 * 1024 * 1024,
+      maxMetadataBytes: 16 * 1024,
+      keepaliveTimeMs: 60_000,
+      keepaliveTimeoutMs: 20_000,
+      maxConcurrentStreams: 0,
+      maxConnectionAgeMs: 0,
+      maxConnectionIdleMs: 0,
+    });
+    expect(c.secrets).toEqual({ encryptionKey: undefined, decryptionKeys: [] });
+    expect(c.rotation).toEqual({ maxOverlapSeconds: 7 * 86_400, defaultOverlapSeconds: 86_400 });
+    expect(c.idempotencyWindowSeconds).toBe(86_400);
+  });
+
+  it('ignores variables it does not know (a real process.env has plenty)', () => {
+    expect(() => loadConfig({ PATH: '/usr/bin', HOME: '/root', KEY_PREFIX_TYPO: '!!' })).not.toThrow();
+  });
+
+  it('coerces numeric variables from strings', () => {
+    const c = loadConfig({ ORG_KEY_LIMIT: '5', VERIFY_CACHE_MAX_ENTRIES: '0', SHUTDOWN_GRACE_MS: '0' });
+    expect(c.orgKeyLimit).toBe(5);
+    expect(c.verify.cacheMaxEntries).toBe(0);
+    expect(c.shutdownGraceMs).toBe(0);
+  });
+
+  it('turns METRICS_ADDR=off into null', () => {
+    expect(loadConfig({ METRICS_ADDR: 'off' }).metricsAddr).toBeNull();
+    expect(loadConfig({ METRICS_ADDR: '127.0.0.1:9000' }).metricsAddr).toBe('127.0.0.1:9000');
+  });
+
+  it('accepts bracketed IPv6 listen addresses', () => {
+    expect(loadConfig({ GRPC_ADDR: '[::1]:50051' }).grpcAddr).toBe('[::1]:50051');
+  });
+});
+
+describe('ConfigError', () => {
+  it('names every bad variable at once', () => {
+    const e = configError({ KEY_PREFIX: 'BAD', ORG_KEY_LIMIT: '-1' });
+    expect(named(e)).toEqual(['KEY_PREFIX', 'ORG_KEY_LIMIT']);
+    expect(e.name).toBe('ConfigError');
+    expect(e.message).toContain('KEY_PREFIX');
+    expect(e.message).toContain('ORG_KEY_LIMIT');
+    expect(e.problems.find((p) => p.startsWith('KEY_PREFIX'))).toMatch(/lowercase/);
+  });
+
+  it('lists problems across many kinds of variable in one error', () => {
+    const e = configError({
+      GRPC_ADDR: 'localhost',
+      MONGODB_URI: 'postgres://x',
+      LOG_LEVEL: 'loud',
+      AUTH_JWT_SECRET: 'short',
+      ORG_KEY_LIMIT: '1.5',
+      MONGODB_TIMEOUT_MS: 'soon',
+      GRPC_MAX_METADATA_BYTES: '70000',
+      SECRET_ENCRYPTION_KEY: 'nope',
+    });
+    expect(named(e)).toEqual(
+      [
+        'AUTH_JWT_SECRET',
+        'GRPC_ADDR',
+        'GRPC_MAX_METADATA_BYTES',
+        'LOG_LEVEL',
+        'MONGODB_TIMEOUT_MS',
+        'MONGODB_URI',
+        'ORG_KEY_LIMIT',
+        'SECRET_ENCRYPTION_KEY',
+      ].sort(),
+    );
+    // The message is one line per problem.
+    expect(e.message.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(e.problems.length);
+  });
+
+  it('rejects zero where a positive number is required, but allows it where 0 means "off"', () => {
+    expect(named(configError({ ORG_KEY_LIMIT: '0' }))).toEqual(['ORG_KEY_LIMIT']);
+    expect(loadConfig({ VERIFY_STALE_WINDOW_MS: '0', ROTATION_DEFAULT_OVERLAP_SECONDS: '0' }).verify.staleWindowMs).toBe(0);
+  });
+});
+
+describe('empty strings count as unset', () => {
+  it('falls back to defaults for empty values', () => {
+    const c = loadConfig({
+      KEY_PREFIX: '',
+      ORG_KEY_LIMIT: '', // z.coerce would turn '' into 0 and reject it, were it not dropped
+      GRPC_ADDR: '',
+      LOG_LEVEL: '',
+      MONGODB_DATABASE: '',
+      SECRET_ENCRYPTION_KEY: '',
+      AUTH_JWT_SECRET: '',
+      VERIFY_TOKENS: '',
+    });
+    expect(c.keyPrefix).toBe('sk');
+    expect(c.orgKeyLimit).toBe(100);
+    expect(c.grpcAddr).toBe('0.0.0.0:50051');
+    expect(c.logLevel).toBe('info');
+    expect(c.mongodbDatabase).toBe('apikeys');
+    expect(c.secrets.encryptionKey).toBeUndefined();
+    expect(c.auth.jwtSecret).toBeUndefined();
+    expect(c.auth.verifyTokens).toEqual([]);
+  });
+
+  it('treats undefined values like missing ones', () => {
+    expect(loadConfig({ KEY_PREFIX: undefined }).keyPrefix).toBe('sk');
+  });
+});
+
+describe('CSV variables', () => {
+  it('splits VERIFY_TOKENS on commas, trimming and dropping empty items', () => {
+    const c = loadConfig({ VERIFY_TOKENS: ` ${token('a')} ,, ${token('b')},` });
+    expect(c.auth.verifyTokens).toEqual([token('a'), token('b')]);
+  });
+
+  it('names a too-short token by its position', () => {
+    const e = configError({ VERIFY_TOKENS: `${token('a')},short` });
+    expect(e.problems).toHaveLength(1);
+    expect(e.problems[0]).toMatch(/^VERIFY_TOKENS\.1: .*24 characters/);
+  });
+
+  it('parses STAFF_EMAIL_DOMAINS and rejects non-lowercase or dotless domains', () => {
+    expect(loadConfig({ STAFF_EMAIL_DOMAINS: 'example.com, corp.example.co.uk' }).auth.staffEmailDomains).toEqual([
+      'example.com',
+      'corp.example.co.uk',
+    ]);
+    const e = configError({ STAFF_EMAIL_DOMAINS: 'example.com,Example.COM,localhost' });
+    expect(e.problems.map((p) => p.split(':')[0]).sort()).toEqual(['STAFF_EMAIL_DOMAINS.1', 'STAFF_EMAIL_DOMAINS.2']);
+  });
+
+  it('a CSV of only separators is an empty list', () => {
+    expect(loadConfig({ STAFF_EMAIL_DOMAINS: ' , ,' }).auth.staffEmailDomains).toEqual([]);
+  });
+});
+
+describe('SECRET_ENCRYPTION_KEY / SECRET_DECRYPTION_KEYS', () => {
+  it('decodes a 32-byte base64 key', () => {
+    const k = key32();
+    const c = loadConfig({ SECRET_ENCRYPTION_KEY: k });
+    expect(c.secrets.encryptionKey).toEqual(Buffer.from(k, 'base64'));
+    expect(c.secrets.encryptionKey).toHaveLength(32);
+  });
+
+  it.each([
+    ['16 bytes', randomBytes(16).toString('base64')],
+    ['31 bytes', randomBytes(31).toString('base64')],
+    ['33 bytes', randomBytes(33).toString('base64')],
+    ['not base64', '!'.repeat(44)],
+    ['hex of 32 bytes', randomBytes(32).toString('hex')],
+  ])('rejects %s', (_label, value) => {
+    const e = configError({ SECRET_ENCRYPTION_KEY: value });
+    expect(e.problems).toHaveLength(1);
+    expect(e.problems[0]).toMatch(/^SECRET_ENCRYPTION_KEY: must be 32 bytes/);
+  });
+
+  it('reads previous keys as a CSV and names a bad one by position', () => {
+    const [a, b] = [key32(), key32()];
+    expect(loadConfig({ SECRET_DECRYPTION_KEYS: `${a}, ${b}` }).secrets.decryptionKeys).toEqual([
+      Buffer.from(a, 'base64'),
+      Buffer.from(b, 'base64'),
+    ]);
+    const e = configError({ SECRET_DECRYPTION_KEYS: `${a},${randomBytes(8).toString('base64')}` });
+    expect(e.problems.map((p) => p.split(':')[0])).toEqual(['SECRET_DECRYPTION_KEYS.1']);
+  });
+});
+
+describe('database name', () => {
+  it.each([
+    ['mongodb://db.internal:27017/tenants', 'tenants'],
+    ['mongodb://db.internal:27017/tenants?replicaSet=rs0', 'tenants'],
+    ['mongodb+srv://user:pw@cluster0.example.net/prod?retryWrites=true', 'prod'],
+    ['mongodb://a:1,b:2,c:3/multi', 'multi'],
+    ['mongodb://db.internal:27017', 'apikeys'],
+    ['mongodb://db.internal:27017/', 'apikeys'],
+    ['mongodb://db.internal:27017/?replicaSet=rs0', 'apikeys'],
+  ])('%s → %s', (uri, db) => {
+    expect(loadConfig({ MONGODB_URI: uri }).mongodbDatabase).toBe(db);
+  });
+
+  it('MONGODB_DATABASE wins over the URI path', () => {
+    const c = loadConfig({ MONGODB_URI: 'mongodb://h:27017/fromuri', MONGODB_DATABASE: 'explicit' });
+    expect(c.mongodbDatabase).toBe('explicit');
+    expect(c.mongodbUri).toBe('mongodb://h:27017/fromuri');
+  });
+
+  it('validates MONGODB_DATABASE', () => {
+    expect(named(configError({ MONGODB_DATABASE: 'has.dot' }))).toEqual(['MONGODB_DATABASE']);
+    expect(named(configError({ MONGODB_DATABASE: 'x'.repeat(39) }))).toEqual(['MONGODB_DATABASE']);
+  });
+});

@@ -1,0 +1,400 @@
+import { DomainError } from '../../../src/domain/errors';
+import { KeyCache, type KeyCacheSettings } from '../../../src/domain/keyCache';
+import { checksumOf, generateSecret, hashSecret } from '../../../src/domain/keyFormat';
+import { RateLimiter } from '../../../src/domain/rateLimiter';
+import { UsageRecorder } from '../../../src/domain/usageRecorder';
+import { Verifier, type VerifyOptions } from '../../../src/domain/verification';
+import type { KeyDocument } from '../../../src/storage/documents';
+import { fakeKey } from './fakeKey';
+
+const NOW = new Date('2025-06-01T12:00:00.000Z');
+const CACHE: KeyCacheSettings = { maxEntries: 100, ttlMs: 1_000, negativeTtlMs: 500, staleWindowMs: 10_000 };
+
+class StorageDown extends Error {
+  override name = 'MongoServerSelectionError';
+}
+
+/** In-memory storage keyed by hash; counts reads; can be switched to failing. */
+class FakeStorage {
+  readonly docs = new Map<string, KeyDocument>();
+  readonly reads: string[] = [];
+  failing = false;
+
+  put(secret: string, over: Partial<KeyDocument> = {}): KeyDocument {
+    const doc = fakeKey({ hash: hashSecret(secret), ...over });
+    this.docs.set(doc.hash, doc);
+    return doc;
+  }
+
+  findByHash = (hash: string): Promise<KeyDocument | null> => {
+    this.reads.push(hash);
+    if (this.failing) return Promise.reject(new StorageDown('connect ECONNREFUSED 10.0.0.1:27017'));
+    return Promise.resolve(this.docs.get(hash) ?? null);
+  };
+}
+
+/** The cache's clock is Date.now(); the verifier's is deps.now. Both are fixed here. */
+let wallClock = NOW.getTime();
+
+function setup(cache: Partial<KeyCacheSettings> = {}) {
+  const storage = new FakeStorage();
+  const deps = {
+    keyPrefix: 'sk',
+    findByHash: (hash: string) => storage.findByHash(hash),
+    now: () => NOW,
+    cache: new KeyCache({ ...CACHE, ...cache }),
+    usage: new UsageRecorder(),
+    rateLimiter: new RateLimiter(),
+  };
+  const verifier = new Verifier(deps);
+  const verify = (secret: string, scopes: string[] = [], opts?: VerifyOptions) => verifier.verify(secret, scopes, opts);
+  return { storage, deps, verifier, verify };
+}
+
+beforeEach(() => {
+  wallClock = NOW.getTime();
+  jest.spyOn(Date, 'now').mockImplementation(() => wallClock);
+});
+
+afterEach(() => jest.restoreAllMocks());
+
+describe('Verifier: malformed secrets', () => {
+  const good = generateSecret('sk', 'live');
+  const body = good.slice(0, -6);
+  it.each([
+    ['empty', ''],
+    ['garbage', 'hello world'],
+    ['other prefix', generateSecret('pk', 'live')],
+    ['bad checksum', body + (checksumOf(body) === '000000' ? '000001' : '000000')],
+    ['truncated', good.slice(0, -1)],
+    ['too long', `${good}x`],
+    ['huge', 'sk_live_'.padEnd(1_000_000, 'a')],
+  ])('%s → MALFORMED with no storage read', async (_label, secret) => {
+    const { storage, deps, verify } = setup();
+    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'MALFORMED' });
+    expect(storage.reads).toHaveLength(0);
+    expect(deps.cache.size).toBe(0);
+  });
+});
+
+describe('Verifier: lookups and caching', () => {
+  it('VALID for a stored active key, then served from cache', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = storage.put(secret);
+    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+    await expect(verify(secret, ['read'])).resolves.toMatchObject({ code: 'VALID' });
+    expect(storage.reads).toEqual([hashSecret(secret)]);
+  });
+
+  it('NOT_FOUND is cached: a second call does not read storage', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'test');
+    await expect(verify(secret)).resolves.toEqual({ code: 'NOT_FOUND' });
+    await expect(verify(secret)).resolves.toEqual({ code: 'NOT_FOUND' });
+    expect(storage.reads).toHaveLength(1);
+    // After the negative TTL storage is asked again (and may know the key by now).
+    const doc = storage.put(secret);
+    wallClock += CACHE.negativeTtlMs;
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+    expect(storage.reads).toHaveLength(2);
+  });
+
+  it('re-reads storage after the TTL and sees a revocation', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    storage.put(secret, { status: 'revoked' });
+    wallClock += CACHE.ttlMs - 1;
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' }); // still cached
+    wallClock += 1;
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'REVOKED' }); // stale → re-read
+    expect(storage.reads).toHaveLength(2);
+  });
+
+  it('evict() makes the next call read storage', async () => {
+    const { storage, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    await verify(secret);
+    storage.put(secret, { status: 'archived' });
+    verifier.evict(hashSecret(secret));
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'ARCHIVED' });
+    expect(storage.reads).toHaveLength(2);
+  });
+
+  it('concurrent misses of one hash share a single storage read', async () => {
+    const { storage, deps, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = fakeKey({ hash: hashSecret(secret) });
+    let release!: (d: KeyDocument) => void;
+    let calls = 0;
+    deps.findByHash = () => {
+      calls++;
+      return new Promise((resolve) => (release = resolve));
+    };
+    const pending = Array.from({ length: 10 }, () => verify(secret));
+    await Promise.resolve();
+    expect(calls).toBe(1);
+    release(doc);
+    const results = await Promise.all(pending);
+    expect(results.map((r) => r.code)).toEqual(Array(10).fill('VALID'));
+    expect(calls).toBe(1);
+    // Done reads are not reused: after eviction the next miss reads again.
+    deps.cache.evict(doc.hash);
+    deps.findByHash = storage.findByHash;
+    storage.docs.set(doc.hash, doc);
+    await verify(secret);
+    expect(storage.reads).toHaveLength(1);
+  });
+
+  it('evict() during an in-flight read: later calls read afresh, and the old result is not cached', async () => {
+    const { deps, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const hash = hashSecret(secret);
+    let current = fakeKey({ hash });
+    const pendingReads: Array<() => void> = [];
+    deps.findByHash = () => {
+      const snapshot = current; // what storage held when the read started
+      return new Promise((resolve) => pendingReads.push(() => resolve(snapshot)));
+    };
+
+    const before = verify(secret); // read #1 starts and sees the active key
+    current = fakeKey({ hash, status: 'revoked' }); // RevokeKey writes…
+    verifier.evict(hash); // …and evicts before it answers
+    const after = verify(secret); // a Verify sent after RevokeKey answered
+    expect(pendingReads).toHaveLength(2); // it did not join read #1
+    pendingReads.forEach((release) => release());
+
+    expect((await before).code).toBe('VALID'); // began before the revocation: fine either way
+    expect((await after).code).toBe('REVOKED');
+    // The cache holds read #2's answer, not read #1's.
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'REVOKED' });
+    expect(pendingReads).toHaveLength(2);
+  });
+
+  it('evict() while a read is in flight, with no newer read: the old result is not cached', async () => {
+    const { storage, deps, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const hash = hashSecret(secret);
+    let release!: () => void;
+    deps.findByHash = () => new Promise((resolve) => (release = () => resolve(fakeKey({ hash }))));
+    const before = verify(secret);
+    verifier.evict(hash);
+    release();
+    await expect(before).resolves.toMatchObject({ code: 'VALID' });
+    expect(deps.cache.size).toBe(0);
+    deps.findByHash = storage.findByHash;
+    storage.put(secret, { status: 'revoked' });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'REVOKED' });
+  });
+
+  it('concurrent misses of different hashes read separately', async () => {
+    const { storage, verify } = setup();
+    const [a, b] = [generateSecret('sk', 'live'), generateSecret('sk', 'live')];
+    storage.put(a);
+    const results = await Promise.all([verify(a), verify(b), verify(a), verify(b)]);
+    expect(results.map((r) => r.code)).toEqual(['VALID', 'NOT_FOUND', 'VALID', 'NOT_FOUND']);
+    expect(new Set(storage.reads)).toEqual(new Set([hashSecret(a), hashSecret(b)]));
+    expect(storage.reads).toHaveLength(2);
+  });
+});
+
+describe('Verifier: storage failures', () => {
+  it('serves a stale cached key when storage is unreachable', async () => {
+    const { storage, deps, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = storage.put(secret);
+    await verify(secret);
+    storage.failing = true;
+    wallClock += CACHE.ttlMs + 1; // past the TTL, inside the stale window
+    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+    expect(storage.reads).toHaveLength(2); // it did try storage first
+    expect(deps.cache.stats.staleHits).toBe(1);
+  });
+
+  it('fails closed past the stale window', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    await verify(secret);
+    storage.failing = true;
+    wallClock += CACHE.ttlMs + CACHE.staleWindowMs;
+    await expect(verify(secret)).rejects.toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
+  });
+
+  it('an uncached key with storage down → DomainError STORAGE_UNAVAILABLE, nothing cached', async () => {
+    const { storage, deps, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = storage.put(secret);
+    storage.failing = true;
+    const err = await verify(secret).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ reason: 'STORAGE_UNAVAILABLE', metadata: { cause: 'MongoServerSelectionError' } });
+    expect((err as Error).message).not.toContain('ECONNREFUSED');
+    expect(deps.cache.size).toBe(0);
+    expect(deps.usage.pending).toBe(0);
+    // Recovery: the failure was not cached as "not found".
+    storage.failing = false;
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+  });
+
+  it('a negative entry is never used as a stale fallback', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    await expect(verify(secret)).resolves.toEqual({ code: 'NOT_FOUND' });
+    storage.failing = true;
+    wallClock += CACHE.negativeTtlMs;
+    await expect(verify(secret)).rejects.toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
+  });
+
+  it('every caller sharing a failed read gets STORAGE_UNAVAILABLE', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.failing = true;
+    const results = await Promise.allSettled([verify(secret), verify(secret), verify(secret)]);
+    expect(storage.reads).toHaveLength(1);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
+    }
+  });
+});
+
+describe('Verifier: check order', () => {
+  const past = new Date(NOW.getTime() - 1);
+  it.each<[string, Partial<KeyDocument>, string[], string]>([
+    ['revoked + expired + missing scope', { status: 'revoked', expires_at: past }, ['admin'], 'REVOKED'],
+    ['archived + expired + missing scope', { status: 'archived', expires_at: past }, ['admin'], 'ARCHIVED'],
+    ['expired + missing scope', { expires_at: past }, ['admin'], 'EXPIRED'],
+    ['expiring exactly now', { expires_at: new Date(NOW) }, [], 'EXPIRED'],
+    ['active, missing one of two scopes', { scopes: ['read'] }, ['read', 'write'], 'INSUFFICIENT_SCOPE'],
+    ['active, all scopes', { scopes: ['read', 'write'] }, ['write', 'read'], 'VALID'],
+    ['active, no scopes required', { scopes: ['read'] }, [], 'VALID'],
+  ])('%s → %s', async (_label, over, scopes, code) => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = storage.put(secret, over);
+    const result = await verify(secret, scopes);
+    expect(result.code).toBe(code);
+    expect(result.key).toBe(doc); // the key is reported whenever it was found
+  });
+
+  it('expiry uses deps.now, not the wall clock', async () => {
+    const { storage, deps, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { expires_at: new Date(NOW.getTime() + 60_000) });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    deps.now = () => new Date(NOW.getTime() + 60_000);
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'EXPIRED' });
+  });
+
+  it('a failing state check does not consume the rate limit', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { rate_limit: { limit: 1, window_seconds: 60 }, scopes: ['read'] });
+    for (let i = 0; i < 3; i++) {
+      const r = await verify(secret, ['write']);
+      expect(r.code).toBe('INSUFFICIENT_SCOPE');
+      expect(r.rate).toBeUndefined();
+    }
+    await expect(verify(secret, ['read'])).resolves.toMatchObject({ code: 'VALID', rate: { remaining: 0 } });
+  });
+});
+
+describe('Verifier: rate limits', () => {
+  const resetAt = NOW.getTime() + 60_000;
+
+  it('RATE_LIMITED after `limit` VALID calls in the window', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = storage.put(secret, { rate_limit: { limit: 2, window_seconds: 60 } });
+    const results = [await verify(secret), await verify(secret), await verify(secret)];
+    expect(results.map((r) => [r.code, r.rate?.remaining])).toEqual([
+      ['VALID', 1],
+      ['VALID', 0],
+      ['RATE_LIMITED', 0],
+    ]);
+    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: doc, rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
+  });
+
+  it('explicit enforceRateLimit: true enforces too', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { rate_limit: { limit: 1, window_seconds: 60 } });
+    await verify(secret, [], { enforceRateLimit: true });
+    await expect(verify(secret, [], { enforceRateLimit: true })).resolves.toMatchObject({ code: 'RATE_LIMITED' });
+  });
+
+  it('enforceRateLimit: false neither checks nor consumes the limit', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { rate_limit: { limit: 1, window_seconds: 60 } });
+    for (let i = 0; i < 5; i++) {
+      await expect(verify(secret, [], { enforceRateLimit: false })).resolves.toEqual(
+        expect.objectContaining({ code: 'VALID', rate: undefined }),
+      );
+    }
+    // The allowance is untouched for enforced calls.
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID', rate: { remaining: 0 } });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'RATE_LIMITED' });
+  });
+
+  it('keys without a rate limit have no rate decision', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    for (let i = 0; i < 5; i++) await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID', rate: undefined });
+  });
+
+  it('the window follows deps.now', async () => {
+    const { storage, deps, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { rate_limit: { limit: 1, window_seconds: 60 } });
+    await verify(secret);
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'RATE_LIMITED' });
+    deps.now = () => new Date(resetAt);
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID', rate: { resetAt: resetAt + 60_000 } });
+  });
+});
+
+describe('Verifier: usage', () => {
+  it('notes usage only for VALID results, at deps.now', async () => {
+    const { storage, deps, verify } = setup();
+    const ok = generateSecret('sk', 'live');
+    storage.put(ok, { _id: 'key_ok', rate_limit: { limit: 1, window_seconds: 60 } });
+    const revoked = generateSecret('sk', 'live');
+    storage.put(revoked, { _id: 'key_revoked', status: 'revoked' });
+    const expired = generateSecret('sk', 'live');
+    storage.put(expired, { _id: 'key_expired', expires_at: new Date(0) });
+
+    await verify('garbage');
+    await verify(generateSecret('sk', 'live')); // NOT_FOUND
+    await verify(revoked);
+    await verify(expired);
+    await verify(ok, ['admin']); // INSUFFICIENT_SCOPE
+    expect(deps.usage.pending).toBe(0);
+
+    await expect(verify(ok)).resolves.toMatchObject({ code: 'VALID' });
+    await expect(verify(ok)).resolves.toMatchObject({ code: 'RATE_LIMITED' });
+    const batch = deps.usage.take();
+    expect(batch.lastUsed).toEqual(new Map([['key_ok', NOW]]));
+    expect(batch.daily).toEqual(new Map([['key_ok|2025-06-01', 1]]));
+  });
+
+  it('a stale-served VALID counts as usage too', async () => {
+    const { storage, deps, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { _id: 'key_s' });
+    await verify(secret);
+    deps.usage.take();
+    storage.failing = true;
+    wallClock += CACHE.ttlMs;
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    expect([...deps.usage.take().lastUsed.keys()]).toEqual(['key_s']);
+  });
+});
