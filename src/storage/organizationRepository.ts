@@ -3,7 +3,7 @@ import type { OrganizationDocument } from './documents';
 
 /**
  * organizations: per-organization settings. Operators raise a plan's cap by setting `key_limit`
- * on the organization's document (see README "Plan limits").
+ * on the organization's document (README "Storage notes").
  */
 export class OrganizationRepository {
   constructor(private readonly organizations: Collection<OrganizationDocument>) {}
