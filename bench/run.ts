@@ -55,6 +55,7 @@ interface Row {
   p99ms: number;
   errors: number;
   reads: number;
+  keyLookups: number;
   writes: number;
 }
 
@@ -108,6 +109,7 @@ async function runGhz(ghz: string, addr: string, token: string, s: Scenario, app
     p99ms: pct(99),
     errors,
     reads: app.storage.counters.reads - before.reads,
+    keyLookups: app.storage.counters.keyLookups - before.keyLookups,
     writes: app.storage.counters.writes - before.writes,
   };
 }
@@ -129,6 +131,7 @@ async function startServer(uri: string, env: Record<string, string>) {
     AUTH_JWT_SECRET: jwtSecret,
     VERIFY_TOKENS: verifyToken,
     LOG_LEVEL: 'warn',
+    METRICS_ADDR: 'off',
     ...env,
   });
   const app = await startApp(config, createLogger('warn'), {

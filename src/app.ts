@@ -63,6 +63,8 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   metrics.observeCache(cache);
   const usage = new UsageRecorder();
   const rateLimiter = new RateLimiter();
+  // Set by the storage health monitor below; read by Verify's stale-entry fallback.
+  const storageState = { reachable: true };
   const verifier = new Verifier({
     keyPrefix: config.keyPrefix,
     findByHash: (h) => keyRepo.findByHash(h),
@@ -70,6 +72,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     cache,
     usage,
     rateLimiter,
+    storageReachable: () => storageState.reachable,
   });
   const tokenKey = pageTokenKey(config, logger);
   const audit = new AuditLog(new AuditRepository(storage.collections.audit), now, tokenKey);
@@ -114,7 +117,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       await storage.db.command({ ping: 1 }, { timeoutMS: config.mongodbTimeoutMs });
     },
     intervalMs: config.healthCheckIntervalMs,
-    onChange: (reachable) => setHealth(reachable ? 'SERVING' : 'NOT_SERVING'),
+    onChange: (reachable) => {
+      storageState.reachable = reachable;
+      setHealth(reachable ? 'SERVING' : 'NOT_SERVING');
+    },
     onPing: (reachable) => metrics.storageReachable(reachable),
     logger,
   });

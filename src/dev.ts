@@ -25,6 +25,7 @@ async function dev(): Promise<void> {
   if (generatedSecret) env.AUTH_JWT_SECRET = randomBytes(32).toString('base64url');
   if (!env.VERIFY_TOKENS) env.VERIFY_TOKENS = `vt_${randomBytes(24).toString('base64url')}`;
   env.GRPC_ADDR ??= '127.0.0.1:50051';
+  env.METRICS_ADDR ??= '127.0.0.1:9464';
   // Loopback only, like GRPC_ADDR: a development instance exposes nothing to the network.
   env.METRICS_ADDR ??= '127.0.0.1:9464';
 

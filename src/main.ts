@@ -16,7 +16,14 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const app = await startApp(config, logger);
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) {
+      // An operator insisting (a second Ctrl-C): skip the drain and the final flush.
+      logger.warn({ signal }, 'second signal during shutdown: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
     logger.info({ signal }, 'shutting down');
     app.stop().then(
       () => process.exit(0),
@@ -26,8 +33,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((err) => {

@@ -63,11 +63,11 @@ export class Authenticator {
   }
 
   async authenticate(c: Credentials): Promise<Authenticated> {
-    const principal = await this.principalOf(c);
-    return this.effectiveOrganization(principal, c.organizationId);
+    return this.effectiveOrganization(await this.principalOf(c), c.organizationId);
   }
 
-  private async principalOf(c: Credentials): Promise<Principal> {
+  /** Who is calling (step 1 of authenticate); the interceptor logs it even when step 2 refuses. */
+  async principalOf(c: Credentials): Promise<Principal> {
     if (c.authorization.length + c.apiKey.length === 0) {
       throw unauthenticated('UNAUTHENTICATED', 'missing credentials: send "authorization: Bearer <token>" or "x-api-key: <key>"');
     }
@@ -81,9 +81,8 @@ export class Authenticator {
     }
     const token = match[1];
     if (parseSecret(token, this.s.keyPrefix)) return this.apiKeyPrincipal(token);
-    if (this.isServiceToken(token)) {
-      return { kind: 'service', id: `service:${this.serviceTokenIndex(token) + 1}` };
-    }
+    const service = this.serviceTokenIndex(token);
+    if (service >= 0) return { kind: 'service', id: `service:${service + 1}` };
     if (JWT_SHAPE.test(token)) return this.userPrincipal(token);
     throw unauthenticated('INVALID_TOKEN', 'the bearer token is not a valid JWT, API key or service token');
   }
@@ -104,10 +103,6 @@ export class Authenticator {
     };
   }
 
-  private isServiceToken(token: string): boolean {
-    return this.serviceTokenIndex(token) >= 0;
-  }
-
   private serviceTokenIndex(token: string): number {
     const h = sha256(token);
     let found = -1;
@@ -126,6 +121,8 @@ export class Authenticator {
         issuer: this.s.jwtIssuer,
         audience: this.s.jwtAudience,
         requiredClaims: ['exp', 'sub'],
+        // The shared secret is for HS256 only; a JWKS's keys decide their own algorithms.
+        algorithms: this.jwtKey instanceof Uint8Array ? ['HS256'] : undefined,
       });
       payload = verified.payload;
     } catch (err) {
@@ -143,7 +140,6 @@ export class Authenticator {
     if (role !== 'admin' && role !== 'member') throw unauthenticated('INVALID_TOKEN', 'claim "role" must be "admin" or "member"');
     const email = typeof p.email === 'string' ? p.email.toLowerCase() : undefined;
     const emailVerified = p.email_verified === true;
-    const domain = email?.split('@')[1];
     return {
       kind: 'user',
       id: p.sub,
@@ -151,12 +147,12 @@ export class Authenticator {
       emailVerified,
       orgId,
       role,
-      staff: emailVerified && domain !== undefined && this.s.staffEmailDomains.includes(domain),
+      staff: emailVerified && email !== undefined && this.s.staffEmailDomains.includes(emailDomain(email)),
     };
   }
 
-  /** Seed 001: staff may act on another organization with x-organization-id; nobody else may. */
-  private effectiveOrganization(principal: Principal, header: string[]): Authenticated {
+  /** Step 2. Seed 001: staff may act on another organization with x-organization-id; nobody else may. */
+  effectiveOrganization(principal: Principal, header: string[]): Authenticated {
     const own = principal.kind === 'service' ? '' : principal.orgId;
     if (header.length === 0) return { principal, orgId: own, actingAs: false };
     if (header.length > 1 || !ORG_ID.test(header[0])) {
@@ -169,6 +165,12 @@ export class Authenticator {
     }
     return { principal, orgId: header[0], actingAs: header[0] !== own };
   }
+}
+
+/** The domain is what follows the last "@" ("a@staff.example@evil.example" is not staff). */
+function emailDomain(email: string): string {
+  const at = email.lastIndexOf('@');
+  return at > 0 ? email.slice(at + 1) : '';
 }
 
 function sha256(s: string): Buffer {

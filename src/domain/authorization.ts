@@ -2,10 +2,14 @@ import { DomainError } from './errors';
 import type { CallContext } from './principal';
 
 /**
- * The authorization rules for KeyService, in one place (the README carries the same table):
- * - users: `member` may read, `admin` may also change keys;
- * - API keys: any scope may read (seed 000: "read works"), `write` is needed to change keys;
+ * The authorization rules for KeyService, in one place (the README carries the same table,
+ * and test/integration/callers.test.ts checks every cell of it):
+ * - users: `member` may read, `admin` may also change keys; staff act with their own role;
+ * - API keys: any scope may read (seed 000: "read works"), `write` is needed to change keys,
+ *   a key never grants scopes it lacks (SCOPE_ESCALATION), and a key with allow_self_revoke
+ *   may revoke itself whatever its scopes (seed 002);
  * - services: VerifyService only.
+ * Who may use the x-organization-id header is decided at authentication (staff only).
  * Organization scoping is not decided here: every query is bound to ctx.orgId, so a key of
  * another organization is simply NOT_FOUND.
  */
@@ -27,6 +31,13 @@ export function authorize(ctx: CallContext, access: Access): void {
       }
       return;
   }
+}
+
+/** RevokeKey: `write`, or a key revoking itself with allow_self_revoke (seed 002). */
+export function authorizeRevoke(ctx: CallContext, keyId: string): void {
+  const p = ctx.principal;
+  if (p.kind === 'apiKey' && p.id === keyId && p.allowSelfRevoke) return;
+  authorize(ctx, 'write');
 }
 
 /** A key can never mint or grant scopes it does not hold itself. */

@@ -14,7 +14,10 @@ export function invalidationTask(keys: KeyRepository, cache: KeyCache, now: () =
   let since = new Date(now().getTime() - SKEW_MARGIN_MS);
   return async () => {
     const started = now();
-    for (const changed of await keys.changedSince(since)) cache.evict(changed.hash);
+    // Each poll re-reads a margin, so most changes are seen more than once: evict only entries
+    // older than the version read. Evicting an entry that is already current would make the key
+    // depend on storage again for no reason (and fail if storage goes away at that moment).
+    for (const changed of await keys.changedSince(since)) cache.evictUnlessCurrent(changed.hash, changed.etag);
     since = new Date(started.getTime() - SKEW_MARGIN_MS);
   };
 }

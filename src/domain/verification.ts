@@ -31,6 +31,11 @@ export interface VerifierDeps {
   cache: KeyCache;
   usage: UsageRecorder;
   rateLimiter: RateLimiter;
+  /**
+   * False while the storage health check fails: stale entries are then served at once instead
+   * of each waiting out a storage timeout first (uncached keys still try storage).
+   */
+  storageReachable?: () => boolean;
 }
 
 export interface VerifyOptions {
@@ -53,7 +58,12 @@ export class Verifier {
     if (!parseSecret(secret, this.d.keyPrefix)) return { code: 'MALFORMED' };
     const hash = hashSecret(secret);
     const cached = this.d.cache.lookup(hash, Date.now());
-    const key = cached.state === 'fresh' ? cached.key : await this.load(hash, cached.state === 'stale' ? cached.key : null);
+    let key: KeyDocument | null;
+    if (cached.state === 'fresh') key = cached.key;
+    else if (cached.state === 'stale' && this.d.storageReachable?.() === false) {
+      this.d.cache.noteStaleHit();
+      key = cached.key;
+    } else key = await this.load(hash, cached.state === 'stale' ? cached.key : null);
     if (!key) return { code: 'NOT_FOUND' };
     const now = this.d.now();
     const state = keyState(key, now);

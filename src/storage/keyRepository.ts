@@ -83,9 +83,9 @@ export class KeyRepository {
   }
 
   /** Keys changed at or after `since` (updated_at index), for cross-instance cache invalidation. */
-  changedSince(since: Date): Promise<Pick<KeyDocument, 'hash' | 'updated_at'>[]> {
+  changedSince(since: Date): Promise<Pick<KeyDocument, 'hash' | 'updated_at' | 'etag'>[]> {
     return this.keys
-      .find({ updated_at: { $gte: since } }, { projection: { _id: 0, hash: 1, updated_at: 1 } })
+      .find({ updated_at: { $gte: since } }, { projection: { _id: 0, hash: 1, updated_at: 1, etag: 1 } })
       .toArray();
   }
 

@@ -7,12 +7,12 @@ import {
   type ServerInterceptor,
 } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import type { Authenticator } from '../domain/authentication';
+import type { Authenticator, Credentials } from '../domain/authentication';
 import { DomainError } from '../domain/errors';
-import type { CallContext } from '../domain/principal';
+import type { CallContext, Principal } from '../domain/principal';
 import type { Logger } from '../logging/logger';
 import { attachContext } from './callContext';
-import { toDomainError, toStatus } from './errors';
+import { decodeStatusDetails, toDomainError, toStatus } from './errors';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -34,13 +34,12 @@ function requestIdOf(metadata: Metadata): string {
   return given[0];
 }
 
-async function resolve(authenticator: Authenticator, metadata: Metadata, method: string, requestId: string): Promise<CallContext> {
-  const auth = await authenticator.authenticate({
+function credentialsOf(metadata: Metadata): Credentials {
+  return {
     authorization: strings(metadata, 'authorization'),
     apiKey: strings(metadata, 'x-api-key'),
     organizationId: strings(metadata, 'x-organization-id'),
-  });
-  return { ...auth, requestId, method };
+  };
 }
 
 /**
@@ -54,6 +53,8 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
     if (OPEN_SERVICES.some((p) => method.startsWith(p))) return new ServerInterceptingCall(call);
     const started = process.hrtime.bigint();
     let requestId: string = randomUUID();
+    /** Known once the credential is verified, even if acting-as is then refused. */
+    let principal: Principal | undefined;
     let ctx: CallContext | undefined;
 
     const intercepting: ServerInterceptingCall = new ServerInterceptingCall(
@@ -63,17 +64,25 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
           const listener = new ServerListenerBuilder()
             .withOnReceiveMetadata((metadata, nextMetadata) => {
               const reject = (err: unknown) => intercepting.sendStatus(toStatus(toDomainError(err, logger)));
+              // Whatever throws, here or below, answers the call: a throw escaping this listener
+              // leaves the call hanging, an unhandled rejection ends the process.
+              let credentials: Credentials;
               try {
                 requestId = requestIdOf(metadata);
+                credentials = credentialsOf(metadata);
               } catch (err) {
                 reject(err);
                 return;
               }
-              resolve(authenticator, metadata, method, requestId).then((resolved) => {
-                ctx = resolved;
-                attachContext(metadata, resolved);
-                nextMetadata(metadata);
-              }, reject);
+              authenticator
+                .principalOf(credentials)
+                .then((p) => {
+                  principal = p;
+                  ctx = { ...authenticator.effectiveOrganization(p, credentials.organizationId), requestId, method };
+                  attachContext(metadata, ctx);
+                  nextMetadata(metadata);
+                })
+                .catch(reject);
             })
             .build();
           next(listener);
@@ -85,7 +94,7 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
         .withSendStatus((status, next) => {
           const metadata = status.metadata ?? new Metadata();
           metadata.set('x-request-id', requestId);
-          accessLog(logger, { method, requestId, ctx, code: status.code, started });
+          accessLog(logger, { method, requestId, principal, ctx, code: status.code, metadata, started });
           next({ ...status, metadata });
         })
         .build(),
@@ -94,11 +103,24 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
   };
 }
 
+/**
+ * One line per call. Only identifiers: the caller's kind and id (usr_…, key_…, service:N), the
+ * effective organization, and for failures the ErrorInfo reason. A caller whose credential was
+ * refused is "anonymous"; one refused acting-as keeps its identity (and has no orgId).
+ */
 function accessLog(
   logger: Logger,
-  e: { method: string; requestId: string; ctx?: CallContext; code: number; started: bigint },
+  e: {
+    method: string;
+    requestId: string;
+    principal?: Principal;
+    ctx?: CallContext;
+    code: number;
+    metadata: Metadata;
+    started: bigint;
+  },
 ): void {
-  const principal = e.ctx?.principal;
+  const principal = e.principal;
   logger.info(
     {
       requestId: e.requestId,
@@ -108,8 +130,17 @@ function accessLog(
       orgId: e.ctx?.orgId || undefined,
       actingAs: e.ctx?.actingAs || undefined,
       code: grpcStatus[e.code] ?? e.code,
+      reason: e.code === grpcStatus.OK ? undefined : reasonOf(e.metadata),
       durationMs: Number(process.hrtime.bigint() - e.started) / 1e6,
     },
     'rpc',
   );
+}
+
+function reasonOf(metadata: Metadata): string | undefined {
+  try {
+    return decodeStatusDetails({ metadata }).errorInfo?.reason;
+  } catch {
+    return undefined;
+  }
 }

@@ -34,6 +34,7 @@ describe('VerifyKey while the database is down', () => {
       VERIFY_STALE_WINDOW_MS: '60000',
       MONGODB_TIMEOUT_MS: '500',
       LOG_LEVEL: 'silent',
+      METRICS_ADDR: 'off',
     });
     app = await startApp(config, createLogger('silent'));
     clients = connectClients(`127.0.0.1:${app.port}`);

@@ -40,6 +40,8 @@ export async function startTestServer(name: string, env: Record<string, string> 
     STAFF_EMAIL_DOMAINS: 'staff.example',
     PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
     LOG_LEVEL: 'info',
+    // Loopback, ephemeral port: several test servers run at once (RunningApp.metricsPort).
+    METRICS_ADDR: '127.0.0.1:0',
     ...env,
   });
   const logs: string[] = [];

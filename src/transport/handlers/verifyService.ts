@@ -2,6 +2,7 @@ import { VerifyCode, type VerifyServiceServer } from '../../gen/apikeys/v1/verif
 import { DomainError } from '../../domain/errors';
 import type { VerifyCodeName, Verifier } from '../../domain/verification';
 import type { Logger } from '../../logging/logger';
+import type { Metrics } from '../../observability/metrics';
 import { unary } from './unary';
 
 const CODE: Record<VerifyCodeName, VerifyCode> = {
@@ -16,13 +17,14 @@ const CODE: Record<VerifyCodeName, VerifyCode> = {
 };
 
 /** Results about the presented key are answers, not RPC errors; only the caller's own problems are errors. */
-export function verifyServiceHandlers(verifier: Verifier, logger: Logger): VerifyServiceServer {
+export function verifyServiceHandlers(verifier: Verifier, logger: Logger, metrics?: Metrics): VerifyServiceServer {
   return {
     verifyKey: unary(logger, async (req, ctx) => {
       if (ctx.principal.kind !== 'service') {
         throw new DomainError('PERMISSION_DENIED', 'VerifyService needs a service credential (one of VERIFY_TOKENS)');
       }
       const { code, key, rate } = await verifier.verify(req.key, req.requiredScopes);
+      metrics?.verifyResult(code);
       return {
         valid: code === 'VALID',
         code: CODE[code],

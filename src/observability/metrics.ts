@@ -1,0 +1,266 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { MongoClient } from 'mongodb';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { KeyCache } from '../domain/keyCache';
+import type { VerifyCodeName } from '../domain/verification';
+import type { Logger } from '../logging/logger';
+
+/**
+ * Prometheus metrics of one app instance. Each instance has its own Registry (never the
+ * global one), so several servers in one process — tests, the benchmark — do not clash.
+ *
+ * Names follow the conventions dashboards already know: grpc_server_* as go-grpc-prometheus
+ * and grpc-java name them (grpc_code is the canonical UPPER_SNAKE name, e.g. NOT_FOUND);
+ * everything of this service is prefixed apikeys_.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  private readonly started: Counter<'grpc_service' | 'grpc_method'>;
+  private readonly handled: Counter<'grpc_service' | 'grpc_method' | 'grpc_code'>;
+  private readonly handling: Histogram<'grpc_service' | 'grpc_method'>;
+  private readonly inFlight: Gauge;
+  private readonly verifyResults: Counter<'code'>;
+  private readonly mongoDuration: Histogram<'command'>;
+  private readonly mongoErrors: Counter<'command'>;
+  private readonly flushBatches: Counter<'outcome'>;
+  private readonly flushKeys: Counter;
+  private readonly flushDuration: Histogram;
+  private readonly storageUp: Gauge;
+  private readonly pingFailures: Counter;
+  private readonly metadataRejected: Counter;
+
+  /** Split "/pkg.Service/Method" once per method, not once per call. */
+  private readonly methods = new Map<string, { grpc_service: string; grpc_method: string }>();
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.started = new Counter({
+      name: 'grpc_server_started_total',
+      help: 'RPCs started on the server.',
+      labelNames: ['grpc_service', 'grpc_method'],
+      registers,
+    });
+    this.handled = new Counter({
+      name: 'grpc_server_handled_total',
+      help: 'RPCs completed on the server, by method and gRPC status code.',
+      labelNames: ['grpc_service', 'grpc_method', 'grpc_code'],
+      registers,
+    });
+    this.handling = new Histogram({
+      name: 'grpc_server_handling_seconds',
+      help: 'Time from receiving an RPC to sending its status, by method.',
+      labelNames: ['grpc_service', 'grpc_method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.inFlight = new Gauge({ name: 'grpc_server_in_flight', help: 'RPCs being handled right now.', registers });
+    this.verifyResults = new Counter({
+      name: 'apikeys_verify_results_total',
+      help: 'VerifyKey answers by result code (VALID, NOT_FOUND, REVOKED, …); RPC errors are in grpc_server_handled_total.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.mongoDuration = new Histogram({
+      name: 'apikeys_mongodb_command_duration_seconds',
+      help: 'MongoDB command round trips (driver command monitoring), by command name.',
+      labelNames: ['command'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.mongoErrors = new Counter({
+      name: 'apikeys_mongodb_command_errors_total',
+      help: 'MongoDB commands that failed (network errors, server errors), by command name.',
+      labelNames: ['command'],
+      registers,
+    });
+    this.flushBatches = new Counter({
+      name: 'apikeys_usage_flush_batches_total',
+      help: 'Non-empty last_used_at/usage batches written to MongoDB, by outcome (ok, error: kept for the next flush).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.flushKeys = new Counter({
+      name: 'apikeys_usage_flush_keys_total',
+      help: 'Keys whose usage was written by successful flushes.',
+      registers,
+    });
+    this.flushDuration = new Histogram({
+      name: 'apikeys_usage_flush_duration_seconds',
+      help: 'Time to write one non-empty usage batch.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.storageUp = new Gauge({
+      name: 'apikeys_storage_up',
+      help: '1 while the periodic MongoDB ping succeeds (health SERVING), 0 otherwise.',
+      registers,
+    });
+    this.pingFailures = new Counter({
+      name: 'apikeys_storage_ping_failures_total',
+      help: 'Failed periodic MongoDB pings.',
+      registers,
+    });
+    this.metadataRejected = new Counter({
+      name: 'apikeys_grpc_metadata_rejected_total',
+      help: 'Calls refused because their metadata exceeded GRPC_MAX_METADATA_BYTES.',
+      registers,
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private labelsOf(path: string): { grpc_service: string; grpc_method: string } {
+    let l = this.methods.get(path);
+    if (!l) {
+      // grpc-js runs interceptors only for registered methods, so this map stays small.
+      const [, service = 'unknown', method = 'unknown'] = /^\/([^/]+)\/([^/]+)$/.exec(path) ?? [];
+      l = { grpc_service: service, grpc_method: method };
+      this.methods.set(path, l);
+    }
+    return l;
+  }
+
+  /** Called when a call arrives; the returned function is called once with its final code. */
+  rpcStarted(path: string): (code: number) => void {
+    const labels = this.labelsOf(path);
+    this.started.inc(labels);
+    this.inFlight.inc();
+    const end = this.handling.startTimer(labels);
+    let done = false;
+    return (code) => {
+      if (done) return;
+      done = true;
+      end();
+      this.inFlight.dec();
+      this.handled.inc({ ...labels, grpc_code: grpcStatus[code] ?? String(code) });
+    };
+  }
+
+  verifyResult(code: VerifyCodeName): void {
+    this.verifyResults.inc({ code });
+  }
+
+  metadataTooLarge(): void {
+    this.metadataRejected.inc();
+  }
+
+  storageReachable(up: boolean): void {
+    this.storageUp.set(up ? 1 : 0);
+    if (!up) this.pingFailures.inc();
+  }
+
+  /** Wraps the usage-flush task: counts non-empty batches, their keys, outcome and duration. */
+  observeUsageFlush(pending: () => number, task: () => Promise<void>): () => Promise<void> {
+    return async () => {
+      const keys = pending();
+      if (keys === 0) return task();
+      const end = this.flushDuration.startTimer();
+      try {
+        await task();
+        this.flushBatches.inc({ outcome: 'ok' });
+        this.flushKeys.inc(keys);
+      } catch (err) {
+        this.flushBatches.inc({ outcome: 'error' });
+        throw err;
+      } finally {
+        end();
+      }
+    };
+  }
+
+  /** MongoDB command latency and errors, from the driver's command monitoring events. */
+  observeMongo(client: MongoClient): void {
+    client.on('commandSucceeded', (e) => this.mongoDuration.observe({ command: e.commandName }, e.duration / 1000));
+    client.on('commandFailed', (e) => {
+      this.mongoDuration.observe({ command: e.commandName }, e.duration / 1000);
+      this.mongoErrors.inc({ command: e.commandName });
+    });
+  }
+
+  /** Cache counters are read from KeyCache.stats at scrape time: nothing extra on the hot path. */
+  observeCache(cache: KeyCache): void {
+    const registers = [this.registry];
+    new Counter({
+      name: 'apikeys_verify_cache_lookups_total',
+      help: 'Verify cache lookups: hit (fresh entry, no storage read), miss (storage read), stale (expired entry served because storage failed).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'hit' }, cache.stats.hits);
+        this.inc({ result: 'miss' }, cache.stats.misses);
+        this.inc({ result: 'stale' }, cache.stats.staleHits);
+      },
+    });
+    new Counter({
+      name: 'apikeys_verify_cache_evictions_total',
+      help: 'Verify cache evictions: capacity (LRU), invalidated (key changed), expired (past TTL and stale window).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(cache.stats.evictions)) this.inc({ reason }, n);
+      },
+    });
+    new Gauge({
+      name: 'apikeys_verify_cache_entries',
+      help: 'Entries in the Verify cache (positive and negative).',
+      registers,
+      collect() {
+        this.set(cache.size);
+      },
+    });
+  }
+}
+
+export interface MetricsEndpoint {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves GET /metrics in the Prometheus text format on plain HTTP; anything else is 404. */
+export function serveMetrics(metrics: Metrics, addr: string, logger: Logger): Promise<MetricsEndpoint> {
+  const { host, port } = splitHostPort(addr);
+  const server: HttpServer = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at GET /metrics\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (body) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+      (err) => {
+        logger.error({ err }, 'collecting metrics failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
+      },
+    );
+  });
+  // A slow or stuck scraper must not hold shutdown: no keep-alive, short timeouts.
+  server.keepAliveTimeout = 1;
+  server.requestTimeout = 10_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const bound = (server.address() as { port: number }).port;
+      logger.info({ addr, port: bound }, 'metrics listening on /metrics');
+      resolve({
+        port: bound,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+function splitHostPort(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(addr.slice(i + 1)) };
+}

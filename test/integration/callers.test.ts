@@ -1,0 +1,382 @@
+// Issue 3: every kind of caller × every built RPC, against the real server. MATRIX is the README's
+// authorization table; each cell asserts the status code and the ErrorInfo reason, and for
+// successes and refusals alike, what happened to the data.
+import { Metadata, status } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bearer } from '../../src/client/promiseClient';
+import { mintUserToken } from '../../src/dev/tokens';
+import { newId } from '../../src/domain/ids';
+import { generateSecret } from '../../src/domain/keyFormat';
+import { KeyState } from '../../src/gen/apikeys/v1/key';
+import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
+import type { Reason } from '../../src/domain/errors';
+import { REASON_STATUS } from '../../src/transport/errors';
+import { failure, outcome } from '../support/calls';
+import { startTestServer, type TestServer } from '../support/server';
+
+const RPCS = ['CreateKey', 'GetKey', 'ListKeys', 'RevokeKey', 'VerifyKey'] as const;
+type Rpc = (typeof RPCS)[number];
+
+const OK = 'OK';
+const UNAUTHENTICATED = 'UNAUTHENTICATED/UNAUTHENTICATED';
+const INVALID_TOKEN = 'UNAUTHENTICATED/INVALID_TOKEN';
+const TOKEN_EXPIRED = 'UNAUTHENTICATED/TOKEN_EXPIRED';
+const INVALID_API_KEY = 'UNAUTHENTICATED/INVALID_API_KEY';
+const DENIED = 'PERMISSION_DENIED/PERMISSION_DENIED';
+const INSUFFICIENT_SCOPE = 'PERMISSION_DENIED/INSUFFICIENT_SCOPE';
+const SCOPE_ESCALATION = 'PERMISSION_DENIED/SCOPE_ESCALATION';
+const ACTING_AS_FORBIDDEN = 'PERMISSION_DENIED/ACTING_AS_FORBIDDEN';
+const BAD_ORG_HEADER = 'INVALID_ARGUMENT/INVALID_ORGANIZATION_ID';
+const BAD_REQUEST_ID = 'INVALID_ARGUMENT/INVALID_REQUEST_ID_HEADER';
+const NOT_FOUND = 'NOT_FOUND/KEY_NOT_FOUND';
+const all = (cell: string) => [cell, cell, cell, cell, cell] as const;
+
+/**
+ * Caller × [CreateKey, GetKey, ListKeys, RevokeKey, VerifyKey]. The keys that GetKey, RevokeKey
+ * and VerifyKey name belong to the "home" organization; CreateKey asks for scopes ["read"].
+ */
+const MATRIX = {
+  'anonymous (no credential)': all(UNAUTHENTICATED),
+  'anonymous with x-organization-id': all(UNAUTHENTICATED),
+  'malformed bearer token': all(INVALID_TOKEN),
+  'non-Bearer authorization (Basic)': all(INVALID_TOKEN),
+  'expired JWT': all(TOKEN_EXPIRED),
+  'JWT with a wrong signature': all(INVALID_TOKEN),
+  'JWT with an unknown role': all(INVALID_TOKEN),
+  'member': [DENIED, OK, OK, DENIED, DENIED],
+  'admin': [OK, OK, OK, OK, DENIED],
+  'admin of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
+  'staff admin with x-organization-id': [OK, OK, OK, OK, DENIED],
+  'staff member with x-organization-id': [DENIED, OK, OK, DENIED, DENIED],
+  'staff admin without x-organization-id': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
+  'non-staff admin with x-organization-id': all(ACTING_AS_FORBIDDEN),
+  'unverified staff-domain email with x-organization-id': all(ACTING_AS_FORBIDDEN),
+  'staff with a malformed x-organization-id': all(BAD_ORG_HEADER),
+  'API key [read]': [INSUFFICIENT_SCOPE, OK, OK, INSUFFICIENT_SCOPE, DENIED],
+  'API key [read, write]': [OK, OK, OK, OK, DENIED],
+  'API key [read, write] via x-api-key': [OK, OK, OK, OK, DENIED],
+  'API key [write]': [SCOPE_ESCALATION, OK, OK, OK, DENIED],
+  'API key of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
+  'API key with x-organization-id': all(ACTING_AS_FORBIDDEN),
+  'revoked API key': all(INVALID_API_KEY),
+  'archived API key': all(INVALID_API_KEY),
+  'expired API key': all(INVALID_API_KEY),
+  'unknown API key via x-api-key': all(INVALID_API_KEY),
+  'service token': [DENIED, DENIED, DENIED, DENIED, OK],
+  'service token with x-organization-id': all(ACTING_AS_FORBIDDEN),
+  'unknown service token': all(INVALID_TOKEN),
+  'two credentials (authorization and x-api-key)': all(UNAUTHENTICATED),
+  'admin with a malformed x-request-id': all(BAD_REQUEST_ID),
+} satisfies Record<string, readonly string[]>;
+type CallerName = keyof typeof MATRIX;
+
+/**
+ * MATRIX as the README's "## Authorization" table (the test at the end keeps the two equal). A
+ * refusal shows its reason only: the README's error table gives each reason's one gRPC code.
+ */
+function authorizationTable(): string {
+  const cell = (c: string) => (c === OK ? '✓' : `\`${c.split('/')[1]}\``);
+  return [
+    `| Caller | ${RPCS.join(' | ')} |`,
+    `|---|${RPCS.map(() => '---').join('|')}|`,
+    ...Object.entries(MATRIX).map(([caller, row]) => `| ${caller} | ${row.map(cell).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** A caller: its metadata and the organization its calls act on (none: refused before that matters). */
+interface Caller {
+  metadata: Metadata;
+  org?: string;
+}
+
+let s: TestServer;
+let home: string;
+let callers: Record<CallerName, Caller>;
+/** Read by GetKey and ListKeys; RevokeKey gets a fresh key per cell. */
+let target: string;
+let verifiedSecret: string;
+
+const withHeaders = (md: Metadata, extra: Record<string, string>) => {
+  const out = md.clone();
+  for (const [k, v] of Object.entries(extra)) out.set(k, v);
+  return out;
+};
+
+async function createKey(metadata: Metadata, extra: Record<string, unknown> = {}) {
+  const { key, secret } = await s.clients.keys.createKey({ name: 'fixture', scopes: ['read'], ...extra }, metadata);
+  return { id: key!.id, orgId: key!.orgId, secret };
+}
+
+beforeAll(async () => {
+  s = await startTestServer('callers', { ORG_KEY_LIMIT: '1000' });
+  const admin = await s.admin();
+  home = admin.orgId;
+  const other = newId('org');
+  const staffOrg = newId('org');
+  const user = (claims: Parameters<TestServer['userToken']>[0], ttl?: string | number) =>
+    s.userToken({ orgId: home, ...claims }, ttl).then((t) => bearer(t));
+  const staff = { orgId: staffOrg, email: 'ops@staff.example', emailVerified: true };
+  const apiKey = async (scopes: string[], metadata = admin.metadata) => (await createKey(metadata, { scopes })).secret;
+
+  target = (await createKey(admin.metadata)).id;
+  verifiedSecret = (await createKey(admin.metadata)).secret;
+  const readKey = await apiKey(['read']);
+  const rwKey = await apiKey(['read', 'write']);
+  const writeKey = await apiKey(['write']);
+  const otherKey = await apiKey(['read', 'write'], (await s.admin(other)).metadata);
+  const revoked = await createKey(admin.metadata);
+  await s.clients.keys.revokeKey({ id: revoked.id }, admin.metadata);
+  // Archive is not built yet, and expiry takes time: both written directly, before the keys
+  // are ever presented (so no cache holds them as active).
+  const archived = await createKey(admin.metadata);
+  await s.collections.keys.updateOne({ _id: archived.id }, { $set: { status: 'archived', archived_at: new Date() } });
+  const expired = await createKey(admin.metadata, { expireTime: new Date(Date.now() + 3_600_000) });
+  await s.collections.keys.updateOne({ _id: expired.id }, { $set: { expires_at: new Date(Date.now() - 1000) } });
+
+  const adminMd = await user({ role: 'admin' });
+  callers = {
+    'anonymous (no credential)': { metadata: new Metadata() },
+    'anonymous with x-organization-id': { metadata: withHeaders(new Metadata(), { 'x-organization-id': home }) },
+    'malformed bearer token': { metadata: bearer('not a token') },
+    'non-Bearer authorization (Basic)': { metadata: withHeaders(new Metadata(), { authorization: 'Basic dXNlcjpwYXNz' }) },
+    'expired JWT': { metadata: await user({ role: 'admin' }, Math.floor(Date.now() / 1000) - 60) },
+    'JWT with a wrong signature': {
+      metadata: bearer(await mintUserToken(randomBytes(32).toString('hex'), { sub: newId('usr'), orgId: home, role: 'admin' })),
+    },
+    'JWT with an unknown role': { metadata: await user({ role: 'owner' as 'admin' }) },
+    'member': { metadata: await user({ role: 'member' }), org: home },
+    'admin': { metadata: adminMd, org: home },
+    'admin of another org': { metadata: await user({ role: 'admin', orgId: other }), org: other },
+    'staff admin with x-organization-id': {
+      metadata: withHeaders(await user({ role: 'admin', ...staff }), { 'x-organization-id': home }),
+      org: home,
+    },
+    'staff member with x-organization-id': {
+      metadata: withHeaders(await user({ role: 'member', ...staff }), { 'x-organization-id': home }),
+      org: home,
+    },
+    'staff admin without x-organization-id': { metadata: await user({ role: 'admin', ...staff }), org: staffOrg },
+    'non-staff admin with x-organization-id': {
+      metadata: withHeaders(await user({ role: 'admin', email: 'dev@customer.example', emailVerified: true }), {
+        'x-organization-id': other,
+      }),
+    },
+    'unverified staff-domain email with x-organization-id': {
+      metadata: withHeaders(await user({ role: 'admin', ...staff, emailVerified: false }), { 'x-organization-id': home }),
+    },
+    'staff with a malformed x-organization-id': {
+      metadata: withHeaders(await user({ role: 'admin', ...staff }), { 'x-organization-id': 'org_123' }),
+    },
+    'API key [read]': { metadata: bearer(readKey), org: home },
+    'API key [read, write]': { metadata: bearer(rwKey), org: home },
+    'API key [read, write] via x-api-key': { metadata: withHeaders(new Metadata(), { 'x-api-key': rwKey }), org: home },
+    'API key [write]': { metadata: bearer(writeKey), org: home },
+    'API key of another org': { metadata: bearer(otherKey), org: other },
+    'API key with x-organization-id': { metadata: bearer(rwKey, { 'x-organization-id': home }) },
+    'revoked API key': { metadata: bearer(revoked.secret) },
+    'archived API key': { metadata: bearer(archived.secret) },
+    'expired API key': { metadata: bearer(expired.secret) },
+    'unknown API key via x-api-key': { metadata: withHeaders(new Metadata(), { 'x-api-key': generateSecret('sk', 'live') }) },
+    'service token': { metadata: bearer(s.verifyToken) },
+    'service token with x-organization-id': { metadata: bearer(s.verifyToken, { 'x-organization-id': home }) },
+    'unknown service token': { metadata: bearer(`vt_${randomBytes(24).toString('base64url')}`) },
+    'two credentials (authorization and x-api-key)': { metadata: withHeaders(adminMd, { 'x-api-key': rwKey }) },
+    'admin with a malformed x-request-id': { metadata: withHeaders(adminMd, { 'x-request-id': 'has spaces' }) },
+  };
+});
+afterAll(() => s.stop());
+
+/** Makes one call and checks, beyond the code, what it did or did not do to the data. */
+async function call(rpc: Rpc, caller: Caller, cellId: string): Promise<string> {
+  const md = caller.metadata;
+  switch (rpc) {
+    case 'CreateKey': {
+      const r = await outcome(s.clients.keys.createKey({ name: cellId, scopes: ['read'] }, md));
+      if (r.value) expect(r.value.key!.orgId).toBe(caller.org);
+      expect(await s.collections.keys.countDocuments({ name: cellId })).toBe(r.value ? 1 : 0);
+      return r.text;
+    }
+    case 'GetKey': {
+      const r = await outcome(s.clients.keys.getKey({ id: target }, md));
+      if (r.value) expect(r.value.key!.id).toBe(target);
+      return r.text;
+    }
+    case 'ListKeys': {
+      const r = await outcome(s.clients.keys.listKeys({ pageSize: 100 }, md));
+      if (r.value) {
+        // Only the effective organization's keys, ever.
+        expect(r.value.keys.every((k) => k.orgId === caller.org)).toBe(true);
+        expect(r.value.keys.some((k) => k.id === target)).toBe(caller.org === home);
+      }
+      return r.text;
+    }
+    case 'RevokeKey': {
+      const victim = (await createKey((await s.admin(home)).metadata)).id;
+      const r = await outcome(s.clients.keys.revokeKey({ id: victim }, md));
+      if (r.value) expect(r.value.key).toMatchObject({ id: victim, state: KeyState.KEY_STATE_REVOKED });
+      expect((await s.collections.keys.findOne({ _id: victim }))!.status).toBe(r.value ? 'revoked' : 'active');
+      return r.text;
+    }
+    case 'VerifyKey': {
+      const r = await outcome(s.clients.verify.verifyKey({ key: verifiedSecret }, md));
+      if (r.value) expect(r.value).toMatchObject({ valid: true, code: VerifyCode.VERIFY_CODE_VALID, orgId: home });
+      return r.text;
+    }
+  }
+}
+
+describe('the authorization matrix (README "Authorization")', () => {
+  const cells = Object.entries(MATRIX).flatMap(([caller, row]) =>
+    RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const),
+  );
+  it.each(cells)('%s as %s → %s', async (rpc, caller, expected) => {
+    expect(await call(rpc, callers[caller], `${caller}/${rpc}`)).toBe(expected);
+  });
+});
+
+describe('no escalation: a key never grants scopes it lacks', () => {
+  let admin: Metadata;
+  beforeAll(async () => {
+    admin = bearer(await s.userToken({ orgId: home }));
+  });
+  const keyWith = async (scopes: string[]) => bearer((await createKey(admin, { scopes })).secret);
+
+  // Decided: a read key is refused for lacking `write` (INSUFFICIENT_SCOPE), before the scopes it
+  // asks for are looked at; SCOPE_ESCALATION is for keys that may create but ask for more.
+  it('a [read] key creating a [write] key: INSUFFICIENT_SCOPE', async () => {
+    expect(await failure(s.clients.keys.createKey({ name: 'up', scopes: ['write'] }, await keyWith(['read'])))).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      reason: 'INSUFFICIENT_SCOPE',
+    });
+  });
+
+  it.each([
+    [['write'], ['read', 'write']],
+    [['write'], ['read']],
+    [['read', 'write'], ['read', 'write', 'billing:admin']],
+  ])('a %j key creating a %j key: SCOPE_ESCALATION', async (has, asks) => {
+    const name = `escalate-${randomBytes(4).toString('hex')}`;
+    expect(await failure(s.clients.keys.createKey({ name, scopes: asks }, await keyWith(has)))).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      reason: 'SCOPE_ESCALATION',
+    });
+    expect(await s.collections.keys.countDocuments({ name })).toBe(0);
+  });
+
+  it('a key may create a key with its own scopes or fewer, recorded as created by the key', async () => {
+    const creator = await createKey(admin, { scopes: ['read', 'write'] });
+    const same = await s.clients.keys.createKey({ name: 'same', scopes: ['write', 'read'] }, bearer(creator.secret));
+    const fewer = await s.clients.keys.createKey({ name: 'fewer', scopes: ['read'] }, bearer(creator.secret));
+    expect(same.key!.createdBy).toBe(creator.id);
+    expect(fewer.key!.scopes).toEqual(['read']);
+  });
+
+  // Issue 3 acceptance: "a key updating its own scopes upward fails".
+  it.each([
+    [['write'], ['read', 'write'], 'PERMISSION_DENIED/SCOPE_ESCALATION'],
+    [['read', 'write'], ['read', 'write', 'billing:admin'], 'PERMISSION_DENIED/SCOPE_ESCALATION'],
+    [['read'], ['read', 'write'], 'PERMISSION_DENIED/INSUFFICIENT_SCOPE'],
+  ])('a %j key updating its own scopes to %j: %s, and its scopes stay', async (has, asks, expected) => {
+    const own = await createKey(admin, { scopes: has });
+    const r = await outcome(s.clients.keys.updateKey({ key: { id: own.id, scopes: asks }, updateMask: ['scopes'] }, bearer(own.secret)));
+    expect(r.text).toBe(expected);
+    expect((await s.collections.keys.findOne({ _id: own.id }))!.scopes).toEqual(has);
+  });
+
+  it('a key may update its own scopes downward', async () => {
+    const own = await createKey(admin, { scopes: ['read', 'write'] });
+    const r = await s.clients.keys.updateKey({ key: { id: own.id, scopes: ['write'] }, updateMask: ['scopes'] }, bearer(own.secret));
+    expect(r.key!.scopes).toEqual(['write']);
+  });
+});
+
+describe('self-revoke (allow_self_revoke, seed 002)', () => {
+  let admin: Metadata;
+  beforeAll(async () => {
+    admin = bearer(await s.userToken({ orgId: home }));
+  });
+  const statusOf = async (id: string) => (await s.collections.keys.findOne({ _id: id }))!.status;
+
+  it('a [read] key with allow_self_revoke revokes itself, and is refused from then on', async () => {
+    const k = await createKey(admin, { scopes: ['read'], allowSelfRevoke: true });
+    const revoked = (await s.clients.keys.revokeKey({ id: k.id, comment: 'leaked' }, bearer(k.secret))).key!;
+    expect(revoked).toMatchObject({ state: KeyState.KEY_STATE_REVOKED, revokedBy: k.id, revokedComment: 'leaked' });
+    expect(await failure(s.clients.keys.listKeys({}, bearer(k.secret)))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'INVALID_API_KEY' });
+  });
+
+  it('without allow_self_revoke a [read] key may not revoke itself: INSUFFICIENT_SCOPE', async () => {
+    const k = await createKey(admin, { scopes: ['read'] });
+    expect(await failure(s.clients.keys.revokeKey({ id: k.id }, bearer(k.secret)))).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      reason: 'INSUFFICIENT_SCOPE',
+    });
+    expect(await statusOf(k.id)).toBe('active');
+  });
+
+  it('allow_self_revoke covers only itself: revoking another key is INSUFFICIENT_SCOPE', async () => {
+    const k = await createKey(admin, { scopes: ['read'], allowSelfRevoke: true });
+    const other = await createKey(admin);
+    expect(await failure(s.clients.keys.revokeKey({ id: other.id }, bearer(k.secret)))).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      reason: 'INSUFFICIENT_SCOPE',
+    });
+    expect(await statusOf(other.id)).toBe('active');
+  });
+});
+
+describe('staff acting-as', () => {
+  it('records the real actor on what it does in the target organization, reads included, in the audit trail', async () => {
+    const staffId = newId('usr');
+    const staff = bearer(
+      await s.userToken({ sub: staffId, orgId: newId('org'), email: 'Ops@Staff.Example', emailVerified: true }),
+      { 'x-organization-id': home, 'x-request-id': `acting-${staffId}` },
+    );
+    const created = (await s.clients.keys.createKey({ name: 'by-staff', scopes: ['read'] }, staff)).key!;
+    expect(created).toMatchObject({ orgId: home, createdBy: staffId });
+    await s.clients.keys.listKeys({}, staff);
+    const revoked = (await s.clients.keys.revokeKey({ id: created.id }, staff)).key!;
+    expect(revoked.revokedBy).toBe(staffId);
+
+    const events = await s.collections.audit.find({ actor: staffId }).sort({ time: 1, _id: 1 }).toArray();
+    expect(events.map((e) => [e.action, e.org_id, e.acting_as, e.method, e.request_id, e.outcome])).toEqual(
+      ['CreateKey', 'ListKeys', 'RevokeKey'].map((m) => [
+        expect.any(String),
+        home,
+        'ops@staff.example',
+        `/apikeys.v1.KeyService/${m}`,
+        `acting-${staffId}`,
+        'OK',
+      ]),
+    );
+  });
+
+  it('does not take "a@staff.example@elsewhere" for a staff address', async () => {
+    const md = bearer(await s.userToken({ orgId: newId('org'), email: 'a@staff.example@evil.example', emailVerified: true }), {
+      'x-organization-id': home,
+    });
+    expect(await failure(s.clients.keys.listKeys({}, md))).toMatchObject({ code: status.PERMISSION_DENIED, reason: 'ACTING_AS_FORBIDDEN' });
+  });
+});
+
+describe('README', () => {
+  it('can show reasons only: each refusal in MATRIX has the code its reason maps to', () => {
+    const refusals = Object.values(MATRIX).flat().filter((c) => c !== OK);
+    for (const c of new Set(refusals)) {
+      const [code, reason] = c.split('/');
+      expect([c, status[REASON_STATUS[reason as Reason].code]]).toEqual([c, code]);
+    }
+  });
+
+  it('carries MATRIX as its "## Authorization" table, cell for cell', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.split(/^## Authorization\s*$/m)[1]?.split(/^## /m)[0] ?? '';
+    const norm = (line: string) =>
+      /^\|[\s:|-]+\|$/.test(line.trim()) ? '|---|' : line.replace(/`/g, '').replace(/\s+/g, ' ').trim();
+    const table = (md: string) => md.split('\n').filter((l) => l.trim().startsWith('|')).map(norm);
+    if (table(section).join('\n') !== table(authorizationTable()).join('\n')) {
+      throw new Error(`README.md "## Authorization" must carry this table (from MATRIX in this file):\n\n${authorizationTable()}\n`);
+    }
+  });
+});

@@ -1,0 +1,42 @@
+// Settling gRPC calls into what tests assert on: the status code and the ErrorInfo reason.
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { decodeStatusDetails } from '../../src/transport/errors';
+
+export interface Failure {
+  code: status;
+  reason?: string;
+  domain?: string;
+  /** BadRequest field violations as "field:REASON". */
+  fields: string[];
+}
+
+function describeFailure(err: ServiceError): Failure {
+  const { errorInfo, badRequest } = decodeStatusDetails(err);
+  return {
+    code: err.code,
+    reason: errorInfo?.reason,
+    domain: errorInfo?.domain,
+    fields: badRequest?.fieldViolations.map((v) => `${v.field}:${v.reason}`) ?? [],
+  };
+}
+
+/** Awaits a call that must fail and returns its code, ErrorInfo reason and field violations. */
+export async function failure(p: Promise<unknown>): Promise<Failure> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: ServiceError) => e,
+  );
+  return describeFailure(err);
+}
+
+/** "OK", or "CODE/REASON" (e.g. "PERMISSION_DENIED/INSUFFICIENT_SCOPE"): reads like the README table. */
+export async function outcome<T>(p: Promise<T>): Promise<{ text: string; value?: T }> {
+  try {
+    return { text: 'OK', value: await p };
+  } catch (err) {
+    const f = describeFailure(err as ServiceError);
+    return { text: `${status[f.code]}/${f.reason ?? '-'}` };
+  }
+}

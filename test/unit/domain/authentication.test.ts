@@ -1,0 +1,129 @@
+// The Authenticator's token rules that the integration matrix (one HS256 secret, no issuer or
+// audience) does not reach: issuer/audience, algorithms, JWKS files, staff detection.
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Authenticator, type AuthenticatorSettings, type Credentials } from '../../../src/domain/authentication';
+import { newId } from '../../../src/domain/ids';
+import type { Verifier } from '../../../src/domain/verification';
+
+const secret = randomBytes(32).toString('hex');
+const orgId = newId('org');
+
+function authenticator(settings: Partial<AuthenticatorSettings> = {}, verify = jest.fn(async () => ({ code: 'NOT_FOUND' }))) {
+  const a = new Authenticator(
+    { keyPrefix: 'sk', jwtSecret: secret, verifyTokens: [], staffEmailDomains: ['staff.example'], ...settings },
+    { verify } as unknown as Verifier,
+  );
+  return { a, verify };
+}
+
+const creds = (c: Partial<Credentials>): Credentials => ({ authorization: [], apiKey: [], organizationId: [], ...c });
+const bearer = (token: string, organizationId: string[] = []) => creds({ authorization: [`Bearer ${token}`], organizationId });
+
+function sign(claims: JWTPayload, opts: { alg?: string; key?: Parameters<SignJWT['sign']>[0]; exp?: boolean } = {}) {
+  const jwt = new SignJWT({ org_id: orgId, role: 'admin', ...claims })
+    .setProtectedHeader({ alg: opts.alg ?? 'HS256' })
+    .setSubject(newId('usr'))
+    .setIssuedAt();
+  if (opts.exp !== false) jwt.setExpirationTime('5m');
+  return jwt.sign(opts.key ?? new TextEncoder().encode(secret));
+}
+
+/** "OK" or the DomainError reason. */
+const result = (p: Promise<unknown>) => p.then(
+  () => 'OK',
+  (e: { reason?: string }) => e.reason ?? String(e),
+);
+
+describe('user tokens', () => {
+  it('accepts HS256 with the shared secret, and no other algorithm with it', async () => {
+    const { a } = authenticator();
+    expect(await result(a.authenticate(bearer(await sign({}))))).toBe('OK');
+    expect(await result(a.authenticate(bearer(await sign({}, { alg: 'HS512' }))))).toBe('INVALID_TOKEN');
+  });
+
+  it('requires exp', async () => {
+    const { a } = authenticator();
+    expect(await result(a.authenticate(bearer(await sign({}, { exp: false }))))).toBe('INVALID_TOKEN');
+  });
+
+  it('checks issuer and audience when configured', async () => {
+    const { a } = authenticator({ jwtIssuer: 'https://idp.example', jwtAudience: 'apikeys' });
+    const cases: Array<[JWTPayload, string]> = [
+      [{ iss: 'https://idp.example', aud: 'apikeys' }, 'OK'],
+      [{ iss: 'https://idp.example', aud: ['other', 'apikeys'] }, 'OK'],
+      [{ iss: 'https://evil.example', aud: 'apikeys' }, 'INVALID_TOKEN'],
+      [{ iss: 'https://idp.example', aud: 'other' }, 'INVALID_TOKEN'],
+      [{}, 'INVALID_TOKEN'],
+    ];
+    for (const [claims, expected] of cases) {
+      expect([claims, await result(a.authenticate(bearer(await sign(claims))))]).toEqual([claims, expected]);
+    }
+  });
+
+  it('verifies with a JWKS file, and refuses tokens of other keys or the HS256 secret', async () => {
+    const mine = await generateKeyPair('ES256');
+    const theirs = await generateKeyPair('ES256');
+    const file = join(mkdtempSync(join(tmpdir(), 'jwks-')), 'jwks.json');
+    writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(mine.publicKey)), alg: 'ES256', kid: 'k1' }] }));
+    const { a } = authenticator({ jwks: file, jwtSecret: undefined });
+    const es256 = (key: CryptoKey) => sign({}, { alg: 'ES256', key });
+    expect(await result(a.authenticate(bearer(await es256(mine.privateKey))))).toBe('OK');
+    expect(await result(a.authenticate(bearer(await es256(theirs.privateKey))))).toBe('INVALID_TOKEN');
+    expect(await result(a.authenticate(bearer(await sign({}))))).toBe('INVALID_TOKEN');
+  });
+
+  it('refuses user tokens when no JWT key is configured', async () => {
+    const { a } = authenticator({ jwtSecret: undefined });
+    expect(await result(a.authenticate(bearer(await sign({}))))).toBe('INVALID_TOKEN');
+  });
+});
+
+describe('staff', () => {
+  it.each([
+    ['ops@staff.example', true, true],
+    ['OPS@Staff.Example', true, true],
+    ['ops@staff.example', false, false],
+    ['ops@sub.staff.example', true, false],
+    ['ops@staff.example.evil', true, false],
+    ['a@staff.example@evil.example', true, false],
+    ['staff.example', true, false],
+    [undefined, true, false],
+  ])('%s (email_verified %s) is staff: %s', async (email, verified, staff) => {
+    const { a } = authenticator();
+    const token = await sign({ email, email_verified: verified });
+    const target = newId('org');
+    expect(await result(a.authenticate(bearer(token, [target])))).toBe(staff ? 'OK' : 'ACTING_AS_FORBIDDEN');
+  });
+
+  it('act on the target organization with the header, on their own without it', async () => {
+    const { a } = authenticator();
+    const token = await sign({ email: 'ops@staff.example', email_verified: true });
+    const target = newId('org');
+    expect(await a.authenticate(bearer(token, [target]))).toMatchObject({ orgId: target, actingAs: true });
+    expect(await a.authenticate(bearer(token, [orgId]))).toMatchObject({ orgId, actingAs: false });
+    expect(await a.authenticate(bearer(token))).toMatchObject({ orgId, actingAs: false });
+    expect(await result(a.authenticate(bearer(token, [target, target])))).toBe('INVALID_ORGANIZATION_ID');
+  });
+});
+
+describe('credentials', () => {
+  it('takes exactly one, and does not look up an oversized API key', async () => {
+    const { a, verify } = authenticator();
+    const token = await sign({});
+    expect(await result(a.authenticate(creds({ authorization: [`Bearer ${token}`], apiKey: ['x'] })))).toBe('UNAUTHENTICATED');
+    expect(await result(a.authenticate(creds({ apiKey: ['a', 'b'] })))).toBe('UNAUTHENTICATED');
+    expect(await result(a.authenticate(creds({ apiKey: ['k'.repeat(8193)] })))).toBe('INVALID_API_KEY');
+    expect(verify).not.toHaveBeenCalled();
+  });
+
+  it('tells service tokens apart, by index, without naming them', async () => {
+    const tokens = [randomBytes(24).toString('hex'), randomBytes(24).toString('hex')];
+    const { a } = authenticator({ verifyTokens: tokens });
+    expect(await a.authenticate(bearer(tokens[1]))).toMatchObject({ principal: { kind: 'service', id: 'service:2' }, orgId: '' });
+    expect(await result(a.authenticate(bearer(`${tokens[0]}x`)))).toBe('INVALID_TOKEN');
+  });
+});
