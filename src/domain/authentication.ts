@@ -8,6 +8,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
+import type { Config } from '../config/config';
 import { DomainError } from './errors';
 import { isId } from './ids';
 import { parseSecret } from './keyFormat';
@@ -27,16 +28,8 @@ export interface Authenticated {
   actingAs: boolean;
 }
 
-export interface AuthenticatorSettings {
-  keyPrefix: string;
-  jwtSecret?: string;
-  /** A JWKS file path or an https URL. */
-  jwks?: string;
-  jwtIssuer?: string;
-  jwtAudience?: string;
-  verifyTokens: string[];
-  staffEmailDomains: string[];
-}
+/** The auth part of the configuration, plus the key prefix to recognise API keys by. */
+export type AuthenticatorSettings = Config['auth'] & { keyPrefix: string };
 
 const MAX_CREDENTIAL_LENGTH = 8192;
 const ORG_ID = /^org_[0-9a-hjkmnp-tv-z]{26}$/;
