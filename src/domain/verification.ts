@@ -57,7 +57,7 @@ export class Verifier {
   async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
     if (!parseSecret(secret, this.d.keyPrefix)) return { code: 'MALFORMED' };
     const hash = hashSecret(secret);
-    const cached = this.d.cache.lookup(hash, Date.now());
+    const cached = this.d.cache.lookup(hash, this.d.now().getTime());
     let key: KeyDocument | null;
     if (cached.state === 'fresh') key = cached.key;
     else if (cached.state === 'stale' && this.d.storageReachable?.() === false) {
@@ -92,7 +92,7 @@ export class Verifier {
         .findByHash(hash)
         .then((key) => {
           // Not cached if evict() ran meanwhile: the result may predate that change.
-          if (this.inFlight.get(hash) === read) this.d.cache.store(hash, key, Date.now());
+          if (this.inFlight.get(hash) === read) this.d.cache.store(hash, key, this.d.now().getTime());
           return key;
         })
         .finally(() => {

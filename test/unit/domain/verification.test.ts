@@ -33,7 +33,7 @@ class FakeStorage {
   };
 }
 
-/** The cache's clock is Date.now(); the verifier's is deps.now. Both are fixed here. */
+/** The verifier's one clock (deps.now), moved by hand. */
 let wallClock = NOW.getTime();
 
 function setup(cache: Partial<KeyCacheSettings> = {}) {
@@ -41,7 +41,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}) {
   const deps = {
     keyPrefix: 'sk',
     findByHash: (hash: string) => storage.findByHash(hash),
-    now: () => NOW,
+    now: () => new Date(wallClock),
     cache: new KeyCache({ ...CACHE, ...cache }),
     usage: new UsageRecorder(),
     rateLimiter: new RateLimiter(),
@@ -53,10 +53,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}) {
 
 beforeEach(() => {
   wallClock = NOW.getTime();
-  jest.spyOn(Date, 'now').mockImplementation(() => wallClock);
 });
-
-afterEach(() => jest.restoreAllMocks());
 
 describe('Verifier: malformed secrets', () => {
   const good = generateSecret('sk', 'live');
