@@ -139,9 +139,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     metricsPort: metricsEndpoint?.port,
     stop() {
       stopping ??= (async () => {
-        await storageHealth.stop(); // it must not turn health back to SERVING
+        // stop() flags the monitor at once (it can no longer turn health back to SERVING);
+        // a ping in flight is awaited later, so it does not delay NOT_SERVING or the drain.
+        const monitorStopped = storageHealth.stop();
         setHealth('NOT_SERVING');
         const ended = await shutdownGracefully(server, config.shutdownGraceMs, logger);
+        await monitorStopped;
         // In-flight calls are done: stop polling, then write the last usage batch.
         const [invalidation, usageFlush] = background;
         await invalidation.stop({ finalRun: false });

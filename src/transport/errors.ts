@@ -67,30 +67,65 @@ function packAny(typeName: string, value: Uint8Array): Any {
 /** A grpc-js status carrying google.rpc.Status (ErrorInfo + BadRequest) in its trailers. */
 export function toStatus(error: DomainError): PartialStatusObject & { metadata: Metadata } {
   const { code } = REASON_STATUS[error.reason];
+  const message = clipBytes(error.message, LIMITS.messageBytes);
+  const errorMetadata = Object.fromEntries(
+    Object.entries(error.metadata).map(([k, v]) => [clipBytes(k, LIMITS.fieldBytes), clipBytes(v, LIMITS.fieldBytes)]),
+  );
   const details: Any[] = [
     packAny(
       'google.rpc.ErrorInfo',
-      ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }).finish(),
+      ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: errorMetadata }).finish(),
     ),
   ];
   if (error.fieldViolations.length > 0) {
     const badRequest = BadRequest.encode({
-      fieldViolations: error.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })),
+      fieldViolations: error.fieldViolations.slice(0, LIMITS.violations).map((v) => ({
+        field: clipBytes(v.field, LIMITS.fieldBytes),
+        description: clipBytes(v.description, LIMITS.descriptionBytes),
+        reason: v.reason,
+      })),
     }).finish();
     details.push(packAny('google.rpc.BadRequest', badRequest));
   }
   const metadata = new Metadata();
   metadata.set(
     STATUS_DETAILS_KEY,
-    Buffer.from(Status.encode({ code, message: error.message, details }).finish()),
+    Buffer.from(Status.encode({ code, message, details }).finish()),
   );
-  return { code, details: error.message, metadata };
+  return { code, details: message, metadata };
+}
+
+/**
+ * Bounds on what an error sends back. Messages and violations may quote the request (an
+ * unknown mask path, a bad value); unbounded, a 100 KB input became a 100 KB+ trailer block,
+ * over the client's HTTP/2 header limit — the client then dropped the whole connection, with
+ * every other call on it (found by test/integration/requestFuzz.test.ts). With these bounds the
+ * trailers stay under ~12 KB even for 4-byte characters (grpc-message is percent-encoded).
+ */
+const LIMITS = { messageBytes: 1024, descriptionBytes: 256, fieldBytes: 128, violations: 10 };
+
+/** `s` cut to at most `max` UTF-8 bytes, on a character boundary, marked with "…" when cut. */
+export function clipBytes(s: string, max: number): string {
+  if (Buffer.byteLength(s, 'utf8') <= max) return s;
+  let out = '';
+  let bytes = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (bytes + n > max - 3) break; // room for "…" (3 bytes)
+    out += ch;
+    bytes += n;
+  }
+  return `${out}…`;
 }
 
 /** Storage driver errors that mean "the database is not reachable right now". */
 function isStorageUnavailable(err: unknown): boolean {
   const name = (err as { name?: string } | null)?.name ?? '';
-  return /^Mongo(ServerSelection|NetworkTimeout|Network|NotConnected|Topology)/.test(name);
+  if (/^Mongo(ServerSelection|NetworkTimeout|Network|NotConnected|Topology|PoolCleared)/.test(name)) return true;
+  // The driver sometimes lets a socket error through unwrapped, e.g. a plain Error with code
+  // EPIPE ("This socket has been ended by the other party") when the server dies mid-write.
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && ['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'ENOTCONN'].includes(code);
 }
 
 /**

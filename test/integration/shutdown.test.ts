@@ -1,15 +1,11 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { bearer, connectClients, type ApiKeysClients } from '../../src/client/promiseClient';
 import { mintUserToken } from '../../src/dev/tokens';
 import { newId } from '../../src/domain/ids';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { testDb, type TestDatabase } from '../support/database';
+import { startServiceProcess, type ServiceProcess } from '../support/serviceProcess';
 
-const ROOT = join(__dirname, '..', '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const LOAD_BEFORE_SIGNAL_MS = 1_500;
@@ -30,64 +26,30 @@ interface CallRecord {
  */
 describe('SIGTERM during load', () => {
   let db: TestDatabase;
-  let child: ChildProcess;
-  const logs: Record<string, unknown>[] = [];
-  let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  const jwtSecret = randomBytes(32).toString('base64url');
-  const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
+  let svc: ServiceProcess;
 
   beforeAll(async () => {
     db = await testDb('shutdown');
-    // `node --import tsx` rather than `npx tsx`: one process, so SIGTERM reaches the service
-    // itself (npx does not forward signals) — as with `node dist/main.js` in production.
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH,
-        GRPC_ADDR: '127.0.0.1:0',
-        METRICS_ADDR: 'off',
-        MONGODB_URI: db.uri,
-        MONGODB_DATABASE: db.dbName,
-        AUTH_JWT_SECRET: jwtSecret,
-        VERIFY_TOKENS: verifyToken,
-        PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
-        // Only the shutdown flush can write usage during this test.
-        USAGE_FLUSH_INTERVAL_MS: '3600000',
-        SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
-        LOG_LEVEL: 'info',
-      },
+    svc = await startServiceProcess({
+      MONGODB_URI: db.uri,
+      MONGODB_DATABASE: db.dbName,
+      // Only the shutdown flush can write usage during this test.
+      USAGE_FLUSH_INTERVAL_MS: '3600000',
+      SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
     });
-    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ raw: line });
-      }
-    });
-    const deadline = Date.now() + 30_000;
-    while (!logs.some((l) => l.msg === 'apikeys listening')) {
-      if (child.exitCode !== null) throw new Error(`the service exited early (${child.exitCode}): ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`the service did not start within 30 s: ${stderr}`);
-      await sleep(50);
-    }
   }, 60_000);
 
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    svc?.kill();
     await db?.drop();
     await db?.close();
   });
 
   it('completes the calls in flight, flushes usage to MongoDB and exits 0', async () => {
-    const port = logs.find((l) => l.msg === 'apikeys listening')!.port as number;
-    const clients: ApiKeysClients = connectClients(`127.0.0.1:${port}`);
-    const admin = bearer(await mintUserToken(jwtSecret, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }));
-    const service = bearer(verifyToken);
+    const { child, exited, logs } = svc;
+    const clients: ApiKeysClients = connectClients(`127.0.0.1:${svc.port}`);
+    const admin = bearer(await mintUserToken(svc.jwtSecret, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }));
+    const service = bearer(svc.verifyToken);
 
     const keys = await Promise.all(
       Array.from({ length: 20 }, (_, i) => clients.keys.createKey({ name: `load ${i}`, scopes: ['read'] }, admin)),

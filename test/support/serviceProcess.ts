@@ -1,0 +1,99 @@
+// Runs the production entry point (src/main.ts) as a child process, as it runs in production.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { checkHealth } from '../../src/client/health';
+
+const ROOT = join(__dirname, '..', '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  port: number;
+  /** Set when env.METRICS_ADDR is "on" (a free loopback port is chosen). */
+  metricsPort?: number;
+  jwtSecret: string;
+  verifyToken: string;
+  /** Every JSON log line so far. */
+  logs: Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL if still running (cleanup). */
+  kill(): void;
+}
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Ports are chosen up front, and readiness is the health service saying SERVING: no log parsing needed. */
+export async function startServiceProcess(
+  env: Record<string, string>,
+  options: { gcOnSignal?: boolean } = {},
+): Promise<ServiceProcess> {
+  const port = await freeLoopbackPort();
+  const metricsPort = env.METRICS_ADDR === 'on' ? await freeLoopbackPort() : undefined;
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
+  // `node --import tsx` rather than `npx tsx`: one process, so signals reach the service itself
+  // (npx does not forward them) — as with `node dist/main.js` in the image.
+  // gcOnSignal: SIGUSR2 makes the service collect garbage (test/support/gcOnSignal.cjs).
+  const gc = options.gcOnSignal ? ['--expose-gc', '--require', join(__dirname, 'gcOnSignal.cjs')] : [];
+  const child = spawn(process.execPath, [...gc, '--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      AUTH_JWT_SECRET: jwtSecret,
+      VERIFY_TOKENS: verifyToken,
+      PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+      LOG_LEVEL: 'info',
+      ...env,
+      GRPC_ADDR: `127.0.0.1:${port}`,
+      METRICS_ADDR: metricsPort ? `127.0.0.1:${metricsPort}` : 'off',
+    },
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line));
+    } catch {
+      logs.push({ raw: line });
+    }
+  });
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  const deadline = Date.now() + 30_000;
+  while ((await checkHealth(`127.0.0.1:${port}`, '', 500).catch(() => 'DOWN')) !== 'SERVING') {
+    if (child.exitCode !== null) throw new Error(`the service exited early (${child.exitCode}): ${stderr}`);
+    if (Date.now() > deadline) {
+      kill();
+      throw new Error(`the service did not start within 30 s: ${stderr}`);
+    }
+    await sleep(100);
+  }
+  return {
+    child,
+    port,
+    metricsPort,
+    jwtSecret,
+    verifyToken,
+    logs,
+    exited,
+    kill,
+  };
+}
