@@ -17,6 +17,11 @@ export interface KeyDocument {
   metadata: Record<string, string>;
   created_at: Date;
   updated_at: Date;
+  /**
+   * Not stored in api_keys: read from key_last_used. Usage writes never touch the key document,
+   * so they cannot race a change to it (FerretDB rewrites whole documents, and a concurrent
+   * $max there was measured to undo key changes, revocations included).
+   */
   last_used_at: Date | null;
   expires_at: Date | null;
   created_by: string;
@@ -102,4 +107,11 @@ export interface KeyUsageDocument {
   key_id: string;
   day: string;
   count: number;
+}
+
+/** The latest verification of a key, written in batches by the usage flush ($max). */
+export interface KeyLastUsedDocument {
+  /** The key id. */
+  _id: string;
+  last_used_at: Date;
 }

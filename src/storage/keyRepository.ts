@@ -18,27 +18,31 @@ export interface ListQuery {
 export class KeyRepository {
   private readonly keys: Collections['keys'];
   private readonly usage: Collections['usage'];
+  private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
 
-  constructor(c: Pick<Collections, 'keys' | 'usage' | 'mutations'>) {
+  constructor(c: Pick<Collections, 'keys' | 'usage' | 'lastUsed' | 'mutations'>) {
     this.keys = c.keys;
     this.usage = c.usage;
+    this.lastUsed = c.lastUsed;
     this.mutations = c.mutations;
   }
 
   async insert(doc: KeyDocument): Promise<void> {
-    await this.keys.insertOne(doc);
+    const { last_used_at: _notStored, ...stored } = doc;
+    await this.keys.insertOne(stored as KeyDocument);
   }
 
-  findInOrg(orgId: string, id: string): Promise<KeyDocument | null> {
-    return this.keys.findOne({ _id: id, org_id: orgId });
+  async findInOrg(orgId: string, id: string): Promise<KeyDocument | null> {
+    const doc = await this.keys.findOne({ _id: id, org_id: orgId });
+    return doc && (await this.withLastUse([doc]))[0];
   }
 
   findByHash(hash: string): Promise<KeyDocument | null> {
     return this.keys.findOne({ hash });
   }
 
-  list(q: ListQuery): Promise<KeyDocument[]> {
+  async list(q: ListQuery): Promise<KeyDocument[]> {
     const filter: Filter<KeyDocument> = { org_id: q.orgId, status: { $in: q.statuses } };
     const and: Filter<KeyDocument>[] = [];
     if (q.after) {
@@ -49,11 +53,23 @@ export class KeyRepository {
         ],
       });
     }
-    if (q.unusedSince) {
-      and.push({ $or: [{ last_used_at: null }, { last_used_at: { $lt: q.unusedSince } }] });
-    }
+    if (q.unusedSince) and.push({ _id: { $nin: await this.usedSince(q.orgId, q.unusedSince) } });
     if (and.length > 0) filter.$and = and;
-    return this.keys.find(filter).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray();
+    return this.withLastUse(await this.keys.find(filter).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray());
+  }
+
+  /** Ids of the organization's keys used at or after `since` (stale-key review; bounded by the org's keys). */
+  private async usedSince(orgId: string, since: Date): Promise<string[]> {
+    const ids = (await this.keys.find({ org_id: orgId }, { projection: { _id: 1 } }).toArray()).map((k) => k._id);
+    const used = await this.lastUsed.find({ _id: { $in: ids }, last_used_at: { $gte: since } }, { projection: { _id: 1 } }).toArray();
+    return used.map((u) => u._id);
+  }
+
+  private async withLastUse(docs: KeyDocument[]): Promise<KeyDocument[]> {
+    if (docs.length === 0) return docs;
+    const uses = await this.lastUsed.find({ _id: { $in: docs.map((d) => d._id) } }).toArray();
+    const at = new Map(uses.map((u) => [u._id, u.last_used_at]));
+    return docs.map((d) => ({ ...d, last_used_at: at.get(d._id) ?? null }));
   }
 
   /**
@@ -74,12 +90,13 @@ export class KeyRepository {
   async applyChange(orgId: string, id: string, fromEtag: string, set: Partial<KeyDocument>): Promise<KeyDocument | null> {
     const res = await this.keys.updateOne({ _id: id, org_id: orgId, etag: fromEtag }, { $set: set });
     if (res.matchedCount === 0) return null;
-    return this.keys.findOne({ _id: id, org_id: orgId });
+    return this.findInOrg(orgId, id);
   }
 
   async remove(orgId: string, id: string): Promise<void> {
     await this.keys.deleteOne({ _id: id, org_id: orgId });
     await this.mutations.deleteMany({ key_id: id });
+    await this.lastUsed.deleteOne({ _id: id });
   }
 
   /** Keys changed at or after `since` (updated_at index), for cross-instance cache invalidation. */
@@ -90,13 +107,15 @@ export class KeyRepository {
   }
 
   /**
-   * One write per key per batch: $max keeps last_used_at monotonic whatever order instances
-   * flush in, and deliberately leaves updated_at alone (usage is not a change to the key).
+   * One write per key per batch, to key_last_used, never to the key itself: $max keeps the time
+   * monotonic whatever order instances flush in.
    */
   async writeUsage(batch: UsageBatch): Promise<void> {
     if (batch.lastUsed.size > 0) {
-      await this.keys.bulkWrite(
-        [...batch.lastUsed].map(([id, at]) => ({ updateOne: { filter: { _id: id }, update: { $max: { last_used_at: at } } } })),
+      await this.lastUsed.bulkWrite(
+        [...batch.lastUsed].map(([id, at]) => ({
+          updateOne: { filter: { _id: id }, update: { $max: { last_used_at: at } }, upsert: true },
+        })),
         { ordered: false },
       );
     }

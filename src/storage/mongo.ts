@@ -4,6 +4,7 @@ import type {
   AuditEventDocument,
   CreateRequestDocument,
   KeyDocument,
+  KeyLastUsedDocument,
   KeyMutationDocument,
   KeySlotDocument,
   KeyUsageDocument,
@@ -15,6 +16,7 @@ export interface Collections {
   organizations: import('mongodb').Collection<OrganizationDocument>;
   slots: import('mongodb').Collection<KeySlotDocument>;
   usage: import('mongodb').Collection<KeyUsageDocument>;
+  lastUsed: import('mongodb').Collection<KeyLastUsedDocument>;
   mutations: import('mongodb').Collection<KeyMutationDocument>;
   createRequests: import('mongodb').Collection<CreateRequestDocument>;
   audit: import('mongodb').Collection<AuditEventDocument>;
@@ -55,6 +57,7 @@ export function collectionsOf(db: Db): Collections {
     organizations: db.collection<OrganizationDocument>('organizations'),
     slots: db.collection<KeySlotDocument>('key_slots'),
     usage: db.collection<KeyUsageDocument>('key_usage_daily'),
+    lastUsed: db.collection<KeyLastUsedDocument>('key_last_used'),
     mutations: db.collection<KeyMutationDocument>('key_mutations'),
     createRequests: db.collection<CreateRequestDocument>('create_requests'),
     audit: db.collection<AuditEventDocument>('audit_events'),

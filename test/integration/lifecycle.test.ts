@@ -344,8 +344,8 @@ describe('stale-key review', () => {
     const used = await create({ name: 'used' });
     const never = await create({ name: 'never' });
     const old = await create({ name: 'old' });
-    await s.collections.keys.updateOne({ _id: used.key!.id }, { $set: { last_used_at: new Date() } });
-    await s.collections.keys.updateOne({ _id: old.key!.id }, { $set: { last_used_at: new Date(Date.now() - 90 * 86400_000) } });
+    await s.collections.lastUsed.insertOne({ _id: used.key!.id, last_used_at: new Date() });
+    await s.collections.lastUsed.insertOne({ _id: old.key!.id, last_used_at: new Date(Date.now() - 90 * 86400_000) });
     const stale = await s.clients.keys.listKeys({ unusedSince: new Date(Date.now() - 30 * 86400_000) }, metadata);
     expect(stale.keys.map((k: Key) => k.name).sort()).toEqual(['never', 'old']);
     expect(never.key!.lastUsedTime).toBeUndefined();

@@ -114,8 +114,11 @@ describe('VerifyKey', () => {
     const writesBefore = s.app.storage.counters.writes;
     await Promise.all(Array.from({ length: 200 }, () => verify(secret)));
     await sleep(600);
-    const doc = await s.collections.keys.findOne({ _id: key!.id });
-    expect(doc!.last_used_at).toBeInstanceOf(Date);
+    const used = await s.collections.lastUsed.findOne({ _id: key!.id });
+    expect(used!.last_used_at).toBeInstanceOf(Date);
+    expect((await s.clients.keys.getKey({ id: key!.id }, admin.metadata)).key!.lastUsedTime).toEqual(used!.last_used_at);
+    // Usage never rewrites the key document itself (it could race a revocation).
+    expect(await s.collections.keys.findOne({ _id: key!.id, last_used_at: { $exists: true } })).toBeNull();
     const daily = await s.collections.usage.find({ key_id: key!.id }).toArray();
     expect(daily.map((d) => d.count)).toEqual([200]);
     // One bulk write for last_used_at and one for the daily count, whatever the rate.
