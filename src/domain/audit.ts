@@ -64,14 +64,22 @@ export class AuditLog {
    * Runs `fn` and records its outcome ("OK" or the failure's reason). Mutations are always
    * recorded; reads only when a staff member acts on another organization.
    */
-  async around<T>(ctx: CallContext, action: AuditAction, keyId: string | null, mutation: boolean, fn: () => Promise<T>): Promise<T> {
+  async around<T>(
+    ctx: CallContext,
+    action: AuditAction,
+    keyId: string | null | ((result: T) => string),
+    mutation: boolean,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     if (!mutation && !ctx.actingAs) return fn();
+    // A create learns its key's id from its result; everything else names it up front.
+    const known = typeof keyId === 'function' ? null : keyId;
     try {
       const result = await fn();
-      await this.record(ctx, action, keyId, 'OK');
+      await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK');
       return result;
     } catch (err) {
-      await this.record(ctx, action, keyId, err instanceof DomainError ? err.reason : 'INTERNAL');
+      await this.record(ctx, action, known, err instanceof DomainError ? err.reason : 'INTERNAL');
       throw err;
     }
   }

@@ -87,7 +87,7 @@ export class KeyManager {
   constructor(private readonly d: KeyManagerDeps) {}
 
   create(ctx: CallContext, input: CreateKeyInput): Promise<{ key: KeyDocument; secret: string }> {
-    return this.d.audit.around(ctx, 'key.create', null, true, async () => {
+    return this.d.audit.around(ctx, 'key.create', (r) => r.key._id, true, async () => {
       authorize(ctx, 'write');
       const now = this.d.now();
       const v = validateCreateKey(input, now);

@@ -4,6 +4,9 @@ import type { KeyDocument, StoredStatus } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
+/** How long a version claim may stand without its change before another change may take it over. */
+const CLAIM_GRACE_MS = 30_000;
+
 export interface ListQuery {
   orgId: string;
   statuses: StoredStatus[];
@@ -77,8 +80,20 @@ export class KeyRepository {
    * version, on any MongoDB-wire server (the unique _id decides, not a conditional update).
    */
   async claimVersion(keyId: string, etag: string, now: Date): Promise<boolean> {
+    const _id = `${keyId}:${etag}`;
+    if (await this.insertClaim(_id, keyId, now)) return true;
+    // A claim whose change never landed (a crash between claim and write) must not block the key
+    // for ever: past the grace period, and with the key still at that version, it is taken over.
+    const stale = await this.mutations.findOne({ _id, at: { $lt: new Date(now.getTime() - CLAIM_GRACE_MS) } });
+    if (!stale || !(await this.keys.findOne({ _id: keyId, etag }, { projection: { _id: 1 } }))) return false;
+    // Delete-then-insert keeps the unique _id as the only arbiter between concurrent takers.
+    await this.mutations.deleteOne({ _id, at: stale.at });
+    return this.insertClaim(_id, keyId, now);
+  }
+
+  private async insertClaim(_id: string, keyId: string, now: Date): Promise<boolean> {
     try {
-      await this.mutations.insertOne({ _id: `${keyId}:${etag}`, key_id: keyId, at: now });
+      await this.mutations.insertOne({ _id, key_id: keyId, at: now });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;

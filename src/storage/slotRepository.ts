@@ -22,13 +22,12 @@ export class SlotRepository {
   /** Takes a free slot for `keyId` and returns its id; null when all `cap` slots are held by live keys. */
   async acquire(orgId: string, keyId: string, cap: number, now: Date): Promise<string | null> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const free = await this.freeSlots(orgId, cap);
-      if (free.length === 0) {
+      const free = await this.freeSlot(orgId, cap);
+      if (free === null) {
         if (attempt === 0 && (await this.reclaimOrphans(orgId, now)) > 0) continue;
         return null;
       }
-      // A random free slot spreads concurrent creators over different _ids.
-      const slotId = `${orgId}:${free[Math.floor(Math.random() * free.length)]}`;
+      const slotId = `${orgId}:${free}`;
       try {
         await this.slots.insertOne({ _id: slotId, org_id: orgId, key_id: keyId, created_at: now });
         return slotId;
@@ -54,15 +53,28 @@ export class SlotRepository {
     await this.slots.updateMany({ org_id: orgId, key_id: fromKeyId }, { $set: { key_id: toKeyId } });
   }
 
-  private async freeSlots(orgId: string, cap: number): Promise<number[]> {
+  /**
+   * A random free slot number, or null when all `cap` are taken. Random picks spread concurrent
+   * creators over different _ids; the cost follows the slots taken, not the cap.
+   */
+  private async freeSlot(orgId: string, cap: number): Promise<number | null> {
     const taken = new Set(
       (await this.slots.find({ org_id: orgId }, { projection: { _id: 1 } }).toArray()).map((s) =>
         Number(s._id.slice(orgId.length + 1)),
       ),
     );
-    const free: number[] = [];
-    for (let n = 0; n < cap; n++) if (!taken.has(n)) free.push(n);
-    return free;
+    // Slots above a since-lowered cap still count against it.
+    if (taken.size >= cap) return null;
+    for (let i = 0; i < 16; i++) {
+      const n = Math.floor(Math.random() * cap);
+      if (!taken.has(n)) return n;
+    }
+    const start = Math.floor(Math.random() * cap);
+    for (let i = 0; i < cap; i++) {
+      const n = (start + i) % cap;
+      if (!taken.has(n)) return n;
+    }
+    return null;
   }
 
   /** Frees slots whose key no longer exists or is no longer live (a create or revoke cut short). */

@@ -170,6 +170,21 @@ describe('UpdateKey (AIP-134)', () => {
   });
 });
 
+describe('version claims', () => {
+  it('a claim left by a crashed change blocks only for its grace period', async () => {
+    const { metadata, create } = await newOrg();
+    const k = (await create()).key!;
+    const update = () => outcome(s.clients.keys.updateKey({ key: { id: k.id, name: 'renamed' }, updateMask: ['name'] }, metadata));
+    // A change to this version is under way (claimed just now): others wait their turn.
+    await s.collections.mutations.insertOne({ _id: `${k.id}:${k.etag}`, key_id: k.id, at: new Date() });
+    expect((await update()).text).toBe('ABORTED/ETAG_MISMATCH');
+    // The same claim 60 s old, its change never written: it is taken over.
+    await s.collections.mutations.updateOne({ _id: `${k.id}:${k.etag}` }, { $set: { at: new Date(Date.now() - 60_000) } });
+    expect((await update()).text).toBe('OK');
+    expect((await s.clients.keys.getKey({ id: k.id }, metadata)).key!.name).toBe('renamed');
+  });
+});
+
 describe('RotateKey', () => {
   it('the old secret verifies during the overlap and fails after it; the new one verifies throughout', async () => {
     const { metadata, create } = await newOrg();
@@ -260,6 +275,7 @@ describe('audit log', () => {
       ['key.delete', () => s.clients.keys.deleteKey({ id }, metadata)],
     ];
     expect(await count()).toBe(1);
+    expect(await s.collections.audit.countDocuments({ org_id: orgId, action: 'key.create', key_id: id })).toBe(1);
     for (const [action, run] of steps) {
       const before = await count();
       await run();
@@ -278,6 +294,7 @@ describe('audit log', () => {
       'key.reactivate:OK',
       'key.archive:OK',
       'key.update:OK',
+      'key.create:OK',
     ]);
     const actor = (await s.collections.keys.findOne({ rotated_from: id }))!.created_by;
     expect(new Set(events.map((e) => e.actor))).toEqual(new Set([actor]));
