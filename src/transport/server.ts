@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyServiceService } from '../gen/apikeys/v1/key_service';
 import { VerifyServiceService } from '../gen/apikeys/v1/verify_service';
+import type { Config } from '../config/config';
 import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
 import type { KeyManager } from '../domain/keys';
@@ -28,24 +29,12 @@ export interface ServerDeps {
   verifier: Verifier;
   logger: Logger;
   now: () => Date;
-  /** Transport limits (config.grpc); the defaults below when absent. */
-  limits?: TransportLimits;
+  limits: TransportLimits;
   metrics?: Metrics;
 }
 
-export interface TransportLimits {
-  maxReceiveMessageBytes: number;
-  maxSendMessageBytes: number;
-  maxMetadataBytes: number;
-  keepaliveTimeMs: number;
-  keepaliveTimeoutMs: number;
-  /** 0: unlimited. */
-  maxConcurrentStreams: number;
-  /** 0: never. */
-  maxConnectionAgeMs: number;
-  /** 0: never. */
-  maxConnectionIdleMs: number;
-}
+/** Message sizes, keepalive and connection limits: the `grpc` part of the configuration. */
+export type TransportLimits = Config['grpc'];
 
 export interface AssembledServer {
   server: Server;
@@ -78,16 +67,6 @@ function reflectionPackage(): protoLoader.PackageDefinition {
   return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { fileDescriptorProtos: [bytes] }])) as unknown as protoLoader.PackageDefinition;
 }
 
-export const DEFAULT_LIMITS: TransportLimits = {
-  maxReceiveMessageBytes: 1024 * 1024,
-  maxSendMessageBytes: 4 * 1024 * 1024,
-  maxMetadataBytes: 16 * 1024,
-  keepaliveTimeMs: 60_000,
-  keepaliveTimeoutMs: 20_000,
-  maxConcurrentStreams: 0,
-  maxConnectionAgeMs: 0,
-  maxConnectionIdleMs: 0,
-};
 
 /**
  * grpc-js server options. The metadata limit is not among them (grpc-js's server ignores
@@ -111,11 +90,10 @@ function channelOptions(l: TransportLimits): ChannelOptions {
 
 export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
-  const limits = d.limits ?? DEFAULT_LIMITS;
   // rpcInterceptor first: it sees each request before authentication and each final status last.
   const server = new Server({
-    ...channelOptions(limits),
-    interceptors: [rpcInterceptor(d.metrics, limits), authInterceptor(d.authenticator, d.logger)],
+    ...channelOptions(d.limits),
+    interceptors: [rpcInterceptor(d.metrics, d.limits), authInterceptor(d.authenticator, d.logger)],
   });
   server.addService(KeyServiceService, keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
   server.addService(VerifyServiceService, verifyServiceHandlers(d.verifier, d.logger, d.metrics));
