@@ -9,6 +9,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -65,14 +66,22 @@ const EMPTY = 'apikeys.bench.v1.BenchService.Empty';
 // ghz must run asynchronously: the server under test lives in this process's event loop.
 const execFileAsync = promisify(execFile);
 
+/**
+ * On a machine with two or more cores, the server (this process) and ghz get a core each, so
+ * the load generator does not steal the server's CPU and the ratios stop swinging with the
+ * scheduler. Without taskset both share all cores, as before.
+ */
+const PIN = spawnSync('taskset', ['--version']).status === 0 && cpus().length >= 2;
+
 async function runGhz(ghz: string, addr: string, token: string, s: Scenario, app: RunningApp): Promise<Row> {
   const dataFile = join(ROOT, 'bench', 'results', 'data.json');
   writeFileSync(dataFile, JSON.stringify(s.data));
   const before = { ...app.storage.counters };
   say(`${s.name}: ${DURATION} at concurrency ${CONCURRENCY}…`);
   const { stdout: out } = await execFileAsync(
-    ghz,
+    PIN ? 'taskset' : ghz,
     [
+      ...(PIN ? ['-c', '1-' + String(cpus().length - 1), ghz] : []),
       '--insecure',
       '--proto', s.call === EMPTY ? join(ROOT, 'bench', 'proto', 'bench.proto') : join(ROOT, 'proto', 'apikeys', 'v1', 'verify_service.proto'),
       '--import-paths', `${join(ROOT, 'proto')},${join(ROOT, 'bench', 'proto')}`,
@@ -156,6 +165,11 @@ async function main(): Promise<void> {
   const db = uri ? undefined : await startEphemeralDatabase({ log: say });
   uri ??= db!.uri;
   say(`database: ${db?.description ?? uri}`);
+  // Pinned after the database started, so its server keeps every core.
+  if (PIN) {
+    spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)]);
+    say(`server pinned to core 0, ghz to cores 1-${cpus().length - 1}`);
+  }
 
   // Server 1: the cache on (defaults).
   const warm = await startServer(uri, {});
