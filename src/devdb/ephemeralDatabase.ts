@@ -162,7 +162,8 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promi
   });
 }
 
-function freeLoopbackPort(): Promise<number> {
+/** A port nothing listens on right now (tests and the FerretDB launcher take it next). */
+export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
