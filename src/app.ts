@@ -42,12 +42,12 @@ function pageTokenKey(config: Config, logger: Logger): Buffer {
   return randomBytes(32);
 }
 
-/** Wires config → storage → domain → transport and starts serving. */
 export interface StartOptions {
   /** Registers extra services on the same server before it binds (the benchmark's empty handler). */
   beforeBind?: (server: Server) => void;
 }
 
+/** Wires config → storage → domain → transport and starts serving. */
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
   const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, config.mongodbTimeoutMs, logger);

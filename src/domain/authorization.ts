@@ -56,3 +56,10 @@ export function assertNoEscalation(ctx: CallContext, requested: string[]): void 
 export function actorId(ctx: CallContext): string {
   return ctx.principal.id;
 }
+
+/** VerifyService answers internal services only: users and API keys are refused. */
+export function authorizeVerify(ctx: CallContext): void {
+  if (ctx.principal.kind !== 'service') {
+    throw new DomainError('PERMISSION_DENIED', 'VerifyService needs a service credential (one of VERIFY_TOKENS)');
+  }
+}

@@ -1,5 +1,5 @@
 import { VerifyCode, type VerifyServiceServer } from '../../gen/apikeys/v1/verify_service';
-import { DomainError } from '../../domain/errors';
+import { authorizeVerify } from '../../domain/authorization';
 import type { VerifyCodeName, Verifier } from '../../domain/verification';
 import type { Logger } from '../../logging/logger';
 import type { Metrics } from '../../observability/metrics';
@@ -20,9 +20,7 @@ const CODE: Record<VerifyCodeName, VerifyCode> = {
 export function verifyServiceHandlers(verifier: Verifier, logger: Logger, metrics?: Metrics): VerifyServiceServer {
   return {
     verifyKey: unary(logger, async (req, ctx) => {
-      if (ctx.principal.kind !== 'service') {
-        throw new DomainError('PERMISSION_DENIED', 'VerifyService needs a service credential (one of VERIFY_TOKENS)');
-      }
+      authorizeVerify(ctx);
       const { code, key, rate } = await verifier.verify(req.key, req.requiredScopes);
       metrics?.verifyResult(code);
       return {
