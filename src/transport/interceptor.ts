@@ -23,9 +23,10 @@ function strings(metadata: Metadata, key: string): string[] {
   return metadata.get(key).map((v) => (typeof v === 'string' ? v : v.toString('latin1')));
 }
 
-function requestIdOf(metadata: Metadata): string {
+/** The caller's x-request-id, validated; undefined when none was sent. */
+function requestIdOf(metadata: Metadata): string | undefined {
   const given = strings(metadata, 'x-request-id');
-  if (given.length === 0) return randomUUID();
+  if (given.length === 0) return undefined;
   if (given.length > 1 || !REQUEST_ID.test(given[0])) {
     throw new DomainError('INVALID_REQUEST_ID_HEADER', 'x-request-id must be 1–128 characters of [A-Za-z0-9._:-]', [
       { field: 'x-request-id', reason: 'INVALID_REQUEST_ID_HEADER', description: 'must match ^[A-Za-z0-9._:-]{1,128}$' },
@@ -52,6 +53,7 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
     const method = descriptor.path;
     if (OPEN_SERVICES.some((p) => method.startsWith(p))) return new ServerInterceptingCall(call);
     const started = process.hrtime.bigint();
+    // Generated once, up front, so even a call refused for its x-request-id echoes an id.
     let requestId: string = randomUUID();
     /** Known once the credential is verified, even if acting-as is then refused. */
     let principal: Principal | undefined;
@@ -68,7 +70,7 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
               // leaves the call hanging, an unhandled rejection ends the process.
               let credentials: Credentials;
               try {
-                requestId = requestIdOf(metadata);
+                requestId = requestIdOf(metadata) ?? requestId;
                 credentials = credentialsOf(metadata);
               } catch (err) {
                 reject(err);
