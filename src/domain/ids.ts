@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-export type IdKind = 'key' | 'org' | 'usr' | 'evt';
+export type IdKind = 'key' | 'org' | 'usr' | 'evt' | 'chg';
 
 /** Crockford base32, lowercase; no i, l, o, u (easily misread). ASCII-ordered, so sorting the
  *  encoded strings sorts the underlying numbers. */

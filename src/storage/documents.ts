@@ -115,3 +115,22 @@ export interface KeyLastUsedDocument {
   _id: string;
   last_used_at: Date;
 }
+
+/**
+ * One entry of the key change log: every change that can end, narrow or create a key, written
+ * before the change itself lands. Other instances poll this small, pruned log (never api_keys)
+ * to evict what they cached; deleted keys leave their tombstone here.
+ */
+export interface KeyChangeDocument {
+  /** Unique per entry (an "chg_" id). */
+  _id: string;
+  key_id: string;
+  org_id: string;
+  /** SHA-256 of the secret: the Verify cache's key. */
+  hash: string;
+  /** The version the change produces ("" for a deletion). */
+  etag: string;
+  kind: 'created' | 'changed' | 'deleted';
+  /** When the change was logged (the writer's clock). */
+  at: Date;
+}

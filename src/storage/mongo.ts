@@ -3,6 +3,7 @@ import type { Logger } from '../logging/logger';
 import type {
   AuditEventDocument,
   CreateRequestDocument,
+  KeyChangeDocument,
   KeyDocument,
   KeyLastUsedDocument,
   KeyMutationDocument,
@@ -20,6 +21,7 @@ export interface Collections {
   mutations: import('mongodb').Collection<KeyMutationDocument>;
   createRequests: import('mongodb').Collection<CreateRequestDocument>;
   audit: import('mongodb').Collection<AuditEventDocument>;
+  changes: import('mongodb').Collection<KeyChangeDocument>;
 }
 
 /** Commands sent to MongoDB since start, by kind (bench and metrics read these). */
@@ -61,6 +63,7 @@ export function collectionsOf(db: Db): Collections {
     mutations: db.collection<KeyMutationDocument>('key_mutations'),
     createRequests: db.collection<CreateRequestDocument>('create_requests'),
     audit: db.collection<AuditEventDocument>('audit_events'),
+    changes: db.collection<KeyChangeDocument>('key_changes'),
   };
 }
 
@@ -72,6 +75,7 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.slots.createIndex({ org_id: 1 }, { name: 'org' });
   await c.mutations.createIndex({ key_id: 1 }, { name: 'key' });
   await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' });
+  await c.changes.createIndex({ at: 1 }, { name: 'at' });
 }
 
 export async function connectStorage(uri: string, dbName: string, timeoutMs: number, logger: Logger): Promise<Storage> {

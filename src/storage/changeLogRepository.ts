@@ -1,0 +1,22 @@
+import type { KeyChangeDocument } from './documents';
+import type { Collections } from './mongo';
+
+/**
+ * key_changes: the log other instances poll to learn which cached keys to drop. Only inserts
+ * (no two writers ever share a document), read by time; pruned by the retention sweep, so a poll
+ * costs what changed recently, never what is stored.
+ */
+export class ChangeLogRepository {
+  constructor(private readonly changes: Collections['changes']) {}
+
+  async record(entry: KeyChangeDocument): Promise<void> {
+    await this.changes.insertOne(entry);
+  }
+
+  /** Entries logged at or after `since` (index `at`). */
+  since(since: Date): Promise<KeyChangeDocument[]> {
+    return this.changes.find({ at: { $gte: since } }, { projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } }).toArray() as Promise<
+      KeyChangeDocument[]
+    >;
+  }
+}
