@@ -23,6 +23,7 @@ export const ID_PATTERNS: Readonly<Record<IdKind, RegExp>> = Object.freeze({
   org: /^org_[0-9a-hjkmnp-tv-z]{26}$/,
   usr: /^usr_[0-9a-hjkmnp-tv-z]{26}$/,
   evt: /^evt_[0-9a-hjkmnp-tv-z]{26}$/,
+  chg: /^chg_[0-9a-hjkmnp-tv-z]{26}$/,
 });
 
 /** A new id of the given kind, stamped with `now` (ms since the epoch; defaults to the clock). */
