@@ -91,6 +91,10 @@ export class Authenticator {
       id: key._id,
       orgId: key.org_id,
       scopes: key.scopes,
+      environment: key.environment,
+      expiresAt: key.expires_at,
+      rateLimit: key.rate_limit && { limit: key.rate_limit.limit, windowSeconds: key.rate_limit.window_seconds },
+      workspaceId: key.workspace_id,
       createdBy: key.created_by,
       allowSelfRevoke: key.allow_self_revoke,
     };

@@ -19,7 +19,12 @@ export interface ApiKeyPrincipal {
   id: string;
   orgId: string;
   scopes: string[];
-  /** A key authenticates as the user who created it (seed 003). */
+  /** The key acts only within what it holds: these bound every key it creates or changes. */
+  environment: 'live' | 'test';
+  expiresAt: Date | null;
+  rateLimit: { limit: number; windowSeconds: number } | null;
+  workspaceId: string | null;
+  /** Who created the key (recorded; the key still acts as itself). */
   createdBy: string;
   allowSelfRevoke: boolean;
 }
