@@ -1,13 +1,13 @@
-import { DomainError } from './errors';
-import type { CallContext } from './principal';
+import { DomainError, type Reason } from './errors';
+import type { CallContext, Principal } from './principal';
 
 /**
- * The authorization rules for KeyService, in one place (the README carries the same table,
- * and test/integration/callers.test.ts checks every cell of it):
+ * The authorization rules, in one place (the README carries the same table, and
+ * test/integration/callers.test.ts checks every cell of it):
  * - users: `member` may read, `admin` may also change keys; staff act with their own role;
- * - API keys: any scope may read (seed 000: "read works"), `write` is needed to change keys,
- *   a key never grants scopes it lacks (SCOPE_ESCALATION), and a key with allow_self_revoke
- *   may revoke itself whatever its scopes (seed 002);
+ * - API keys: any scope may read, `write` is needed to change keys, and a key acts only on keys
+ *   it dominates (see `escalation`); a key with allow_self_revoke may revoke itself whatever
+ *   its scopes;
  * - services: VerifyService only.
  * Who may use the x-organization-id header is decided at authentication (staff only).
  * Organization scoping is not decided here: every query is bound to ctx.orgId, so a key of
@@ -33,26 +33,90 @@ export function authorize(ctx: CallContext, access: Access): void {
   }
 }
 
-/** RevokeKey: `write`, or a key revoking itself with allow_self_revoke (seed 002). */
-export function authorizeRevoke(ctx: CallContext, keyId: string): void {
-  const p = ctx.principal;
-  if (p.kind === 'apiKey' && p.id === keyId && p.allowSelfRevoke) return;
-  authorize(ctx, 'write');
+/** What a key holds: the dimensions in which one key can hold more than another. */
+export interface KeyBounds {
+  scopes: readonly string[];
+  environment: 'live' | 'test';
+  expiresAt: Date | null;
+  rateLimit: { limit: number; windowSeconds: number } | null;
+  workspaceId: string | null;
 }
 
-/** A key can never mint or grant scopes it does not hold itself. */
-export function assertNoEscalation(ctx: CallContext, requested: string[]): void {
+export type EscalationReason = Extract<
+  Reason,
+  'SCOPE_ESCALATION' | 'ENVIRONMENT_ESCALATION' | 'EXPIRY_ESCALATION' | 'RATE_LIMIT_ESCALATION' | 'WORKSPACE_ESCALATION'
+>;
+
+export interface Escalation {
+  reason: EscalationReason;
+  message: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * The one rule: the first dimension in which `key` holds more than `holder`, or null when
+ * `holder` dominates it. A key is dominated when its scopes are a subset of the holder's, its
+ * environment is the holder's, it expires no later (never only if the holder never does), its
+ * rate limit is no laxer (none only if the holder has none: a limit no higher per a window no
+ * shorter), and it is in the holder's workspace when the holder is bound to one. Pure.
+ */
+export function escalation(holder: KeyBounds, key: KeyBounds): Escalation | null {
+  const missing = key.scopes.filter((s) => !holder.scopes.includes(s));
+  if (missing.length > 0) {
+    return { reason: 'SCOPE_ESCALATION', message: `scopes not held: ${missing.join(', ')}`, metadata: { scopes: missing.join(',') } };
+  }
+  if (key.environment !== holder.environment) {
+    return {
+      reason: 'ENVIRONMENT_ESCALATION',
+      message: `environment "${key.environment}" is not "${holder.environment}"`,
+      metadata: { environment: key.environment },
+    };
+  }
+  if (holder.expiresAt && (!key.expiresAt || key.expiresAt.getTime() > holder.expiresAt.getTime())) {
+    return {
+      reason: 'EXPIRY_ESCALATION',
+      message: `expire_time must be set and no later than ${holder.expiresAt.toISOString()}`,
+      metadata: { max_expire_time: holder.expiresAt.toISOString() },
+    };
+  }
+  const hl = holder.rateLimit;
+  const kl = key.rateLimit;
+  if (hl && (!kl || kl.limit > hl.limit || kl.windowSeconds < hl.windowSeconds)) {
+    return {
+      reason: 'RATE_LIMIT_ESCALATION',
+      message: `rate_limit must be set, at most ${hl.limit} per a window of at least ${hl.windowSeconds} s`,
+      metadata: { max_limit: String(hl.limit), min_window_seconds: String(hl.windowSeconds) },
+    };
+  }
+  if (holder.workspaceId !== null && key.workspaceId !== holder.workspaceId) {
+    return {
+      reason: 'WORKSPACE_ESCALATION',
+      message: `workspace must be "${holder.workspaceId}"`,
+      metadata: { workspace_id: holder.workspaceId },
+    };
+  }
+  return null;
+}
+
+/**
+ * Refuses unless the caller dominates every given state of a key (as it is, as it would
+ * become). Admin users dominate their whole organization; `write` access is checked before.
+ */
+export function assertDominates(ctx: CallContext, ...keys: KeyBounds[]): void {
   const p = ctx.principal;
   if (p.kind !== 'apiKey') return;
-  const missing = requested.filter((s) => !p.scopes.includes(s));
-  if (missing.length > 0) {
-    throw new DomainError('SCOPE_ESCALATION', `this API key cannot grant scopes it does not hold: ${missing.join(', ')}`, [], {
-      scopes: missing.join(','),
-    });
+  for (const key of keys) {
+    const e = escalation(p, key);
+    if (e) throw new DomainError(e.reason, `this API key cannot act on a key that holds more than itself: ${e.message}`, [], e.metadata);
   }
 }
 
-/** The principal recorded as creator/revoker: a key acts as itself, recorded with its creator (seed 003). */
+/** A key revoking itself with allow_self_revoke: the one exception to write access and dominance. */
+export function isSelfRevoke(p: Principal, keyId: string): boolean {
+  return p.kind === 'apiKey' && p.id === keyId && p.allowSelfRevoke;
+}
+
+/** The principal recorded as creator/revoker: a key acts as itself. */
 export function actorId(ctx: CallContext): string {
   return ctx.principal.id;
 }
