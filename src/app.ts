@@ -15,6 +15,7 @@ import type { Logger } from './logging/logger';
 import { Metrics, serveMetrics, type MetricsEndpoint } from './observability/metrics';
 import { StorageHealthMonitor } from './observability/storageHealth';
 import { AuditRepository } from './storage/auditRepository';
+import { ChangeLogRepository } from './storage/changeLogRepository';
 import { CreateRequestRepository } from './storage/createRequestRepository';
 import { KeyRepository } from './storage/keyRepository';
 import { connectStorage, type Storage } from './storage/mongo';
@@ -75,7 +76,13 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     storageReachable: () => storageState.reachable,
   });
   const tokenKey = pageTokenKey(config, logger);
-  const audit = new AuditLog(new AuditRepository(storage.collections.audit), now, tokenKey);
+  // A change that happened is answered as success; what failed after it reaches operators here.
+  const reportFollowUp = (what: string, err: unknown) => {
+    metrics.followUpFailed(what);
+    logger.error({ what, err: { name: (err as Error).name, message: (err as Error).message } }, 'work after a completed change failed');
+  };
+  const audit = new AuditLog(new AuditRepository(storage.collections.audit), now, tokenKey, reportFollowUp);
+  const changeLog = new ChangeLogRepository(storage.collections.changes);
   const keys = new KeyManager({
     keys: keyRepo,
     slots: new SlotRepository(storage.collections.slots, storage.collections.keys),
@@ -89,7 +96,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     secretBox: config.secrets.encryptionKey && new SecretBox(config.secrets.encryptionKey, config.secrets.decryptionKeys),
     rotation: config.rotation,
     idempotencyWindowSeconds: config.idempotencyWindowSeconds,
+    changeLog,
     onKeyChanged: (doc) => verifier.evict(doc.hash),
+    onFollowUpFailed: reportFollowUp,
   });
   const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier);
   const background = [

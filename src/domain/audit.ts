@@ -6,6 +6,7 @@ import type { CallContext } from './principal';
 import { normalizePageSize, validateAuditFilter } from './validation';
 import type { AuditEventDocument } from '../storage/documents';
 import type { AuditRepository } from '../storage/auditRepository';
+import { isDuplicateKey as isDuplicateEvent } from '../storage/slotRepository';
 
 /** What happened, for the audit trail: "key.create", "key.revoke", "key.secret.read", … */
 export type AuditAction =
@@ -21,7 +22,6 @@ export type AuditAction =
   | 'key.secret.read'
   | 'audit.list';
 
-/** Writes one audit event per audited call, with the real actor (staff acting-as included). */
 export interface ListAuditInput {
   pageSize: number;
   pageToken: string;
@@ -31,11 +31,18 @@ export interface ListAuditInput {
   endTime?: Date;
 }
 
+/** Attempts at writing one audit event before operators are told instead. */
+const RECORD_ATTEMPTS = 3;
+const RECORD_RETRY_MS = 50;
+
+/** Writes one audit event per audited call, with the real actor (staff acting-as included). */
 export class AuditLog {
   constructor(
     private readonly repo: AuditRepository,
     private readonly now: () => Date,
     private readonly pageTokenKey: Buffer,
+    /** An event that could not be written after retries: logged and counted, never the caller's failure. */
+    private readonly onRecordFailed: (what: string, err: unknown) => void,
   ) {}
 
   /** ListAuditEvents: the organization's trail, newest first, filtered (AIP-158 pages). */
@@ -62,7 +69,9 @@ export class AuditLog {
 
   /**
    * Runs `fn` and records its outcome ("OK" or the failure's reason). Mutations are always
-   * recorded; reads only when a staff member acts on another organization.
+   * recorded; reads only when a staff member acts on another organization. The outcome the
+   * caller sees is `fn`'s: a change that happened is a success even if its event could not be
+   * written (that is retried, then reported), and a failure keeps its own error.
    */
   async around<T>(
     ctx: CallContext,
@@ -74,19 +83,38 @@ export class AuditLog {
     if (!mutation && !ctx.actingAs) return fn();
     // A create learns its key's id from its result; everything else names it up front.
     const known = typeof keyId === 'function' ? null : keyId;
+    let result: T;
     try {
-      const result = await fn();
-      await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK');
-      return result;
+      result = await fn();
     } catch (err) {
       await this.record(ctx, action, known, err instanceof DomainError ? err.reason : 'INTERNAL');
       throw err;
     }
+    await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK');
+    return result;
   }
 
   private async record(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): Promise<void> {
+    const event = this.event(ctx, action, keyId, outcome);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // The same _id on every attempt: a write that landed but whose answer was lost is not doubled.
+        await this.repo.insert(event);
+        return;
+      } catch (err) {
+        if (isDuplicateEvent(err)) return;
+        if (attempt >= RECORD_ATTEMPTS) {
+          this.onRecordFailed(`audit event ${action}`, err);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, RECORD_RETRY_MS * attempt));
+      }
+    }
+  }
+
+  private event(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): AuditEventDocument {
     const p = ctx.principal;
-    const event: AuditEventDocument = {
+    return {
       _id: newId('evt'),
       org_id: ctx.orgId,
       actor: p.id,
@@ -99,6 +127,5 @@ export class AuditLog {
       outcome,
       method: ctx.method,
     };
-    await this.repo.insert(event);
   }
 }

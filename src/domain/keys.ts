@@ -1,11 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { AuditLog } from './audit';
-import { actorId, assertNoEscalation, authorize, authorizeRevoke } from './authorization';
+import { actorId, assertDominates, authorize, escalation, isSelfRevoke, type KeyBounds } from './authorization';
 import { DomainError, keyNotFound, type Reason } from './errors';
 import { newId } from './ids';
 import { describeSecret, generateSecret } from './keyFormat';
 import { keyState, type KeyStateName } from './keyState';
 import { positionFromToken, toPage } from './paging';
+import { encodePageToken } from './pageToken';
 import type { CallContext } from './principal';
 import type { SecretBox } from './secretBox';
 import {
@@ -20,8 +21,9 @@ import {
   type UpdateKeyInput,
   type ValidCreateKey,
 } from './validation';
+import type { ChangeLogRepository } from '../storage/changeLogRepository';
 import type { CreateRequestRepository } from '../storage/createRequestRepository';
-import type { KeyDocument, StoredStatus } from '../storage/documents';
+import type { KeyChangeDocument, KeyDocument, StoredStatus } from '../storage/documents';
 import type { KeyRepository } from '../storage/keyRepository';
 import type { OrganizationRepository } from '../storage/organizationRepository';
 import type { SlotRepository } from '../storage/slotRepository';
@@ -40,8 +42,15 @@ export interface KeyManagerDeps {
   pageTokenKey: Buffer;
   rotation: { maxOverlapSeconds: number; defaultOverlapSeconds: number };
   idempotencyWindowSeconds: number;
+  /** Other instances learn of every change from this log; each entry is written before its change lands. */
+  changeLog: Pick<ChangeLogRepository, 'record'>;
   /** Called after any change to a key, so this instance's Verify cache drops it before the RPC answers. */
   onKeyChanged: (key: KeyDocument) => void;
+  /**
+   * A follow-up of a change that already happened failed (a slot release, a sealed copy's
+   * removal): the client still gets success, and operators hear of it here.
+   */
+  onFollowUpFailed: (what: string, err: unknown) => void;
 }
 
 export interface ListKeysInput {
@@ -60,6 +69,35 @@ export interface KeyPage {
 const newEtag = () => randomBytes(9).toString('base64url');
 const MAX_CHANGE_ATTEMPTS = 5;
 const IDEMPOTENT_WAIT_MS = 5_000;
+/** unused_since reads at most this many pages' worth of keys per call, so a call costs its page, not the org. */
+const UNUSED_SCAN_PAGES = 5;
+
+/** The dimensions of a stored key that the dominance rule compares. */
+export function boundsOf(doc: Pick<KeyDocument, 'scopes' | 'environment' | 'expires_at' | 'rate_limit' | 'workspace_id'>): KeyBounds {
+  return {
+    scopes: doc.scopes,
+    environment: doc.environment,
+    expiresAt: doc.expires_at,
+    rateLimit: doc.rate_limit && { limit: doc.rate_limit.limit, windowSeconds: doc.rate_limit.window_seconds },
+    workspaceId: doc.workspace_id,
+  };
+}
+
+/** What a request_id stands for: a replay must carry the very same parameters. */
+function requestFingerprint(v: ValidCreateKey): string {
+  const canonical = JSON.stringify([
+    v.name,
+    [...v.scopes].sort(),
+    v.environment,
+    v.expiresAt?.getTime() ?? null,
+    Object.entries(v.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    v.workspaceId,
+    v.allowSelfRevoke,
+    v.recoverable,
+    v.rateLimit && [v.rateLimit.limit, v.rateLimit.window_seconds],
+  ]);
+  return createHash('sha256').update(canonical).digest('base64url');
+}
 
 /** Reasons for a change refused because of the key's state. */
 const STATE_REASON: Record<KeyStateName, Reason> = {
@@ -82,7 +120,11 @@ interface Change extends Claim {
   set: (doc: KeyDocument, now: Date) => Partial<KeyDocument>;
 }
 
-/** The key lifecycle use cases. Every method is scoped to ctx.orgId and authorized first. */
+/**
+ * The key lifecycle use cases. Every method is scoped to ctx.orgId and authorized first; every
+ * change passes the dominance rule (authorization.ts) for the key as it is and as it would
+ * become, so no caller ever makes, changes or revives a key that holds more than itself.
+ */
 export class KeyManager {
   constructor(private readonly d: KeyManagerDeps) {}
 
@@ -90,8 +132,11 @@ export class KeyManager {
     return this.d.audit.around(ctx, 'key.create', (r) => r.key._id, true, async () => {
       authorize(ctx, 'write');
       const now = this.d.now();
-      const v = validateCreateKey(input, now);
-      assertNoEscalation(ctx, v.scopes);
+      const p = ctx.principal;
+      // A key's environment is part of what it holds: a key minting another one stays in its own by default.
+      const environment = input.environment === '' && p.kind === 'apiKey' ? p.environment : input.environment;
+      const v = validateCreateKey({ ...input, environment }, now);
+      assertDominates(ctx, boundsOf(toStoredBounds(v)));
       if (v.recoverable && !this.d.secretBox) {
         throw new DomainError('RECOVERY_DISABLED', 'recoverable keys need SECRET_ENCRYPTION_KEY to be configured on the service');
       }
@@ -117,16 +162,15 @@ export class KeyManager {
       // A token is only valid with the organization and filters it was issued for (AIP-158).
       const scope = ['keys', ctx.orgId, statuses.join(','), unusedSince?.toISOString() ?? ''].join('|');
       const pos = positionFromToken(input.pageToken, scope, this.d.pageTokenKey);
-      // One extra row tells whether another page exists without a count query.
-      const rows = await this.d.keys.list({
-        orgId: ctx.orgId,
-        statuses,
-        unusedSince,
-        after: pos && { createdAt: new Date(pos.t), id: pos.id },
-        limit: pageSize + 1,
-      });
-      const page = toPage(rows, pageSize, (k) => ({ t: k.created_at.getTime(), id: k._id }), scope, this.d.pageTokenKey);
-      return { keys: page.items, nextPageToken: page.nextPageToken };
+      const after = pos && { createdAt: new Date(pos.t), id: pos.id };
+      const positionOf = (k: KeyDocument) => ({ t: k.created_at.getTime(), id: k._id });
+      if (!unusedSince) {
+        // One extra row tells whether another page exists without a count query.
+        const rows = await this.d.keys.list({ orgId: ctx.orgId, statuses, after, limit: pageSize + 1 });
+        const page = toPage(rows, pageSize, positionOf, scope, this.d.pageTokenKey);
+        return { keys: page.items, nextPageToken: page.nextPageToken };
+      }
+      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (k) => encodePageToken(positionOf(k), scope, this.d.pageTokenKey));
     });
   }
 
@@ -135,32 +179,48 @@ export class KeyManager {
       authorize(ctx, 'write');
       validateKeyId(id, 'key.id');
       const fields = validateUpdateKey(input, mask, this.d.now());
-      if (fields.scopes) assertNoEscalation(ctx, fields.scopes);
-      return this.change(ctx, id, { from: ['ACTIVE', 'EXPIRED', 'ARCHIVED'], etag: etag || undefined, set: () => fields });
+      return this.change(ctx, id, {
+        from: ['ACTIVE', 'EXPIRED', 'ARCHIVED'],
+        etag: etag || undefined,
+        check: (doc) => {
+          const after = { ...doc, ...fields };
+          assertDominates(ctx, boundsOf(doc), boundsOf(after));
+          this.checkRetiringUpdate(doc, after);
+        },
+        set: () => fields,
+      });
     });
   }
 
   revoke(ctx: CallContext, id: string, comment: string): Promise<KeyDocument> {
     return this.d.audit.around(ctx, 'key.revoke', id, true, async () => {
-      authorizeRevoke(ctx, id);
+      const self = isSelfRevoke(ctx.principal, id);
+      if (!self) authorize(ctx, 'write');
       validateKeyId(id);
       const reason = validateComment(comment);
       const doc = await this.change(ctx, id, {
         from: ['ACTIVE', 'EXPIRED', 'ARCHIVED'],
+        check: (current) => {
+          if (!self) assertDominates(ctx, boundsOf(current));
+        },
         set: (_d, now) => ({ status: 'revoked', revoked_at: now, revoked_by: actorId(ctx), revoked_comment: reason || null }),
       });
-      await this.d.slots.release(ctx.orgId, id);
+      await this.afterEnd(ctx.orgId, id);
       return doc;
     });
   }
 
-  /** Seed 004: a reversible soft delete; the key fails verification at once and frees its slot. */
+  /** A reversible soft delete; the key fails verification at once and frees its slot. */
   archive(ctx: CallContext, id: string): Promise<KeyDocument> {
     return this.d.audit.around(ctx, 'key.archive', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id);
-      const doc = await this.change(ctx, id, { from: ['ACTIVE', 'EXPIRED'], set: (_d, now) => ({ status: 'archived', archived_at: now }) });
-      await this.d.slots.release(ctx.orgId, id);
+      const doc = await this.change(ctx, id, {
+        from: ['ACTIVE', 'EXPIRED'],
+        check: (current) => assertDominates(ctx, boundsOf(current)),
+        set: (_d, now) => ({ status: 'archived', archived_at: now }),
+      });
+      await this.followUp('slot release', () => this.d.slots.release(ctx.orgId, id));
       return doc;
     });
   }
@@ -170,11 +230,17 @@ export class KeyManager {
     return this.d.audit.around(ctx, 'key.reactivate', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id);
+      const check = (doc: KeyDocument) => {
+        assertDominates(ctx, boundsOf(doc));
+        // Its place went to its successor: a rotated-away key only ever retires.
+        if (doc.replaced_by) throw retiring(doc, 'a key rotated away cannot be reactivated');
+      };
       const current = await this.find(ctx, id);
       this.requireState(current, ['ARCHIVED']);
+      check(current);
       const slot = await this.takeSlot(ctx.orgId, id, this.d.now());
       try {
-        return await this.change(ctx, id, { from: ['ARCHIVED'], set: () => ({ status: 'active', archived_at: null }) });
+        return await this.change(ctx, id, { from: ['ARCHIVED'], check, set: () => ({ status: 'active', archived_at: null }) });
       } catch (err) {
         await this.d.slots.releaseSlot(slot);
         throw err;
@@ -182,22 +248,27 @@ export class KeyManager {
     });
   }
 
-  /** Seed 003: permanent. The audit trail keeps the fact; the slot is freed. */
+  /** Permanent. The audit trail keeps the fact; the slot is freed; other instances see a tombstone. */
   delete(ctx: CallContext, id: string): Promise<void> {
     return this.d.audit.around(ctx, 'key.delete', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id);
-      const { doc } = await this.claim(ctx, id, { from: ['ACTIVE', 'EXPIRED', 'ARCHIVED', 'REVOKED'] });
+      const { doc, now } = await this.claim(ctx, id, {
+        from: ['ACTIVE', 'EXPIRED', 'ARCHIVED', 'REVOKED'],
+        check: (current) => assertDominates(ctx, boundsOf(current)),
+      });
+      await this.logChange(doc, 'deleted', '', now);
       await this.d.keys.remove(ctx.orgId, id);
-      await this.d.slots.release(ctx.orgId, id);
       this.d.onKeyChanged(doc);
+      await this.afterEnd(ctx.orgId, id);
     });
   }
 
   /**
    * Issues a successor with the same name, scopes, metadata and environment; the old key keeps
-   * working until now + overlap (0 revokes it at once). The successor inherits the old key's
-   * slot, so rotation never trips the plan limit.
+   * working until now + overlap (0 revokes it at once) and is retiring from then on: its expiry
+   * can be brought forward, never extended. The successor inherits the old key's slot, so
+   * rotation never trips the plan limit.
    */
   rotate(ctx: CallContext, id: string, overlap: { seconds: number; nanos: number } | undefined) {
     return this.d.audit.around(ctx, 'key.rotate', id, true, async () => {
@@ -205,8 +276,11 @@ export class KeyManager {
       validateKeyId(id);
       const overlapMs = validateOverlap(overlap, this.d.rotation);
       const old = await this.find(ctx, id);
-      this.checkRotatable(old);
-      assertNoEscalation(ctx, old.scopes);
+      const check = (doc: KeyDocument) => {
+        this.checkRotatable(doc);
+        assertDominates(ctx, boundsOf(doc));
+      };
+      check(old);
       const secret = generateSecret(this.d.keyPrefix, old.environment);
       const now = this.d.now();
       const successor: KeyDocument = {
@@ -219,30 +293,65 @@ export class KeyManager {
         previous = await this.change(ctx, id, {
           from: ['ACTIVE'],
           etag: old.etag,
-          check: (doc) => this.checkRotatable(doc),
+          check,
           set: (doc, at) => this.retireFields(ctx, doc, successor._id, overlapMs, at),
         });
       } catch (err) {
         await this.d.keys.remove(ctx.orgId, successor._id);
         throw err;
       }
-      await this.d.slots.transfer(ctx.orgId, id, successor._id);
+      await this.logChange(successor, 'created', successor.etag, now);
+      await this.followUp('slot transfer', () => this.d.slots.transfer(ctx.orgId, id, successor._id));
       return { key: successor, secret, previous };
     });
   }
 
-  /** Seed 003 "Retrieve Key": admin or `write`, recoverable keys only, every read audited. */
+  /** Recoverable keys only: admin or `write` over a key the caller dominates; every read audited. */
   getSecret(ctx: CallContext, id: string): Promise<string> {
     return this.d.audit.around(ctx, 'key.secret.read', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id);
       const doc = await this.find(ctx, id);
+      assertDominates(ctx, boundsOf(doc));
       if (!doc.recoverable || !doc.secret_box) {
         throw new DomainError('KEY_NOT_RECOVERABLE', `key ${id} was not created recoverable; its secret cannot be read back`);
       }
       if (!this.d.secretBox) throw new DomainError('RECOVERY_DISABLED', 'SECRET_ENCRYPTION_KEY is not configured on the service');
       return this.d.secretBox.open(doc.secret_box);
     });
+  }
+
+  // ---- listing ----
+
+  /**
+   * Keys not used since a time. Usage lives apart from the keys, so this filters pages of the
+   * org's keys in index order and reads at most UNUSED_SCAN_PAGES pages per call; a call that
+   * runs out of budget answers what it found with a token to continue (AIP-158 allows short pages).
+   */
+  private async listUnused(
+    orgId: string,
+    statuses: StoredStatus[],
+    since: Date,
+    start: { createdAt: Date; id: string } | undefined,
+    pageSize: number,
+    tokenFor: (k: KeyDocument) => string,
+  ): Promise<KeyPage> {
+    const found: KeyDocument[] = [];
+    let after = start;
+    for (let scanned = 0; scanned < UNUSED_SCAN_PAGES; scanned++) {
+      const rows = await this.d.keys.list({ orgId, statuses, after, limit: pageSize });
+      for (const k of rows) {
+        if (k.last_used_at && k.last_used_at >= since) continue;
+        found.push(k);
+        if (found.length === pageSize) return { keys: found, nextPageToken: tokenFor(k) };
+      }
+      if (rows.length < pageSize) return { keys: found, nextPageToken: '' };
+      const last = rows[rows.length - 1];
+      after = { createdAt: last.created_at, id: last._id };
+    }
+    // Budget spent: continue after the last key read, whether or not it matched.
+    const lastRead = after!;
+    return { keys: found, nextPageToken: tokenFor({ created_at: lastRead.createdAt, _id: lastRead.id } as KeyDocument) };
   }
 
   // ---- creation ----
@@ -258,21 +367,29 @@ export class KeyManager {
       await this.d.slots.releaseSlot(slot);
       throw err;
     }
+    // Instances that cached this hash as unknown drop that answer.
+    await this.followUp('change log', () => this.logChange(doc, 'created', doc.etag, now));
     return { key: doc, secret };
   }
 
   /**
-   * AIP-155: the first call with a request id creates the key; concurrent and later retries
-   * (within the idempotency window) get the same key, and its secret when it could be kept sealed.
+   * AIP-155: the first call with a request id creates the key; retries by the same caller with
+   * the same parameters (within the idempotency window) get the same key, and its secret when it
+   * could be kept sealed. Anyone else replaying the id is refused: a request id is not a handle.
    */
   private async createOnce(ctx: CallContext, v: ValidCreateKey, requestId: string): Promise<{ key: KeyDocument; secret: string }> {
     const deadline = Date.now() + IDEMPOTENT_WAIT_MS;
+    const caller = ctx.principal.id;
+    const fingerprint = requestFingerprint(v);
     while (Date.now() < deadline) {
       const keyId = newId('key');
-      if (await this.d.createRequests.claim(ctx.orgId, requestId, keyId, this.d.now())) {
+      const now = this.d.now();
+      const expiresAt = new Date(now.getTime() + this.d.idempotencyWindowSeconds * 1000);
+      if (await this.d.createRequests.claim({ orgId: ctx.orgId, requestId, keyId, caller, fingerprint, now, expiresAt })) {
         try {
           const created = await this.insertNewKey(ctx, v, keyId);
-          if (this.d.secretBox) await this.d.createRequests.attachSecret(ctx.orgId, requestId, this.d.secretBox.seal(created.secret));
+          const sealed = this.d.secretBox ? this.d.secretBox.seal(created.secret) : null;
+          await this.followUp('request completion', () => this.d.createRequests.complete(ctx.orgId, requestId, sealed));
           return created;
         } catch (err) {
           await this.d.createRequests.release(ctx.orgId, requestId, keyId);
@@ -281,12 +398,20 @@ export class KeyManager {
       }
       const claim = await this.d.createRequests.find(ctx.orgId, requestId);
       if (!claim) continue; // the first attempt failed and gave the id back: try to claim it
-      if (claim.created_at.getTime() < this.d.now().getTime() - this.d.idempotencyWindowSeconds * 1000) {
+      if (claim.expires_at.getTime() <= this.d.now().getTime()) {
         await this.d.createRequests.release(ctx.orgId, requestId, claim.key_id);
         continue;
       }
-      const key = await this.d.keys.findInOrg(ctx.orgId, claim.key_id);
-      if (key && (claim.secret_box || !this.d.secretBox)) {
+      if (claim.caller !== caller || claim.fingerprint !== fingerprint) {
+        throw new DomainError(
+          'REQUEST_ID_REUSED',
+          'this request_id was already used for another CreateKey (by another caller or with other parameters); use a new one',
+          [{ field: 'request_id', reason: 'REQUEST_ID_REUSED', description: 'already used for a different request' }],
+        );
+      }
+      if (claim.completed) {
+        const key = await this.d.keys.findInOrg(ctx.orgId, claim.key_id);
+        if (!key) throw keyNotFound(claim.key_id);
         return { key, secret: claim.secret_box && this.d.secretBox ? this.d.secretBox.open(claim.secret_box) : '' };
       }
       await new Promise((r) => setTimeout(r, 25)); // the first call is still creating it
@@ -354,6 +479,13 @@ export class KeyManager {
     this.requireState(doc, ['ACTIVE']);
   }
 
+  /** A retiring key may be narrowed or renamed, never widened: it must stay dominated by itself. */
+  private checkRetiringUpdate(doc: KeyDocument, after: KeyDocument): void {
+    if (!doc.replaced_by) return;
+    const e = escalation(boundsOf(doc), boundsOf(after));
+    if (e) throw retiring(doc, `a key rotated away can only be narrowed: ${e.message}`);
+  }
+
   private retireFields(ctx: CallContext, doc: KeyDocument, successorId: string, overlapMs: number, now: Date): Partial<KeyDocument> {
     if (overlapMs === 0) {
       return { replaced_by: successorId, status: 'revoked', revoked_at: now, revoked_by: actorId(ctx), revoked_comment: 'rotated' };
@@ -381,13 +513,38 @@ export class KeyManager {
     }
   }
 
-  /** Applies a change to one key, serialized per version (see KeyRepository.claimVersion). */
+  /**
+   * Applies a change to one key, serialized per version (see KeyRepository.claimVersion). The
+   * change-log entry goes first: an instance that reads it before the change lands re-reads it
+   * on its next poll (the skew margin), so a crash between the two never hides a change.
+   */
   private async change(ctx: CallContext, id: string, c: Change): Promise<KeyDocument> {
     const { doc, now } = await this.claim(ctx, id, c);
-    const updated = await this.d.keys.applyChange(ctx.orgId, id, doc.etag, { ...c.set(doc, now), updated_at: now, etag: newEtag() });
+    const etag = newEtag();
+    await this.logChange(doc, 'changed', etag, now);
+    const updated = await this.d.keys.applyChange(ctx.orgId, id, doc.etag, { ...c.set(doc, now), updated_at: now, etag });
     if (!updated) throw keyNotFound(id); // deleted between the claim and the write
     this.d.onKeyChanged(updated);
     return updated;
+  }
+
+  private logChange(doc: KeyDocument, kind: KeyChangeDocument['kind'], etag: string, at: Date): Promise<void> {
+    return this.d.changeLog.record({ _id: newId('chg'), key_id: doc._id, org_id: doc.org_id, hash: doc.hash, etag, kind, at });
+  }
+
+  /** A key that stopped being live: its place under the cap and any sealed copy of its secret go. */
+  private async afterEnd(orgId: string, id: string): Promise<void> {
+    await this.followUp('slot release', () => this.d.slots.release(orgId, id));
+    await this.followUp('sealed secret removal', () => this.d.createRequests.forgetSecret(orgId, id));
+  }
+
+  /** Work after a change that already happened: its failure is reported, never answered as the change's. */
+  private async followUp(what: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.d.onFollowUpFailed(what, err);
+    }
   }
 
   private async claim(ctx: CallContext, id: string, c: Claim): Promise<{ doc: KeyDocument; now: Date }> {
@@ -418,6 +575,17 @@ export class KeyManager {
     return slot;
   }
 }
+
+/** The bounds a validated create would give the new key. */
+function toStoredBounds(v: ValidCreateKey) {
+  return { scopes: v.scopes, environment: v.environment, expires_at: v.expiresAt, rate_limit: v.rateLimit, workspace_id: v.workspaceId };
+}
+
+const retiring = (doc: KeyDocument, why: string) =>
+  new DomainError('KEY_RETIRING', `key ${doc._id} was rotated to ${doc.replaced_by}; ${why}`, [], {
+    key_id: doc._id,
+    replaced_by: doc.replaced_by ?? '',
+  });
 
 const etagMismatch = (id: string) =>
   new DomainError('ETAG_MISMATCH', `key ${id} changed since that etag was read; get it again and retry`, [], { key_id: id });

@@ -30,6 +30,7 @@ export class Metrics {
   private readonly storageUp: Gauge;
   private readonly pingFailures: Counter;
   private readonly metadataRejected: Counter;
+  private readonly followUpFailures: Counter<'what'>;
 
   /** Split "/pkg.Service/Method" once per method, not once per call. */
   private readonly methods = new Map<string, { grpc_service: string; grpc_method: string }>();
@@ -107,6 +108,12 @@ export class Metrics {
       help: 'Calls refused because their metadata exceeded GRPC_MAX_METADATA_BYTES.',
       registers,
     });
+    this.followUpFailures = new Counter({
+      name: 'apikeys_follow_up_failures_total',
+      help: 'Work after a change that already happened (audit event, slot release, sealed-copy removal, change log) that failed; the change itself stands.',
+      labelNames: ['what'],
+      registers,
+    });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -139,6 +146,10 @@ export class Metrics {
 
   verifyResult(code: VerifyCodeName): void {
     this.verifyResults.inc({ code });
+  }
+
+  followUpFailed(what: string): void {
+    this.followUpFailures.inc({ what });
   }
 
   metadataTooLarge(): void {

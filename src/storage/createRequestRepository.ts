@@ -2,14 +2,34 @@ import type { CreateRequestDocument, SealedSecret } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
+export interface NewCreateRequest {
+  orgId: string;
+  requestId: string;
+  keyId: string;
+  caller: string;
+  fingerprint: string;
+  now: Date;
+  expiresAt: Date;
+}
+
 /** AIP-155 request ids: the first CreateKey with an id claims it; retries find the claim. */
 export class CreateRequestRepository {
   constructor(private readonly requests: Collections['createRequests']) {}
 
   /** True when this call now owns the request id; false when another call already does. */
-  async claim(orgId: string, requestId: string, keyId: string, now: Date): Promise<boolean> {
+  async claim(r: NewCreateRequest): Promise<boolean> {
     try {
-      await this.requests.insertOne({ _id: `${orgId}:${requestId}`, org_id: orgId, key_id: keyId, created_at: now, secret_box: null });
+      await this.requests.insertOne({
+        _id: `${r.orgId}:${r.requestId}`,
+        org_id: r.orgId,
+        key_id: r.keyId,
+        caller: r.caller,
+        fingerprint: r.fingerprint,
+        created_at: r.now,
+        expires_at: r.expiresAt,
+        completed: false,
+        secret_box: null,
+      });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;
@@ -21,8 +41,16 @@ export class CreateRequestRepository {
     return this.requests.findOne({ _id: `${orgId}:${requestId}` });
   }
 
-  async attachSecret(orgId: string, requestId: string, box: SealedSecret): Promise<void> {
-    await this.requests.updateOne({ _id: `${orgId}:${requestId}` }, { $set: { secret_box: box } });
+  /** The key exists; `box` is the sealed secret replays may return (null: they return none). */
+  async complete(orgId: string, requestId: string, box: SealedSecret | null): Promise<void> {
+    await this.requests.updateOne({ _id: `${orgId}:${requestId}` }, { $set: { completed: true, secret_box: box } });
+  }
+
+  /** The key ended: no replay may hand its secret out again. */
+  async forgetSecret(orgId: string, keyId: string): Promise<void> {
+    const held = await this.requests.find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { projection: { _id: 1 } }).toArray();
+    // One document per write: never two writers on one document, never a multi-document update.
+    for (const { _id } of held) await this.requests.updateOne({ _id }, { $set: { secret_box: null } });
   }
 
   /** Gives the id back after a failed create, or when its idempotency window has passed. */

@@ -65,8 +65,19 @@ export interface CreateRequestDocument {
   _id: string;
   org_id: string;
   key_id: string;
+  /** The principal that made the request: only it may replay the id. */
+  caller: string;
+  /** Digest of the request's parameters: a replay must carry the same ones. */
+  fingerprint: string;
   created_at: Date;
-  /** Sealed copy of the secret so a retry can return it (only when encryption is configured). */
+  /** End of the idempotency window; the retention sweep removes the document after it. */
+  expires_at: Date;
+  /** The key exists: replays answer with it. */
+  completed: boolean;
+  /**
+   * Sealed copy of the secret so a retry can return it (only when encryption is configured);
+   * removed with the document at the window's end, and at once when the key is revoked or deleted.
+   */
   secret_box: SealedSecret | null;
 }
 

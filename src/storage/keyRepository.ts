@@ -10,8 +10,6 @@ const CLAIM_GRACE_MS = 30_000;
 export interface ListQuery {
   orgId: string;
   statuses: StoredStatus[];
-  /** Only keys whose last use is before this time, or never used. */
-  unusedSince?: Date;
   /** Exclusive position to continue after (newest first). */
   after?: { createdAt: Date; id: string };
   limit: number;
@@ -47,25 +45,10 @@ export class KeyRepository {
 
   async list(q: ListQuery): Promise<KeyDocument[]> {
     const filter: Filter<KeyDocument> = { org_id: q.orgId, status: { $in: q.statuses } };
-    const and: Filter<KeyDocument>[] = [];
     if (q.after) {
-      and.push({
-        $or: [
-          { created_at: { $lt: q.after.createdAt } },
-          { created_at: q.after.createdAt, _id: { $lt: q.after.id } },
-        ],
-      });
+      filter.$or = [{ created_at: { $lt: q.after.createdAt } }, { created_at: q.after.createdAt, _id: { $lt: q.after.id } }];
     }
-    if (q.unusedSince) and.push({ _id: { $nin: await this.usedSince(q.orgId, q.unusedSince) } });
-    if (and.length > 0) filter.$and = and;
     return this.withLastUse(await this.keys.find(filter).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray());
-  }
-
-  /** Ids of the organization's keys used at or after `since` (stale-key review; bounded by the org's keys). */
-  private async usedSince(orgId: string, since: Date): Promise<string[]> {
-    const ids = (await this.keys.find({ org_id: orgId }, { projection: { _id: 1 } }).toArray()).map((k) => k._id);
-    const used = await this.lastUsed.find({ _id: { $in: ids }, last_used_at: { $gte: since } }, { projection: { _id: 1 } }).toArray();
-    return used.map((u) => u._id);
   }
 
   private async withLastUse(docs: KeyDocument[]): Promise<KeyDocument[]> {

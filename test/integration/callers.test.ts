@@ -57,7 +57,7 @@ const MATRIX = {
   'API key [read]': [INSUFFICIENT_SCOPE, OK, OK, INSUFFICIENT_SCOPE, DENIED],
   'API key [read, write]': [OK, OK, OK, OK, DENIED],
   'API key [read, write] via x-api-key': [OK, OK, OK, OK, DENIED],
-  'API key [write]': [SCOPE_ESCALATION, OK, OK, OK, DENIED],
+  'API key [write]': [SCOPE_ESCALATION, OK, OK, SCOPE_ESCALATION, DENIED],
   'API key of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
   'API key with x-organization-id': all(ACTING_AS_FORBIDDEN),
   'revoked API key': all(INVALID_API_KEY),
