@@ -110,7 +110,8 @@ async function createKey(metadata: Metadata, extra: Record<string, unknown> = {}
 }
 
 beforeAll(async () => {
-  s = await startTestServer('callers', { ORG_KEY_LIMIT: '1000' });
+  // ops.work: a staff domain with a "k", which a KELVIN SIGN look-alike lowercases into.
+  s = await startTestServer('callers', { ORG_KEY_LIMIT: '1000', STAFF_EMAIL_DOMAINS: 'staff.example,ops.work' });
   const admin = await s.admin();
   home = admin.orgId;
   const other = newId('org');
@@ -292,7 +293,7 @@ describe('no escalation: a key never grants scopes it lacks', () => {
   });
 });
 
-describe('self-revoke (allow_self_revoke, seed 002)', () => {
+describe('self-revoke (allow_self_revoke)', () => {
   let admin: Metadata;
   beforeAll(async () => {
     admin = bearer(await s.userToken({ orgId: home }));
@@ -357,6 +358,16 @@ describe('staff acting-as', () => {
       'x-organization-id': home,
     });
     expect(await failure(s.clients.keys.listKeys({}, md))).toMatchObject({ code: status.PERMISSION_DENIED, reason: 'ACTING_AS_FORBIDDEN' });
+  });
+
+  it('does not take a non-ASCII look-alike of a staff domain for it ("ops.wor\u212A": KELVIN SIGN lowercases to "k")', async () => {
+    const actingAs = async (email: string) =>
+      bearer(await s.userToken({ orgId: newId('org'), email, emailVerified: true }), { 'x-organization-id': home });
+    expect((await s.clients.keys.listKeys({}, await actingAs('alice@ops.work'))).keys.some((k) => k.id === target)).toBe(true);
+    expect(await failure(s.clients.keys.listKeys({}, await actingAs('alice@ops.wor\u212A')))).toMatchObject({
+      code: status.PERMISSION_DENIED,
+      reason: 'ACTING_AS_FORBIDDEN',
+    });
   });
 });
 

@@ -22,7 +22,7 @@ const OUTAGE_MS = 3_000;
 type Outcome = { at: number; ms: number; code: number | 'VALID' | 'NOT_VALID' };
 
 /**
- * Fault test (issue 6): under steady load, the database process is killed and restarted.
+ * Fault test: under steady load, the database process is killed and restarted.
  * Cached verifications continue, uncached ones get UNAVAILABLE, health turns NOT_SERVING; the
  * service recovers by itself within the bound; every key whose CreateKey succeeded is there.
  */

@@ -202,13 +202,13 @@ describe('unused_since', () => {
   it('pages through a large organization in bounded reads, never one query over every id', async () => {
     const md = (await s.admin()).metadata;
     // A bigger org than the cap allows through the API: write documents directly, in small batches.
-    const base = (await s.clients.keys.createKey({ name: 'seed', scopes: ['read'] }, md)).key!;
-    const seed = (await s.collections.keys.findOne({ _id: base.id }))!;
+    const base = (await s.clients.keys.createKey({ name: 'template', scopes: ['read'] }, md)).key!;
+    const template = (await s.collections.keys.findOne({ _id: base.id }))!;
     const docs = Array.from({ length: 45 }, (_, i) => ({
-      ...seed,
+      ...template,
       _id: `key_${String(i).padStart(26, '0')}`,
       hash: randomBytes(32).toString('hex'),
-      created_at: new Date(seed.created_at.getTime() - (i + 1) * 1000),
+      created_at: new Date(template.created_at.getTime() - (i + 1) * 1000),
     }));
     for (let i = 0; i < docs.length; i += 15) await s.collections.keys.insertMany(docs.slice(i, i + 15));
     const used = new Date();

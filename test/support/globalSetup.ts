@@ -1,5 +1,5 @@
-// Jest globalSetup: one real MongoDB-wire server for the whole run (see DESIGN.md, "Running,
-// testing, scaling"). Test files read TEST_MONGODB_URI (workers inherit process.env) and each
+// Jest globalSetup: one real MongoDB-wire server for the whole run (MONGODB_URI, else FerretDB,
+// else mongodb-memory-server). Test files read TEST_MONGODB_URI (workers inherit process.env) and each
 // use their own database via testDb(). Never skips: with no database, the run fails here.
 import { MongoClient } from 'mongodb';
 import { startEphemeralDatabase, type EphemeralDatabase } from '../../src/devdb/ephemeralDatabase';

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../../../src/config/config';
 
-/** The variables of issue 6 (metrics, health, shutdown, transport limits). */
+/** The operations variables (metrics, health, shutdown, transport limits). */
 describe('operations configuration', () => {
   it('has safe defaults', () => {
     const c = loadConfig({});
