@@ -19,6 +19,37 @@ const base64Key = z
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+const LOOPBACK_HOSTS = ['127.0.0.1', '[::1]', 'localhost'];
+
+/** AUTH_JWKS as a URL; undefined when it is a file path. Throws for a malformed URL. */
+export function jwksUrl(location: string): URL | undefined {
+  return URL_SCHEME.test(location) ? new URL(location) : undefined;
+}
+
+/** Keys fetched over plain http could be swapped in transit; http is left for local test servers. */
+function jwksLocationAllowed(location: string): boolean {
+  try {
+    const url = jwksUrl(location);
+    return !url || url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.includes(url.hostname));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Rules across variables, read from the raw values so they are reported beside every other
+ * problem (zod skips an object's refinements once a field fails to parse).
+ */
+function crossVariableProblems(env: Record<string, string | undefined>): string[] {
+  if (!env.AUTH_JWKS) return [];
+  // A JWKS is usually an identity provider's, signing tokens for many services: without both
+  // checks, a token it issued for any of them would be accepted here.
+  return ['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE']
+    .filter((name) => !env[name])
+    .map((name) => `${name}: required when AUTH_JWKS is set`);
+}
+
 const schema = z.object({
   GRPC_ADDR: z
     .string()
@@ -31,9 +62,13 @@ const schema = z.object({
   MONGODB_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,38}$/, 'letters, digits, _ and - only').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
-  AUTH_JWKS: z.string().min(1).optional(),
+  AUTH_JWKS: z
+    .string()
+    .refine(jwksLocationAllowed, 'must be a file path or an https:// URL (http:// only for 127.0.0.1, [::1] or localhost)')
+    .optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
   AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  AUTH_JWT_MAX_AGE_SECONDS: positiveInt(86_400),
   VERIFY_TOKENS: csv.pipe(z.array(z.string().min(24, 'each token must be at least 24 characters'))),
   STAFF_EMAIL_DOMAINS: csv.pipe(z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'must be a lowercase domain'))),
   KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter').default('sk'),
@@ -81,6 +116,8 @@ export interface Config {
     jwks?: string;
     jwtIssuer?: string;
     jwtAudience?: string;
+    /** User tokens issued (`iat`) longer ago than this are refused, whatever their `exp`. */
+    jwtMaxAgeSeconds: number;
     verifyTokens: string[];
     staffEmailDomains: string[];
   };
@@ -132,9 +169,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as they do in most .env tooling.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
-  }
+  const problems = [
+    ...(parsed.error?.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`) ?? []),
+    ...crossVariableProblems(present),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const c = parsed.data;
   return {
     grpcAddr: c.GRPC_ADDR,
@@ -146,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       jwks: c.AUTH_JWKS,
       jwtIssuer: c.AUTH_JWT_ISSUER,
       jwtAudience: c.AUTH_JWT_AUDIENCE,
+      jwtMaxAgeSeconds: c.AUTH_JWT_MAX_AGE_SECONDS,
       verifyTokens: c.VERIFY_TOKENS,
       staffEmailDomains: c.STAFF_EMAIL_DOMAINS,
     },

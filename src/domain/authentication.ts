@@ -8,7 +8,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import type { Config } from '../config/config';
+import { jwksUrl, type Config } from '../config/config';
 import { DomainError } from './errors';
 import { isId } from './ids';
 import { parseSecret } from './keyFormat';
@@ -118,12 +118,21 @@ export class Authenticator {
         issuer: this.s.jwtIssuer,
         audience: this.s.jwtAudience,
         requiredClaims: ['exp', 'sub'],
+        // Also requires `iat`: a token that does not say when it was issued has no age to bound.
+        maxTokenAge: this.s.jwtMaxAgeSeconds,
         // The shared secret is for HS256 only; a JWKS's keys decide their own algorithms.
         algorithms: this.jwtKey instanceof Uint8Array ? ['HS256'] : undefined,
       });
       payload = verified.payload;
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw unauthenticated('TOKEN_EXPIRED', 'the token has expired; get a new one');
+      if (err instanceof joseErrors.JWTExpired) {
+        throw unauthenticated(
+          'TOKEN_EXPIRED',
+          err.claim === 'iat'
+            ? `the token was issued more than ${this.s.jwtMaxAgeSeconds} seconds ago; get a new one`
+            : 'the token has expired; get a new one',
+        );
+      }
       throw unauthenticated('INVALID_TOKEN', 'the token is not valid (signature, issuer, audience or claims)');
     }
     return this.userFromClaims(payload);
@@ -144,8 +153,20 @@ export class Authenticator {
       emailVerified,
       orgId,
       role,
-      staff: emailVerified && email !== undefined && this.s.staffEmailDomains.includes(emailDomain(email)),
+      staff: emailVerified && this.isStaffEmail(p.email),
     };
+  }
+
+  /**
+   * ASCII only: toLowerCase maps some non-ASCII letters onto ASCII ones (KELVIN SIGN U+212A
+   * becomes "k"), so "ops@staff.wor\u212A" would otherwise pass for a staff.work address.
+   */
+  private isStaffEmail(email: unknown): boolean {
+    return (
+      typeof email === 'string' &&
+      /^[\x21-\x7e]+$/.test(email) &&
+      this.s.staffEmailDomains.includes(emailDomain(email.toLowerCase()))
+    );
   }
 
   /** Step 2. Seed 001: staff may act on another organization with x-organization-id; nobody else may. */
@@ -176,9 +197,8 @@ function sha256(s: string): Buffer {
 
 function loadJwtKey(s: AuthenticatorSettings): Uint8Array | JWTVerifyGetKey | undefined {
   if (s.jwks) {
-    return /^https?:\/\//.test(s.jwks)
-      ? createRemoteJWKSet(new URL(s.jwks))
-      : createLocalJWKSet(JSON.parse(readFileSync(s.jwks, 'utf8')));
+    const url = jwksUrl(s.jwks);
+    return url ? createRemoteJWKSet(url) : createLocalJWKSet(JSON.parse(readFileSync(s.jwks, 'utf8')));
   }
   return s.jwtSecret ? new TextEncoder().encode(s.jwtSecret) : undefined;
 }

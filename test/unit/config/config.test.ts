@@ -35,6 +35,7 @@ describe('loadConfig defaults', () => {
       jwks: undefined,
       jwtIssuer: undefined,
       jwtAudience: undefined,
+      jwtMaxAgeSeconds: 86_400,
       verifyTokens: [],
       staffEmailDomains: [],
     });
@@ -176,6 +177,70 @@ describe('CSV variables', () => {
 
   it('a CSV of only separators is an empty list', () => {
     expect(loadConfig({ STAFF_EMAIL_DOMAINS: ' , ,' }).auth.staffEmailDomains).toEqual([]);
+  });
+});
+
+describe('JWT settings', () => {
+  const idp = { AUTH_JWT_ISSUER: 'https://login.example.com/', AUTH_JWT_AUDIENCE: 'apikeys' };
+
+  it('requires AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE with AUTH_JWKS, naming each one missing', () => {
+    const jwks = 'https://login.example.com/.well-known/jwks.json';
+    expect(named(configError({ AUTH_JWKS: jwks }))).toEqual(['AUTH_JWT_AUDIENCE', 'AUTH_JWT_ISSUER']);
+    expect(named(configError({ AUTH_JWKS: jwks, AUTH_JWT_ISSUER: idp.AUTH_JWT_ISSUER }))).toEqual(['AUTH_JWT_AUDIENCE']);
+    expect(named(configError({ AUTH_JWKS: jwks, AUTH_JWT_AUDIENCE: '', AUTH_JWT_ISSUER: idp.AUTH_JWT_ISSUER }))).toEqual([
+      'AUTH_JWT_AUDIENCE',
+    ]);
+    expect(loadConfig({ AUTH_JWKS: jwks, ...idp }).auth).toMatchObject({
+      jwks,
+      jwtIssuer: idp.AUTH_JWT_ISSUER,
+      jwtAudience: idp.AUTH_JWT_AUDIENCE,
+    });
+  });
+
+  it('reports the missing issuer beside problems zod finds in other variables', () => {
+    expect(named(configError({ AUTH_JWKS: '/etc/jwks.json', ORG_KEY_LIMIT: 'many', LOG_LEVEL: 'loud' }))).toEqual([
+      'AUTH_JWT_AUDIENCE',
+      'AUTH_JWT_ISSUER',
+      'LOG_LEVEL',
+      'ORG_KEY_LIMIT',
+    ]);
+  });
+
+  it('leaves issuer and audience optional for the HS256 secret', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: 's'.repeat(32) }).auth).toMatchObject({ jwtIssuer: undefined, jwtAudience: undefined });
+  });
+
+  it.each([
+    'https://login.example.com/.well-known/jwks.json',
+    'HTTPS://login.example.com/jwks',
+    'http://127.0.0.1:8080/jwks.json',
+    'http://localhost/jwks.json',
+    'http://[::1]:9000/jwks.json',
+    '/etc/apikeys/jwks.json',
+    'jwks.json',
+  ])('accepts AUTH_JWKS=%s', (jwks) => {
+    expect(loadConfig({ AUTH_JWKS: jwks, ...idp }).auth.jwks).toBe(jwks);
+  });
+
+  it.each([
+    'http://login.example.com/jwks.json',
+    'http://127.0.0.2/jwks.json',
+    'http://localhost.example.com/jwks.json',
+    'http://127.0.0.1.nip.io/jwks.json',
+    'ftp://login.example.com/jwks.json',
+    'file:///etc/apikeys/jwks.json',
+    'https://',
+  ])('refuses AUTH_JWKS=%s', (jwks) => {
+    const e = configError({ AUTH_JWKS: jwks, ...idp });
+    expect(e.problems).toHaveLength(1);
+    expect(e.problems[0]).toMatch(/^AUTH_JWKS: must be a file path or an https:\/\/ URL/);
+  });
+
+  it('bounds token age: AUTH_JWT_MAX_AGE_SECONDS, a positive number of seconds', () => {
+    expect(loadConfig({ AUTH_JWT_MAX_AGE_SECONDS: '3600' }).auth.jwtMaxAgeSeconds).toBe(3600);
+    for (const bad of ['0', '-1', '1.5', 'a day']) {
+      expect([bad, named(configError({ AUTH_JWT_MAX_AGE_SECONDS: bad }))]).toEqual([bad, ['AUTH_JWT_MAX_AGE_SECONDS']]);
+    }
   });
 });
 

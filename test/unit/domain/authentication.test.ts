@@ -14,7 +14,7 @@ const orgId = newId('org');
 
 function authenticator(settings: Partial<AuthenticatorSettings> = {}, verify = jest.fn(async () => ({ code: 'NOT_FOUND' }))) {
   const a = new Authenticator(
-    { keyPrefix: 'sk', jwtSecret: secret, verifyTokens: [], staffEmailDomains: ['staff.example'], ...settings },
+    { keyPrefix: 'sk', jwtSecret: secret, jwtMaxAgeSeconds: 86_400, verifyTokens: [], staffEmailDomains: ['staff.example'], ...settings },
     { verify } as unknown as Verifier,
   );
   return { a, verify };
@@ -23,11 +23,12 @@ function authenticator(settings: Partial<AuthenticatorSettings> = {}, verify = j
 const creds = (c: Partial<Credentials>): Credentials => ({ authorization: [], apiKey: [], organizationId: [], ...c });
 const bearer = (token: string, organizationId: string[] = []) => creds({ authorization: [`Bearer ${token}`], organizationId });
 
-function sign(claims: JWTPayload, opts: { alg?: string; key?: Parameters<SignJWT['sign']>[0]; exp?: boolean } = {}) {
+/** `iat`: seconds since the epoch, false to leave it out; now by default. */
+function sign(claims: JWTPayload, opts: { alg?: string; key?: Parameters<SignJWT['sign']>[0]; exp?: boolean; iat?: number | false } = {}) {
   const jwt = new SignJWT({ org_id: orgId, role: 'admin', ...claims })
     .setProtectedHeader({ alg: opts.alg ?? 'HS256' })
-    .setSubject(newId('usr'))
-    .setIssuedAt();
+    .setSubject(newId('usr'));
+  if (opts.iat !== false) jwt.setIssuedAt(opts.iat);
   if (opts.exp !== false) jwt.setExpirationTime('5m');
   return jwt.sign(opts.key ?? new TextEncoder().encode(secret));
 }
@@ -76,6 +77,16 @@ describe('user tokens', () => {
     expect(await result(a.authenticate(bearer(await sign({}))))).toBe('INVALID_TOKEN');
   });
 
+  it('refuses tokens issued longer ago than the maximum age, or that do not say when they were issued', async () => {
+    const { a } = authenticator({ jwtMaxAgeSeconds: 3600 });
+    const now = Math.floor(Date.now() / 1000);
+    expect(await result(a.authenticate(bearer(await sign({}, { iat: now - 3590 }))))).toBe('OK');
+    const old = a.authenticate(bearer(await sign({}, { iat: now - 3610 })));
+    await expect(old).rejects.toMatchObject({ reason: 'TOKEN_EXPIRED', message: expect.stringContaining('3600 seconds') });
+    expect(await result(a.authenticate(bearer(await sign({}, { iat: false }))))).toBe('INVALID_TOKEN');
+    expect(await result(a.authenticate(bearer(await sign({}, { iat: now + 600 }))))).toBe('INVALID_TOKEN');
+  });
+
   it('refuses user tokens when no JWT key is configured', async () => {
     const { a } = authenticator({ jwtSecret: undefined });
     expect(await result(a.authenticate(bearer(await sign({}))))).toBe('INVALID_TOKEN');
@@ -107,6 +118,20 @@ describe('staff', () => {
     expect(await a.authenticate(bearer(token, [orgId]))).toMatchObject({ orgId, actingAs: false });
     expect(await a.authenticate(bearer(token))).toMatchObject({ orgId, actingAs: false });
     expect(await result(a.authenticate(bearer(token, [target, target])))).toBe('INVALID_ORGANIZATION_ID');
+  });
+});
+
+describe('staff email domains compare as ASCII only', () => {
+  it.each([
+    ['alice@ops.work', true],
+    ['Alice@OPS.WORK', true],
+    // KELVIN SIGN: toLowerCase turns it into "k", so the old comparison took this for ops.work.
+    ['alice@ops.wor\u212A', false],
+    ['al\u00efce@ops.work', false],
+  ])('%s is staff: %s', async (email, staff) => {
+    const { a } = authenticator({ staffEmailDomains: ['ops.work'] });
+    const token = await sign({ email, email_verified: true });
+    expect(await result(a.authenticate(bearer(token, [newId('org')])))).toBe(staff ? 'OK' : 'ACTING_AS_FORBIDDEN');
   });
 });
 

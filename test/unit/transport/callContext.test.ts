@@ -112,7 +112,7 @@ describe('grpc-js passes the interceptor’s Metadata object to the handler', ()
 describe('authInterceptor → contextOf, end to end', () => {
   const tokens = Array.from({ length: 3 }, () => randomBytes(24).toString('base64url'));
   const verifier = { verify: async () => ({ code: 'NOT_FOUND' }) } as unknown as Verifier;
-  const authenticator = new Authenticator({ keyPrefix: 'sk', verifyTokens: tokens, staffEmailDomains: [] }, verifier);
+  const authenticator = new Authenticator({ keyPrefix: 'sk', jwtMaxAgeSeconds: 86_400, verifyTokens: tokens, staffEmailDomains: [] }, verifier);
   const interceptor = authInterceptor(authenticator, createLogger('silent'));
   const withToken = (token: string, requestId: string) => {
     const md = new Metadata();
