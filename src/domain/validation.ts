@@ -91,9 +91,51 @@ function checkMetadata(raw: Record<string, string>, v: Violations): Record<strin
   return Object.fromEntries(entries);
 }
 
+/**
+ * google.protobuf.Timestamp's range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z: the
+ * times every protobuf runtime can convert to RFC 3339. A time outside it, once stored, breaks
+ * every client that reads the key back.
+ */
+const TIMESTAMP_SECONDS = { min: -62_135_596_800, max: 253_402_300_799 };
+const TIME_RANGE = 'must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z';
+/** google.protobuf.Duration's range: ±10 000 years. */
+const DURATION_MAX_SECONDS = 315_576_000_000;
+const NANOS_MAX = 999_999_999;
+
+/** Why raw seconds/nanos are not a valid google.protobuf.Timestamp; undefined when they are. */
+export function timestampProblem(t: { seconds: number; nanos: number }): string | undefined {
+  if (!Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > NANOS_MAX) return `nanos must be 0 to ${NANOS_MAX}`;
+  if (!Number.isInteger(t.seconds) || t.seconds < TIMESTAMP_SECONDS.min || t.seconds > TIMESTAMP_SECONDS.max) return TIME_RANGE;
+  return undefined;
+}
+
+/** Why raw seconds/nanos are not a valid google.protobuf.Duration; undefined when they are. */
+export function durationProblem(d: { seconds: number; nanos: number }): string | undefined {
+  if (!Number.isInteger(d.nanos) || Math.abs(d.nanos) > NANOS_MAX) return `nanos must be -${NANOS_MAX} to ${NANOS_MAX}`;
+  if (!Number.isInteger(d.seconds) || Math.abs(d.seconds) > DURATION_MAX_SECONDS) {
+    return `seconds must be -${DURATION_MAX_SECONDS} to ${DURATION_MAX_SECONDS} (10 000 years)`;
+  }
+  if ((d.seconds > 0 && d.nanos < 0) || (d.seconds < 0 && d.nanos > 0)) return 'seconds and nanos must have the same sign';
+  return undefined;
+}
+
+/** Why a Date cannot be stored and read back as a Timestamp; undefined when it can. */
+function timeProblem(t: Date): string | undefined {
+  const ms = t.getTime();
+  if (Number.isNaN(ms)) return 'is not a valid time';
+  return ms < TIMESTAMP_SECONDS.min * 1000 || ms > TIMESTAMP_SECONDS.max * 1000 + 999 ? TIME_RANGE : undefined;
+}
+
+/** INVALID_TIMESTAMP for a time outside the Timestamp range, whatever the field. */
+function checkTime(t: Date, field: string, v: Violations): boolean {
+  const problem = timeProblem(t);
+  if (problem) v.add(field, 'INVALID_TIMESTAMP', `${field} ${problem}`);
+  return problem === undefined;
+}
+
 function checkExpiry(raw: Date | undefined, now: Date, v: Violations): Date | null {
   if (raw === undefined) return null;
-  if (Number.isNaN(raw.getTime()) || raw.getTime() <= now.getTime()) {
+  if (checkTime(raw, 'expire_time', v) && raw.getTime() <= now.getTime()) {
     v.add('expire_time', 'INVALID_EXPIRE_TIME', 'expire_time must be in the future');
   }
   return raw;
@@ -215,8 +257,10 @@ export function validateOverlap(
   limits: { maxOverlapSeconds: number; defaultOverlapSeconds: number },
 ): number {
   if (!overlap) return limits.defaultOverlapSeconds * 1000;
+  const problem = durationProblem(overlap);
+  if (problem) throw validationError([{ field: 'overlap', reason: 'INVALID_DURATION', description: `overlap: ${problem}` }]);
   const ms = overlap.seconds * 1000 + Math.floor(overlap.nanos / 1e6);
-  if (!Number.isFinite(ms) || ms < 0 || ms > limits.maxOverlapSeconds * 1000) {
+  if (ms < 0 || ms > limits.maxOverlapSeconds * 1000) {
     throw validationError([
       { field: 'overlap', reason: 'INVALID_OVERLAP', description: `overlap must be between 0 and ${limits.maxOverlapSeconds} seconds` },
     ]);
@@ -231,15 +275,15 @@ export function validateAuditFilter(f: { action: string; keyId: string; startTim
   if (f.action !== '' && !ACTION.test(f.action)) v.add('action', 'INVALID_AUDIT_FILTER', 'action must look like "key.create"');
   if (f.keyId !== '' && !isId('key', f.keyId)) v.add('key_id', 'INVALID_ID', 'key_id must be a key_ id');
   for (const [field, t] of [['start_time', f.startTime], ['end_time', f.endTime]] as const) {
-    if (t && Number.isNaN(t.getTime())) v.add(field, 'INVALID_AUDIT_FILTER', `${field} is not a valid time`);
+    if (t) checkTime(t, field, v);
   }
   if (f.startTime && f.endTime && f.startTime > f.endTime) v.add('end_time', 'INVALID_AUDIT_FILTER', 'end_time must not be before start_time');
   v.throwIfAny();
 }
 
 export function validateOptionalTime(t: Date | undefined, field: string): Date | undefined {
-  if (t && Number.isNaN(t.getTime())) {
-    throw validationError([{ field, reason: 'INVALID_ARGUMENT', description: `${field} is not a valid time` }]);
-  }
+  const v = new Violations();
+  if (t) checkTime(t, field, v);
+  v.throwIfAny();
   return t;
 }

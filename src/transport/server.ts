@@ -6,6 +6,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyServiceService } from '../gen/apikeys/v1/key_service';
+import { FileDescriptorSet } from '../gen/google/protobuf/descriptor';
 import { VerifyServiceService } from '../gen/apikeys/v1/verify_service';
 import type { Config } from '../config/config';
 import type { AuditLog } from '../domain/audit';
@@ -19,6 +20,7 @@ import { rpcInterceptor } from '../observability/rpcInterceptor';
 import { keyServiceHandlers } from './handlers/keyService';
 import { verifyServiceHandlers } from './handlers/verifyService';
 import { authInterceptor } from './interceptor';
+import { withCheckedRequests } from './requestDecoding';
 
 export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService'] as const;
 
@@ -61,8 +63,11 @@ function descriptorFiles(set: Uint8Array): Buffer[] {
   return files;
 }
 
+/** A descriptor set `buf build` wrote beside the generated code. */
+const descriptorSet = (name: string) => readFileSync(join(__dirname, '..', 'gen', name));
+
 function reflectionPackage(): protoLoader.PackageDefinition {
-  const files = DESCRIPTOR_SETS.flatMap((name) => descriptorFiles(readFileSync(join(__dirname, '..', 'gen', name))));
+  const files = DESCRIPTOR_SETS.flatMap((name) => descriptorFiles(descriptorSet(name)));
   // @grpc/reflection reads only `fileDescriptorProtos` of each entry, and indexes files by their own names.
   return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { fileDescriptorProtos: [bytes] }])) as unknown as protoLoader.PackageDefinition;
 }
@@ -95,8 +100,9 @@ export function buildServer(d: ServerDeps): AssembledServer {
     ...channelOptions(d.limits),
     interceptors: [rpcInterceptor(d.metrics, d.limits), authInterceptor(d.authenticator, d.logger)],
   });
-  server.addService(KeyServiceService, keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
-  server.addService(VerifyServiceService, verifyServiceHandlers(d.verifier, d.logger, d.metrics));
+  const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
+  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
+  server.addService(withCheckedRequests(VerifyServiceService, ours), verifyServiceHandlers(d.verifier, d.logger, d.metrics));
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);

@@ -8,6 +8,8 @@ export interface RawAnswer {
   /** grpc-status, from trailers or a trailers-only response. */
   code: number;
   reason?: string;
+  /** BadRequest field violations as "field:REASON". */
+  fields: string[];
   requestId?: string;
 }
 
@@ -39,9 +41,11 @@ export function rawConnection(address: string) {
         const md = new Metadata();
         const details = h['grpc-status-details-bin'];
         if (typeof details === 'string') md.set('grpc-status-details-bin', Buffer.from(details, 'base64'));
+        const { errorInfo, badRequest } = decodeStatusDetails({ metadata: md });
         resolve({
           code: Number(h['grpc-status']),
-          reason: decodeStatusDetails({ metadata: md }).errorInfo?.reason,
+          reason: errorInfo?.reason,
+          fields: badRequest?.fieldViolations.map((v) => `${v.field}:${v.reason}`) ?? [],
           requestId: h['x-request-id'] as string | undefined,
         });
       });

@@ -9,8 +9,11 @@ import {
   normalizePageSize,
   validateAuditFilter,
   validateCreateKey,
+  validateOptionalTime,
   validateOverlap,
   validateUpdateKey,
+  durationProblem,
+  timestampProblem,
 } from '../../../src/domain/validation';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
@@ -104,7 +107,10 @@ describe('validateCreateKey', () => {
     ['bad environment', { environment: 'prod' }, 'environment', 'INVALID_ENVIRONMENT'],
     ['past expiry', { expireTime: new Date(NOW.getTime() - 1) }, 'expire_time', 'INVALID_EXPIRE_TIME'],
     ['expiry equal to now', { expireTime: new Date(NOW) }, 'expire_time', 'INVALID_EXPIRE_TIME'],
-    ['invalid date', { expireTime: new Date(Number.NaN) }, 'expire_time', 'INVALID_EXPIRE_TIME'],
+    ['invalid date', { expireTime: new Date(Number.NaN) }, 'expire_time', 'INVALID_TIMESTAMP'],
+    // 10^12 seconds: a valid JavaScript Date (year 33658) that no RFC 3339 conversion can express.
+    ['expiry past year 9999', { expireTime: new Date(1e15) }, 'expire_time', 'INVALID_TIMESTAMP'],
+    ['expiry one ms past the range', { expireTime: new Date(Date.parse('9999-12-31T23:59:59.999Z') + 1) }, 'expire_time', 'INVALID_TIMESTAMP'],
     ['bad workspace id', { workspaceId: 'ws 1' }, 'workspace_id', 'INVALID_WORKSPACE_ID'],
     ['long workspace id', { workspaceId: 'w'.repeat(65) }, 'workspace_id', 'INVALID_WORKSPACE_ID'],
     ['bad request id', { requestId: 'req/1' }, 'request_id', 'INVALID_REQUEST_ID'],
@@ -350,10 +356,73 @@ describe('validateOverlap', () => {
   it.each([
     [{ seconds: -1, nanos: 0 }],
     [{ seconds: 0, nanos: -1_000_000 }],
-    [{ seconds: Number.NaN, nanos: 0 }],
-    [{ seconds: Number.POSITIVE_INFINITY, nanos: 0 }],
-  ])('rejects %j', (overlap) => {
+    [{ seconds: -1, nanos: -500_000_000 }],
+  ])('rejects the negative %j: INVALID_OVERLAP', (overlap) => {
     expect(pairs(domainError(() => validateOverlap(overlap, limits)))).toEqual([['overlap', 'INVALID_OVERLAP']]);
+  });
+
+  it.each([
+    [{ seconds: 5, nanos: -1 }, 'same sign'],
+    [{ seconds: -5, nanos: 1 }, 'same sign'],
+    [{ seconds: 0, nanos: 1_000_000_000 }, 'nanos'],
+    [{ seconds: 0, nanos: 2_000_000_000 }, 'nanos'],
+    [{ seconds: 0, nanos: -1_000_000_000 }, 'nanos'],
+    [{ seconds: 315_576_000_001, nanos: 0 }, 'seconds'],
+    [{ seconds: 2 ** 53, nanos: 0 }, 'seconds'],
+    [{ seconds: Number.NaN, nanos: 0 }, 'seconds'],
+    [{ seconds: Number.POSITIVE_INFINITY, nanos: 0 }, 'seconds'],
+    [{ seconds: 1, nanos: 0.5 }, 'nanos'],
+  ])('rejects %j, not a valid Duration (%s): INVALID_DURATION', (overlap, about) => {
+    const e = domainError(() => validateOverlap(overlap, limits));
+    expect(pairs(e)).toEqual([['overlap', 'INVALID_DURATION']]);
+    expect(e.fieldViolations[0].description).toContain(about);
+  });
+});
+
+describe('timestampProblem / durationProblem: the well-known types’ own ranges', () => {
+  it.each([
+    [{ seconds: -62_135_596_800, nanos: 0 }],
+    [{ seconds: 253_402_300_799, nanos: 999_999_999 }],
+    [{ seconds: 0, nanos: 0 }],
+  ])('a Timestamp %j is valid', (t) => {
+    expect(timestampProblem(t)).toBeUndefined();
+  });
+
+  it.each([
+    [{ seconds: -62_135_596_801, nanos: 999_999_999 }],
+    [{ seconds: 253_402_300_800, nanos: 0 }],
+    [{ seconds: 1e12, nanos: 0 }],
+    [{ seconds: 2 ** 53, nanos: 0 }],
+    [{ seconds: 0, nanos: -1 }],
+    [{ seconds: 0, nanos: 1_000_000_000 }],
+    [{ seconds: 0, nanos: 2_000_000_000 }],
+    [{ seconds: 1.5, nanos: 0 }],
+  ])('a Timestamp %j is not', (t) => {
+    expect(timestampProblem(t)).toEqual(expect.any(String));
+  });
+
+  it.each([
+    [{ seconds: 315_576_000_000, nanos: 999_999_999 }, true],
+    [{ seconds: -315_576_000_000, nanos: -999_999_999 }, true],
+    [{ seconds: 0, nanos: -5 }, true],
+    [{ seconds: -315_576_000_001, nanos: 0 }, false],
+    [{ seconds: 1, nanos: -1 }, false],
+  ])('a Duration %j is valid: %s', (d, valid) => {
+    expect(durationProblem(d) === undefined).toBe(valid);
+  });
+});
+
+describe('validateOptionalTime', () => {
+  it('passes unset and in-range times through', () => {
+    expect(validateOptionalTime(undefined, 'unused_since')).toBeUndefined();
+    const first = new Date('0001-01-01T00:00:00.000Z');
+    const last = new Date('9999-12-31T23:59:59.999Z');
+    expect(validateOptionalTime(first, 'unused_since')).toBe(first);
+    expect(validateOptionalTime(last, 'unused_since')).toBe(last);
+  });
+
+  it.each([new Date(Number.NaN), new Date(1e15), new Date('0000-12-31T23:59:59.999Z')])('refuses %s: INVALID_TIMESTAMP', (t) => {
+    expect(pairs(domainError(() => validateOptionalTime(t, 'unused_since')))).toEqual([['unused_since', 'INVALID_TIMESTAMP']]);
   });
 });
 
@@ -391,8 +460,9 @@ describe('validateAuditFilter', () => {
     ['action with a $', { action: 'key.$create', keyId: '' }, 'action', 'INVALID_AUDIT_FILTER'],
     ['org id as key id', { action: '', keyId: newId('org', NOW.getTime()) }, 'key_id', 'INVALID_ID'],
     ['garbage key id', { action: '', keyId: 'key_123' }, 'key_id', 'INVALID_ID'],
-    ['invalid start', { action: '', keyId: '', startTime: new Date(Number.NaN) }, 'start_time', 'INVALID_AUDIT_FILTER'],
-    ['invalid end', { action: '', keyId: '', endTime: new Date(Number.NaN) }, 'end_time', 'INVALID_AUDIT_FILTER'],
+    ['invalid start', { action: '', keyId: '', startTime: new Date(Number.NaN) }, 'start_time', 'INVALID_TIMESTAMP'],
+    ['invalid end', { action: '', keyId: '', endTime: new Date(Number.NaN) }, 'end_time', 'INVALID_TIMESTAMP'],
+    ['end past year 9999', { action: '', keyId: '', endTime: new Date(1e15) }, 'end_time', 'INVALID_TIMESTAMP'],
     ['end before start', { action: '', keyId: '', startTime: NOW, endTime: new Date(NOW.getTime() - 1) }, 'end_time', 'INVALID_AUDIT_FILTER'],
   ])('%s → %s %s', (_label, filter, field, reason) => {
     expect(pairs(domainError(() => validateAuditFilter(filter)))).toEqual([[field, reason]]);
