@@ -4,12 +4,13 @@ import type { Config } from './config/config';
 import { AuditLog } from './domain/audit';
 import { Authenticator } from './domain/authentication';
 import { Periodic } from './domain/background';
-import { invalidationTask, usageFlushTask } from './domain/freshness';
+import { invalidationTask } from './domain/freshness';
 import { KeyCache } from './domain/keyCache';
 import { KeyManager } from './domain/keys';
 import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
-import { UsageRecorder } from './domain/usageRecorder';
+import { retentionSweepTask } from './domain/retention';
+import { UsageRecorder, usageFlushTask } from './domain/usageRecorder';
 import { Verifier } from './domain/verification';
 import type { Logger } from './logging/logger';
 import { Metrics, serveMetrics, type MetricsEndpoint } from './observability/metrics';
@@ -20,7 +21,9 @@ import { CreateRequestRepository } from './storage/createRequestRepository';
 import { KeyRepository } from './storage/keyRepository';
 import { connectStorage, type Storage } from './storage/mongo';
 import { OrganizationRepository } from './storage/organizationRepository';
+import { RetentionRepository } from './storage/retentionRepository';
 import { SlotRepository } from './storage/slotRepository';
+import { UsageRepository } from './storage/usageRepository';
 import { bind, buildServer, SERVICE_NAMES } from './transport/server';
 import { shutdownGracefully } from './transport/shutdown';
 
@@ -103,7 +106,20 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier);
   const background = [
     new Periodic('invalidation', config.verify.invalidationPollMs, invalidationTask(keyRepo, cache, now), logger),
-    new Periodic('usage-flush', config.verify.usageFlushIntervalMs, metrics.observeUsageFlush(() => usage.pending, usageFlushTask(keyRepo, usage, rateLimiter, now)), logger),
+    new Periodic('usage-flush', config.verify.usageFlushIntervalMs, metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)), logger),
+    new Periodic(
+      'retention-sweep',
+      config.retention.sweepIntervalMs,
+      metrics.observeRetentionSweep(
+        retentionSweepTask(
+          new RetentionRepository(storage.collections),
+          { ...config.retention, idempotencyWindowSeconds: config.idempotencyWindowSeconds },
+          now,
+          (collection, count) => metrics.retentionDeleted(collection, count),
+        ),
+      ),
+      logger,
+    ),
   ];
   const { server, health } = buildServer({ authenticator, keys, audit, verifier, logger, now, limits: config.grpc, metrics });
   options.beforeBind?.(server);
@@ -155,8 +171,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         const ended = await shutdownGracefully(server, config.shutdownGraceMs, logger);
         await monitorStopped;
         // In-flight calls are done: stop polling, then write the last usage batch.
-        const [invalidation, usageFlush] = background;
+        const [invalidation, usageFlush, retention] = background;
         await invalidation.stop({ finalRun: false });
+        await retention.stop({ finalRun: false });
         await usageFlush.stop({ finalRun: true });
         await metricsEndpoint?.close();
         await storage.close();

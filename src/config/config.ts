@@ -102,6 +102,13 @@ const schema = z.object({
   ROTATION_MAX_OVERLAP_SECONDS: positiveInt(7 * 86_400),
   ROTATION_DEFAULT_OVERLAP_SECONDS: z.coerce.number().int().min(0).default(86_400),
   IDEMPOTENCY_WINDOW_SECONDS: positiveInt(86_400),
+  USAGE_RETENTION_DAYS: positiveInt(400),
+  // The audit log is promised for at least this long (README, Configuration).
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(90, 'must be at least 90 (days)').default(400),
+  // Pollers must still find every entry logged since their last successful poll; a minute covers a slow one.
+  KEY_CHANGE_RETENTION_SECONDS: z.coerce.number().int().min(60, 'must be at least 60 (seconds)').default(3_600),
+  // Create requests may hold sealed secrets that must go when their window ends: sweep often.
+  RETENTION_SWEEP_INTERVAL_MS: z.coerce.number().int().positive().max(300_000, 'must be at most 300000 (5 minutes)').default(60_000),
 });
 
 export interface Config {
@@ -163,6 +170,12 @@ export interface Config {
   };
   rotation: { maxOverlapSeconds: number; defaultOverlapSeconds: number };
   idempotencyWindowSeconds: number;
+  retention: {
+    usageDays: number;
+    auditDays: number;
+    keyChangeSeconds: number;
+    sweepIntervalMs: number;
+  };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -220,6 +233,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     rotation: { maxOverlapSeconds: c.ROTATION_MAX_OVERLAP_SECONDS, defaultOverlapSeconds: c.ROTATION_DEFAULT_OVERLAP_SECONDS },
     idempotencyWindowSeconds: c.IDEMPOTENCY_WINDOW_SECONDS,
+    retention: {
+      usageDays: c.USAGE_RETENTION_DAYS,
+      auditDays: c.AUDIT_RETENTION_DAYS,
+      keyChangeSeconds: c.KEY_CHANGE_RETENTION_SECONDS,
+      sweepIntervalMs: c.RETENTION_SWEEP_INTERVAL_MS,
+    },
   };
 }
 

@@ -1,6 +1,4 @@
 import type { KeyCache } from './keyCache';
-import type { RateLimiter } from './rateLimiter';
-import type { UsageRecorder } from './usageRecorder';
 import type { KeyRepository } from '../storage/keyRepository';
 
 /** Margin for clock skew between instances: changes are re-read this far back each poll. */
@@ -19,24 +17,5 @@ export function invalidationTask(keys: KeyRepository, cache: KeyCache, now: () =
     // depend on storage again for no reason (and fail if storage goes away at that moment).
     for (const changed of await keys.changedSince(since)) cache.evictUnlessCurrent(changed.hash, changed.etag);
     since = new Date(started.getTime() - SKEW_MARGIN_MS);
-  };
-}
-
-/** Writes the usage noted since the last flush; on failure the batch is kept for the next one. */
-export function usageFlushTask(
-  keys: KeyRepository,
-  usage: UsageRecorder,
-  rateLimiter: RateLimiter,
-  now: () => Date,
-): () => Promise<void> {
-  return async () => {
-    rateLimiter.prune(now().getTime(), 86_400_000);
-    const batch = usage.take();
-    try {
-      await keys.writeUsage(batch);
-    } catch (err) {
-      usage.restore(batch);
-      throw err;
-    }
   };
 }

@@ -1,24 +1,39 @@
-/** A batch of usage to write: the latest use and the number of verifications, per key and day. */
-export interface UsageBatch {
-  lastUsed: Map<string, Date>;
-  /** `${keyId}|${YYYY-MM-DD}` → count */
-  daily: Map<string, number>;
+import type { UsageEntries, UsageRepository } from '../storage/usageRepository';
+import { UsageNotWritten } from '../storage/usageRepository';
+import type { RateLimiter } from './rateLimiter';
+
+interface Daily {
+  keyId: string;
+  day: string;
+  count: number;
 }
 
 /**
- * Notes key usage in memory so Verify never writes; flush() hands over one batch (one write per
- * key per flush at most) and starts a new one.
+ * Notes key usage in memory so Verify never writes; take() hands over one batch (one entry per
+ * key, and per key and day, whatever the rate) and starts a new one.
  */
 export class UsageRecorder {
-  private batch: UsageBatch = { lastUsed: new Map(), daily: new Map() };
+  private lastUsed = new Map<string, Date>();
+  /** By `${keyId}|${day}`, only to merge notes of one key and day. */
+  private daily = new Map<string, Daily>();
   // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
   private day = { start: 0, end: 0, label: '' };
 
   note(keyId: string, at: Date): void {
-    const prev = this.batch.lastUsed.get(keyId);
-    if (!prev || prev < at) this.batch.lastUsed.set(keyId, at);
-    const day = `${keyId}|${this.dayLabel(at.getTime())}`;
-    this.batch.daily.set(day, (this.batch.daily.get(day) ?? 0) + 1);
+    this.noteLastUse(keyId, at);
+    this.addCount(keyId, this.dayLabel(at.getTime()), 1);
+  }
+
+  private noteLastUse(keyId: string, at: Date): void {
+    const prev = this.lastUsed.get(keyId);
+    if (!prev || prev < at) this.lastUsed.set(keyId, at);
+  }
+
+  private addCount(keyId: string, day: string, n: number): void {
+    const k = `${keyId}|${day}`;
+    const entry = this.daily.get(k);
+    if (entry) entry.count += n;
+    else this.daily.set(k, { keyId, day, count: n });
   }
 
   private dayLabel(ms: number): string {
@@ -30,21 +45,41 @@ export class UsageRecorder {
   }
 
   get pending(): number {
-    return this.batch.lastUsed.size;
+    return this.lastUsed.size;
   }
 
-  take(): UsageBatch {
-    const out = this.batch;
-    this.batch = { lastUsed: new Map(), daily: new Map() };
+  take(): UsageEntries {
+    const out = {
+      lastUsed: [...this.lastUsed].map(([keyId, at]) => ({ keyId, at })),
+      daily: [...this.daily.values()],
+    };
+    this.lastUsed = new Map();
+    this.daily = new Map();
     return out;
   }
 
-  /** Puts a batch back after a failed write, so usage is not lost while storage is down. */
-  restore(b: UsageBatch): void {
-    for (const [id, at] of b.lastUsed) {
-      const prev = this.batch.lastUsed.get(id);
-      if (!prev || prev < at) this.batch.lastUsed.set(id, at);
-    }
-    for (const [k, n] of b.daily) this.batch.daily.set(k, (this.batch.daily.get(k) ?? 0) + n);
+  /** Puts entries back after a failed write, so usage is not lost while storage is down. */
+  restore(entries: UsageEntries): void {
+    for (const { keyId, at } of entries.lastUsed) this.noteLastUse(keyId, at);
+    for (const { keyId, day, count } of entries.daily) this.addCount(keyId, day, count);
   }
+}
+
+/** Writes the usage noted since the last flush; what was not written is kept for the next one. */
+export function usageFlushTask(
+  repo: Pick<UsageRepository, 'write'>,
+  usage: UsageRecorder,
+  rateLimiter: RateLimiter,
+  now: () => Date,
+): () => Promise<void> {
+  return async () => {
+    rateLimiter.prune(now().getTime(), 86_400_000);
+    const batch = usage.take();
+    try {
+      await repo.write(batch);
+    } catch (err) {
+      usage.restore(err instanceof UsageNotWritten ? err.unwritten : batch);
+      throw err;
+    }
+  };
 }

@@ -30,6 +30,8 @@ export class Metrics {
   private readonly storageUp: Gauge;
   private readonly pingFailures: Counter;
   private readonly metadataRejected: Counter;
+  private readonly retentionDeletedDocs: Counter<'collection'>;
+  private readonly retentionSweeps: Counter<'outcome'>;
   private readonly followUpFailures: Counter<'what'>;
 
   /** Split "/pkg.Service/Method" once per method, not once per call. */
@@ -114,6 +116,18 @@ export class Metrics {
       labelNames: ['what'],
       registers,
     });
+    this.retentionDeletedDocs = new Counter({
+      name: 'apikeys_retention_deleted_total',
+      help: 'Documents removed by the retention sweep, by collection.',
+      labelNames: ['collection'],
+      registers,
+    });
+    this.retentionSweeps = new Counter({
+      name: 'apikeys_retention_sweeps_total',
+      help: 'Retention sweeps finished, by outcome (ok, error: some collection could not be swept; retried next run).',
+      labelNames: ['outcome'],
+      registers,
+    });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -176,6 +190,23 @@ export class Metrics {
         throw err;
       } finally {
         end();
+      }
+    };
+  }
+
+  retentionDeleted(collection: string, count: number): void {
+    this.retentionDeletedDocs.inc({ collection }, count);
+  }
+
+  /** Wraps the retention sweep: counts runs by outcome. */
+  observeRetentionSweep(task: () => Promise<void>): () => Promise<void> {
+    return async () => {
+      try {
+        await task();
+        this.retentionSweeps.inc({ outcome: 'ok' });
+      } catch (err) {
+        this.retentionSweeps.inc({ outcome: 'error' });
+        throw err;
       }
     };
   }

@@ -1,11 +1,10 @@
 import type { Filter } from 'mongodb';
-import type { UsageBatch } from '../domain/usageRecorder';
 import type { KeyDocument, StoredStatus } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
 /** How long a version claim may stand without its change before another change may take it over. */
-const CLAIM_GRACE_MS = 30_000;
+export const CLAIM_GRACE_MS = 30_000;
 
 export interface ListQuery {
   orgId: string;
@@ -18,13 +17,11 @@ export interface ListQuery {
 /** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
 export class KeyRepository {
   private readonly keys: Collections['keys'];
-  private readonly usage: Collections['usage'];
   private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
 
-  constructor(c: Pick<Collections, 'keys' | 'usage' | 'lastUsed' | 'mutations'>) {
+  constructor(c: Pick<Collections, 'keys' | 'lastUsed' | 'mutations'>) {
     this.keys = c.keys;
-    this.usage = c.usage;
     this.lastUsed = c.lastUsed;
     this.mutations = c.mutations;
   }
@@ -102,35 +99,5 @@ export class KeyRepository {
     return this.keys
       .find({ updated_at: { $gte: since } }, { projection: { _id: 0, hash: 1, updated_at: 1, etag: 1 } })
       .toArray();
-  }
-
-  /**
-   * One write per key per batch, to key_last_used, never to the key itself: $max keeps the time
-   * monotonic whatever order instances flush in.
-   */
-  async writeUsage(batch: UsageBatch): Promise<void> {
-    if (batch.lastUsed.size > 0) {
-      await this.lastUsed.bulkWrite(
-        [...batch.lastUsed].map(([id, at]) => ({
-          updateOne: { filter: { _id: id }, update: { $max: { last_used_at: at } }, upsert: true },
-        })),
-        { ordered: false },
-      );
-    }
-    if (batch.daily.size > 0) {
-      await this.usage.bulkWrite(
-        [...batch.daily].map(([k, n]) => {
-          const [keyId, day] = k.split('|');
-          return {
-            updateOne: {
-              filter: { _id: k },
-              update: { $inc: { count: n }, $setOnInsert: { key_id: keyId, day } },
-              upsert: true,
-            },
-          };
-        }),
-        { ordered: false },
-      );
-    }
   }
 }

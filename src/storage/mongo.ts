@@ -76,6 +76,12 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.mutations.createIndex({ key_id: 1 }, { name: 'key' });
   await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' });
   await c.changes.createIndex({ at: 1 }, { name: 'at' });
+  // For the retention sweep's range queries (servers that use indexes; FerretDB scans anyway).
+  await c.usage.createIndex({ day: 1 }, { name: 'day' });
+  await c.audit.createIndex({ time: 1 }, { name: 'time' });
+  await c.mutations.createIndex({ at: 1 }, { name: 'at' });
+  await c.createRequests.createIndex({ created_at: 1 }, { name: 'created_at' });
+  await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' });
 }
 
 export async function connectStorage(uri: string, dbName: string, timeoutMs: number, logger: Logger): Promise<Storage> {

@@ -15,8 +15,8 @@ export interface TestDatabase {
 // Staying within 38 of [a-z0-9_] keeps names valid everywhere.
 const MAX_DB_NAME = 38;
 
-export async function testDb(name: string): Promise<TestDatabase> {
-  const uri = process.env.TEST_MONGODB_URI;
+/** A new database on the suite's server, or on `uri` (a private server a test started). */
+export async function testDb(name: string, uri = process.env.TEST_MONGODB_URI): Promise<TestDatabase> {
   if (!uri) {
     throw new Error('TEST_MONGODB_URI is not set: jest globalSetup (test/support/globalSetup.ts) did not run.');
   }

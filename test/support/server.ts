@@ -27,8 +27,12 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(name: string, env: Record<string, string> = {}): Promise<TestServer> {
-  const db = await testDb(name);
+export async function startTestServer(
+  name: string,
+  env: Record<string, string> = {},
+  options: { databaseUri?: string } = {},
+): Promise<TestServer> {
+  const db = await testDb(name, options.databaseUri);
   const jwtSecret = randomBytes(32).toString('base64url');
   const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
   const config = loadConfig({

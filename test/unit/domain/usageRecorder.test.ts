@@ -1,6 +1,11 @@
-import { UsageRecorder } from '../../../src/domain/usageRecorder';
+import { RateLimiter } from '../../../src/domain/rateLimiter';
+import { UsageRecorder, usageFlushTask } from '../../../src/domain/usageRecorder';
+import { UsageNotWritten, type UsageEntries } from '../../../src/storage/usageRepository';
 
 const t = (iso: string) => new Date(iso);
+/** A batch as maps, so order does not matter: key → last use, and `key|day` → count. */
+const lastUses = (b: UsageEntries) => new Map(b.lastUsed.map(({ keyId, at }) => [keyId, at]));
+const counts = (b: UsageEntries) => new Map(b.daily.map(({ keyId, day, count }) => [`${keyId}|${day}`, count]));
 
 describe('UsageRecorder.note', () => {
   it('keeps the latest time per key, whatever the order of notes', () => {
@@ -10,13 +15,13 @@ describe('UsageRecorder.note', () => {
     u.note('a', t('2025-03-01T11:00:00Z'));
     u.note('b', t('2025-03-01T09:00:00Z'));
     const batch = u.take();
-    expect(batch.lastUsed).toEqual(
+    expect(lastUses(batch)).toEqual(
       new Map([
         ['a', t('2025-03-01T12:00:00Z')],
         ['b', t('2025-03-01T09:00:00Z')],
       ]),
     );
-    expect(batch.daily).toEqual(
+    expect(counts(batch)).toEqual(
       new Map([
         ['a|2025-03-01', 3],
         ['b|2025-03-01', 1],
@@ -30,7 +35,7 @@ describe('UsageRecorder.note', () => {
     u.note('a', t('2025-03-02T00:00:00.000Z'));
     u.note('a', t('2025-03-01T23:00:00.000Z')); // back to the earlier day after the label moved on
     u.note('a', t('2025-03-02T00:00:00.001Z'));
-    expect(u.take().daily).toEqual(
+    expect(counts(u.take())).toEqual(
       new Map([
         ['a|2025-03-01', 2],
         ['a|2025-03-02', 2],
@@ -42,7 +47,7 @@ describe('UsageRecorder.note', () => {
     const u = new UsageRecorder();
     // 23:30 on the 1st at UTC-5 is 04:30 UTC on the 2nd.
     u.note('a', t('2025-03-01T23:30:00-05:00'));
-    expect([...u.take().daily.keys()]).toEqual(['a|2025-03-02']);
+    expect([...counts(u.take()).keys()]).toEqual(['a|2025-03-02']);
   });
 
   it('handles leap days and year ends', () => {
@@ -50,7 +55,7 @@ describe('UsageRecorder.note', () => {
     u.note('a', t('2024-02-29T12:00:00Z'));
     u.note('a', t('2024-12-31T23:59:59Z'));
     u.note('a', t('2025-01-01T00:00:00Z'));
-    expect([...u.take().daily.keys()].sort()).toEqual(['a|2024-02-29', 'a|2024-12-31', 'a|2025-01-01']);
+    expect([...counts(u.take()).keys()].sort()).toEqual(['a|2024-02-29', 'a|2024-12-31', 'a|2025-01-01']);
   });
 
   it('pending counts distinct keys', () => {
@@ -68,14 +73,14 @@ describe('UsageRecorder.take / restore', () => {
     const u = new UsageRecorder();
     u.note('a', t('2025-03-01T00:00:00Z'));
     const first = u.take();
-    expect(first.lastUsed.size).toBe(1);
+    expect(first.lastUsed).toHaveLength(1);
     expect(u.pending).toBe(0);
     const second = u.take();
-    expect(second.lastUsed.size).toBe(0);
-    expect(second.daily.size).toBe(0);
+    expect(second).toEqual({ lastUsed: [], daily: [] });
     // Later notes do not leak into a batch already handed over.
+    u.note('a', t('2025-03-01T00:00:01Z'));
     u.note('b', t('2025-03-01T00:00:00Z'));
-    expect(first.lastUsed.has('b')).toBe(false);
+    expect(first).toEqual({ lastUsed: [{ keyId: 'a', at: t('2025-03-01T00:00:00Z') }], daily: [{ keyId: 'a', day: '2025-03-01', count: 1 }] });
   });
 
   it('restore merges a failed batch back: latest time wins, counts add up', () => {
@@ -91,14 +96,14 @@ describe('UsageRecorder.take / restore', () => {
     u.restore(failed);
 
     const merged = u.take();
-    expect(merged.lastUsed).toEqual(
+    expect(lastUses(merged)).toEqual(
       new Map([
         ['a', t('2025-03-01T11:00:00Z')],
         ['b', t('2025-03-01T12:00:00Z')],
         ['c', t('2025-03-02T01:00:00Z')],
       ]),
     );
-    expect(Object.fromEntries(merged.daily)).toEqual({
+    expect(Object.fromEntries(counts(merged))).toEqual({
       'a|2025-03-01': 3,
       'b|2025-03-01': 2,
       'c|2025-03-02': 1,
@@ -110,8 +115,64 @@ describe('UsageRecorder.take / restore', () => {
     u.note('a', t('2025-03-01T10:00:00Z'));
     u.note('a', t('2025-03-02T10:00:00Z'));
     const batch = u.take();
-    const copy = { lastUsed: new Map(batch.lastUsed), daily: new Map(batch.daily) };
+    const copy = structuredClone(batch);
     u.restore(batch);
     expect(u.take()).toEqual(copy);
+  });
+});
+
+describe('usageFlushTask', () => {
+  const entriesOf = (u: UsageRecorder) => {
+    const b = u.take();
+    u.restore(b);
+    return b;
+  };
+
+  it('hands the whole batch to storage and keeps nothing once it is written', async () => {
+    const u = new UsageRecorder();
+    u.note('a', t('2025-03-01T10:00:00Z'));
+    u.note('b', t('2025-03-01T11:00:00Z'));
+    const expected = entriesOf(u);
+    const written: UsageEntries[] = [];
+    await usageFlushTask({ write: async (e) => void written.push(e) }, u, new RateLimiter(), () => t('2025-03-01T12:00:00Z'))();
+    expect(written).toEqual([expected]);
+    expect(u.take()).toEqual({ lastUsed: [], daily: [] });
+  });
+
+  it('keeps only what storage reports unwritten, so written counts are not added twice', async () => {
+    const u = new UsageRecorder();
+    u.note('a', t('2025-03-01T10:00:00Z'));
+    u.note('b', t('2025-03-01T11:00:00Z'));
+    const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', day: '2025-03-01', count: 1 }] };
+    const failing = usageFlushTask(
+      {
+        write: async () => {
+          throw new UsageNotWritten(unwritten, new Error('connection reset'));
+        },
+      },
+      u,
+      new RateLimiter(),
+      () => t('2025-03-01T12:00:00Z'),
+    );
+    await expect(failing()).rejects.toThrow('connection reset');
+    expect(u.take()).toEqual(unwritten);
+  });
+
+  it('keeps the whole batch when the write fails otherwise', async () => {
+    const u = new UsageRecorder();
+    u.note('a', t('2025-03-01T10:00:00Z'));
+    const expected = entriesOf(u);
+    const failing = usageFlushTask(
+      {
+        write: async () => {
+          throw new Error('not primary');
+        },
+      },
+      u,
+      new RateLimiter(),
+      () => t('2025-03-01T12:00:00Z'),
+    );
+    await expect(failing()).rejects.toThrow('not primary');
+    expect(u.take()).toEqual(expected);
   });
 });
