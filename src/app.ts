@@ -2,6 +2,7 @@ import type { Server } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Config } from './config/config';
 import { AuditLog } from './domain/audit';
+import { AuthFailureLimiter } from './domain/authFailureLimiter';
 import { Authenticator } from './domain/authentication';
 import { Periodic } from './domain/background';
 import { invalidationTask } from './domain/freshness';
@@ -11,7 +12,7 @@ import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
 import { UsageRecorder, usageFlushTask } from './domain/usageRecorder';
-import { Verifier } from './domain/verification';
+import { Verifier, type KeyLookup } from './domain/verification';
 import type { Logger } from './logging/logger';
 import { Metrics, serveMetrics, type MetricsEndpoint } from './observability/metrics';
 import { StorageHealthMonitor } from './observability/storageHealth';
@@ -49,6 +50,8 @@ function pageTokenKey(config: Config, logger: Logger): Buffer {
 export interface StartOptions {
   /** Registers extra services on the same server before it binds (the benchmark's empty handler). */
   beforeBind?: (server: Server) => void;
+  /** Tests only: wraps Verify's storage lookup (e.g. to make it slow). */
+  wrapKeyLookup?: (lookup: KeyLookup) => KeyLookup;
 }
 
 /** Wires config → storage → domain → transport and starts serving. */
@@ -61,23 +64,24 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   const cache = new KeyCache({
     maxEntries: config.verify.cacheMaxEntries,
     ttlMs: config.verify.cacheTtlMs,
+    negativeMaxEntries: config.verify.negativeCacheMaxEntries,
     negativeTtlMs: config.verify.negativeTtlMs,
-    staleWindowMs: config.verify.staleWindowMs,
   });
   metrics.observeCache(cache);
   const usage = new UsageRecorder();
   const rateLimiter = new RateLimiter();
-  // Set by the storage health monitor below; read by Verify's stale-entry fallback.
-  const storageState = { reachable: true };
+  const lookup: KeyLookup = (h) => keyRepo.findByHash(h);
   const verifier = new Verifier({
     keyPrefix: config.keyPrefix,
-    findByHash: (h) => keyRepo.findByHash(h),
+    findByHash: options.wrapKeyLookup?.(lookup) ?? lookup,
     now,
     cache,
     usage,
     rateLimiter,
-    storageReachable: () => storageState.reachable,
+    revocationBoundMs: config.verify.revocationBoundMs,
+    announcementTtlMs: config.verify.cacheTtlMs,
   });
+  metrics.observeInvalidationLag(() => verifier.lagMs());
   const tokenKey = pageTokenKey(config, logger);
   // A change that happened is answered as success; what failed after it reaches operators here.
   const reportFollowUp = (what: string, err: unknown) => {
@@ -103,9 +107,15 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     onKeyChanged: (doc) => verifier.evict(doc.hash),
     onFollowUpFailed: reportFollowUp,
   });
-  const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier);
+  const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
+  const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier, authFailures);
   const background = [
-    new Periodic('invalidation', config.verify.invalidationPollMs, invalidationTask(keyRepo, cache, now), logger),
+    new Periodic(
+      'invalidation',
+      config.verify.invalidationPollMs,
+      invalidationTask({ changeLog, verifier, now, revocationBoundMs: config.verify.revocationBoundMs, logger }),
+      logger,
+    ),
     new Periodic('usage-flush', config.verify.usageFlushIntervalMs, metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)), logger),
     new Periodic(
       'retention-sweep',
@@ -142,10 +152,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       await storage.db.command({ ping: 1 }, { timeoutMS: config.mongodbTimeoutMs });
     },
     intervalMs: config.healthCheckIntervalMs,
-    onChange: (reachable) => {
-      storageState.reachable = reachable;
-      setHealth(reachable ? 'SERVING' : 'NOT_SERVING');
-    },
+    onChange: (reachable) => setHealth(reachable ? 'SERVING' : 'NOT_SERVING'),
     onPing: (reachable) => metrics.storageReachable(reachable),
     logger,
   });

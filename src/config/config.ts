@@ -75,7 +75,7 @@ const schema = z.object({
   ORG_KEY_LIMIT: positiveInt(100),
   PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MONGODB_TIMEOUT_MS: positiveInt(2000),
-  // Operations (issue 6): metrics, health, shutdown, transport limits.
+  // Operations: metrics, health, shutdown, transport limits.
   METRICS_ADDR: z
     .string()
     .regex(/^off$|^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port (e.g. 0.0.0.0:9464) or "off"')
@@ -94,8 +94,11 @@ const schema = z.object({
   VERIFY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(100_000),
   VERIFY_CACHE_TTL_MS: positiveInt(60_000),
   VERIFY_NEGATIVE_TTL_MS: positiveInt(10_000),
-  VERIFY_STALE_WINDOW_MS: z.coerce.number().int().min(0).default(300_000),
+  VERIFY_NEGATIVE_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(10_000),
   INVALIDATION_POLL_MS: positiveInt(500),
+  VERIFY_REVOCATION_BOUND_MS: positiveInt(1_000),
+  AUTH_FAILURE_LIMIT: positiveInt(30),
+  AUTH_FAILURE_WINDOW_MS: positiveInt(10_000),
   USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
   SECRET_ENCRYPTION_KEY: base64Key.optional(),
   SECRET_DECRYPTION_KEYS: csv.pipe(z.array(base64Key)),
@@ -157,9 +160,15 @@ export interface Config {
     cacheMaxEntries: number;
     cacheTtlMs: number;
     negativeTtlMs: number;
-    staleWindowMs: number;
-    /** Bound on how late another instance's revocation is seen here. */
+    /** Own LRU for "no such key", so unknown keys never push found ones out. */
+    negativeCacheMaxEntries: number;
+    /** How often the key change log is polled. */
     invalidationPollMs: number;
+    /**
+     * The promise: a key ended through another instance stops verifying here within this. A
+     * cached key is used only while a change-log poll that started at most this long ago succeeded.
+     */
+    revocationBoundMs: number;
     usageFlushIntervalMs: number;
   };
   secrets: {
@@ -170,12 +179,25 @@ export interface Config {
   };
   rotation: { maxOverlapSeconds: number; defaultOverlapSeconds: number };
   idempotencyWindowSeconds: number;
+  /** Failed API-key authentications per peer host: past `limit` in `windowMs`, the peer is refused. */
+  authFailures: { limit: number; windowMs: number };
   retention: {
     usageDays: number;
     auditDays: number;
     keyChangeSeconds: number;
     sweepIntervalMs: number;
   };
+}
+
+/** Polls must come more often than the bound they keep (each value parsed on its own, as above). */
+function revocationBoundProblems(env: Record<string, string | undefined>): string[] {
+  const bound = schema.shape.VERIFY_REVOCATION_BOUND_MS.safeParse(env.VERIFY_REVOCATION_BOUND_MS);
+  const poll = schema.shape.INVALIDATION_POLL_MS.safeParse(env.INVALIDATION_POLL_MS);
+  if (!bound.success || !poll.success || bound.data > poll.data) return [];
+  return [
+    `VERIFY_REVOCATION_BOUND_MS: must be greater than INVALIDATION_POLL_MS (${poll.data}): ` +
+      'cached keys are trusted only while a change-log poll started within the bound has succeeded',
+  ];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -185,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems = [
     ...(parsed.error?.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`) ?? []),
     ...crossVariableProblems(present),
+    ...revocationBoundProblems(present),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const c = parsed.data;
@@ -223,8 +246,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cacheMaxEntries: c.VERIFY_CACHE_MAX_ENTRIES,
       cacheTtlMs: c.VERIFY_CACHE_TTL_MS,
       negativeTtlMs: c.VERIFY_NEGATIVE_TTL_MS,
-      staleWindowMs: c.VERIFY_STALE_WINDOW_MS,
+      negativeCacheMaxEntries: c.VERIFY_NEGATIVE_CACHE_MAX_ENTRIES,
       invalidationPollMs: c.INVALIDATION_POLL_MS,
+      revocationBoundMs: c.VERIFY_REVOCATION_BOUND_MS,
       usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
     },
     secrets: {
@@ -233,6 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     rotation: { maxOverlapSeconds: c.ROTATION_MAX_OVERLAP_SECONDS, defaultOverlapSeconds: c.ROTATION_DEFAULT_OVERLAP_SECONDS },
     idempotencyWindowSeconds: c.IDEMPOTENCY_WINDOW_SECONDS,
+    authFailures: { limit: c.AUTH_FAILURE_LIMIT, windowMs: c.AUTH_FAILURE_WINDOW_MS },
     retention: {
       usageDays: c.USAGE_RETENTION_DAYS,
       auditDays: c.AUDIT_RETENTION_DAYS,

@@ -12,6 +12,7 @@ import { jwksUrl, type Config } from '../config/config';
 import { DomainError } from './errors';
 import { isId } from './ids';
 import { parseSecret } from './keyFormat';
+import type { AuthFailureLimiter } from './authFailureLimiter';
 import type { Principal, UserPrincipal } from './principal';
 import type { Verifier } from './verification';
 
@@ -20,6 +21,8 @@ export interface Credentials {
   authorization: string[];
   apiKey: string[];
   organizationId: string[];
+  /** The caller's address (host only): failed API-key authentications are limited per peer. */
+  peer?: string;
 }
 
 export interface Authenticated {
@@ -49,6 +52,7 @@ export class Authenticator {
   constructor(
     private readonly s: AuthenticatorSettings,
     private readonly verifier: Verifier,
+    private readonly failures?: AuthFailureLimiter,
   ) {
     this.jwtKey = loadJwtKey(s);
     // Hashing first gives equal-length buffers, so the comparison is constant-time.
@@ -67,25 +71,37 @@ export class Authenticator {
     if (c.authorization.length + c.apiKey.length > 1) {
       throw unauthenticated('UNAUTHENTICATED', 'send exactly one credential (one authorization or one x-api-key header)');
     }
-    if (c.apiKey.length === 1) return this.apiKeyPrincipal(c.apiKey[0]);
+    if (c.apiKey.length === 1) return this.apiKeyPrincipal(c.apiKey[0], c.peer);
     const match = /^Bearer ([\x21-\x7e]+)$/i.exec(c.authorization[0]);
     if (!match || match[1].length > MAX_CREDENTIAL_LENGTH) {
       throw unauthenticated('INVALID_TOKEN', 'authorization must be "Bearer <token>"');
     }
     const token = match[1];
-    if (parseSecret(token, this.s.keyPrefix)) return this.apiKeyPrincipal(token);
+    if (parseSecret(token, this.s.keyPrefix)) return this.apiKeyPrincipal(token, c.peer);
     const service = this.serviceTokenIndex(token);
     if (service >= 0) return { kind: 'service', id: `service:${service + 1}` };
     if (JWT_SHAPE.test(token)) return this.userPrincipal(token);
     throw unauthenticated('INVALID_TOKEN', 'the bearer token is not a valid JWT, API key or service token');
   }
 
-  private async apiKeyPrincipal(secret: string): Promise<Principal> {
-    if (secret.length > MAX_CREDENTIAL_LENGTH) throw unauthenticated('INVALID_API_KEY', 'invalid API key');
-    const { code, key } = await this.verifier.verify(secret, [], { enforceRateLimit: false });
-    if (code !== 'VALID' || !key) {
-      throw unauthenticated('INVALID_API_KEY', 'the API key is missing, incorrect, revoked, archived or expired');
+  /** A peer with too many failures is refused before its key is even looked up. */
+  private async apiKeyPrincipal(secret: string, peer = ''): Promise<Principal> {
+    const retryAfterMs = this.failures?.retryAfterMs(peer) ?? 0;
+    if (retryAfterMs > 0) {
+      throw new DomainError(
+        'TOO_MANY_FAILED_AUTHENTICATIONS',
+        `too many failed API-key authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+        [],
+        { retry_after_ms: String(retryAfterMs) },
+      );
     }
+    const invalid = (msg: string) => {
+      this.failures?.fail(peer);
+      return unauthenticated('INVALID_API_KEY', msg);
+    };
+    if (secret.length > MAX_CREDENTIAL_LENGTH) throw invalid('invalid API key');
+    const { code, key } = await this.verifier.verify(secret, [], { enforceRateLimit: false });
+    if (code !== 'VALID' || !key) throw invalid('the API key is missing, incorrect, revoked, archived or expired');
     return {
       kind: 'apiKey',
       id: key._id,
@@ -169,7 +185,7 @@ export class Authenticator {
     );
   }
 
-  /** Step 2. Seed 001: staff may act on another organization with x-organization-id; nobody else may. */
+  /** Step 2. Staff may act on another organization with x-organization-id; nobody else may. */
   effectiveOrganization(principal: Principal, header: string[]): Authenticated {
     const own = principal.kind === 'service' ? '' : principal.orgId;
     if (header.length === 0) return { principal, orgId: own, actingAs: false };

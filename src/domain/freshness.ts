@@ -1,21 +1,56 @@
-import type { KeyCache } from './keyCache';
-import type { KeyRepository } from '../storage/keyRepository';
+import type { Verifier } from './verification';
+import type { Logger } from '../logging/logger';
+import type { ChangeLogRepository } from '../storage/changeLogRepository';
+import type { KeyChangeDocument } from '../storage/documents';
 
 /** Margin for clock skew between instances: changes are re-read this far back each poll. */
 const SKEW_MARGIN_MS = 2_000;
 
+export interface InvalidationDeps {
+  changeLog: Pick<ChangeLogRepository, 'since'>;
+  verifier: Pick<Verifier, 'invalidate' | 'synced' | 'lagMs'>;
+  now: () => Date;
+  /** VERIFY_REVOCATION_BOUND_MS: past it, operators are told that cached keys are being re-read. */
+  revocationBoundMs: number;
+  logger: Logger;
+}
+
 /**
- * Evicts cache entries of keys changed by other instances: each poll reads keys whose
- * updated_at moved since the last poll (updated_at index). Evicting twice is harmless.
+ * Applies the key change log to this instance's Verify cache: each poll reads the entries logged
+ * since the last successful one (index `at`), so its cost follows how much changed, not how many
+ * keys exist. A successful poll also tells the Verifier that its cache is current as of the
+ * poll's start; while polls fail, that confirmation ages and Verify stops trusting the cache.
  */
-export function invalidationTask(keys: KeyRepository, cache: KeyCache, now: () => Date): () => Promise<void> {
-  let since = new Date(now().getTime() - SKEW_MARGIN_MS);
+export function invalidationTask(d: InvalidationDeps): () => Promise<void> {
+  let since = new Date(d.now().getTime() - SKEW_MARGIN_MS);
+  let behind = false;
   return async () => {
-    const started = now();
-    // Each poll re-reads a margin, so most changes are seen more than once: evict only entries
-    // older than the version read. Evicting an entry that is already current would make the key
-    // depend on storage again for no reason (and fail if storage goes away at that moment).
-    for (const changed of await keys.changedSince(since)) cache.evictUnlessCurrent(changed.hash, changed.etag);
+    const started = d.now();
+    if (!behind && d.verifier.lagMs() > d.revocationBoundMs) {
+      behind = true;
+      d.logger.warn(
+        { lagMs: d.verifier.lagMs(), boundMs: d.revocationBoundMs },
+        'key change log not read within the revocation bound: cached keys are re-read from storage, and fail closed while it is down',
+      );
+    }
+    // Each poll re-reads a margin, so most entries are seen more than once: invalidate() keeps
+    // cache entries that already are the version logged.
+    for (const change of latestPerKey(await d.changeLog.since(since))) d.verifier.invalidate(change.hash, change.etag);
+    d.verifier.synced(started.getTime());
     since = new Date(started.getTime() - SKEW_MARGIN_MS);
+    if (behind) {
+      behind = false;
+      d.logger.info('key change log read again: cached keys are trusted again');
+    }
   };
+}
+
+/** Only a key's latest logged version matters: applying an older one would evict the current entry. */
+function latestPerKey(changes: KeyChangeDocument[]): KeyChangeDocument[] {
+  const latest = new Map<string, KeyChangeDocument>();
+  for (const c of changes) {
+    const seen = latest.get(c.hash);
+    if (!seen || c.at.getTime() >= seen.at.getTime()) latest.set(c.hash, c);
+  }
+  return [...latest.values()];
 }

@@ -1,10 +1,9 @@
 import { DomainError } from './errors';
 import { hashSecret, parseSecret } from './keyFormat';
-import type { KeyCache } from './keyCache';
+import { verifiedKey, type KeyCache, type VerifiedKey } from './keyCache';
 import { keyState } from './keyState';
 import type { RateDecision, RateLimiter } from './rateLimiter';
 import type { UsageRecorder } from './usageRecorder';
-import type { KeyDocument } from '../storage/documents';
 
 export type VerifyCodeName =
   | 'VALID'
@@ -19,23 +18,33 @@ export type VerifyCodeName =
 export interface VerifyResult {
   code: VerifyCodeName;
   /** Present whenever the key was found, valid or not. */
-  key?: KeyDocument;
+  key?: VerifiedKey;
   /** Present for keys with a rate limit that reached that check. */
   rate?: RateDecision;
 }
 
+/** Verify's one storage read: the key with this secret hash, or null. */
+export type KeyLookup = (hash: string) => Promise<VerifiedKey | null>;
+
 export interface VerifierDeps {
   keyPrefix: string;
-  findByHash: (hash: string) => Promise<KeyDocument | null>;
+  findByHash: KeyLookup;
   now: () => Date;
   cache: KeyCache;
   usage: UsageRecorder;
   rateLimiter: RateLimiter;
   /**
-   * False while the storage health check fails: stale entries are then served at once instead
-   * of each waiting out a storage timeout first (uncached keys still try storage).
+   * A cached key is used only while this instance knows it current as of at most this long ago:
+   * its own read, or the start of a change-log poll that succeeded (see synced()). Past that,
+   * Verify reads storage and, if storage fails, fails closed.
    */
-  storageReachable?: () => boolean;
+  revocationBoundMs: number;
+  /**
+   * How long a version announced by the change log but not yet seen in storage keeps reads of
+   * that key out of the cache (the positive TTL): a change logged but never landed stops
+   * mattering after it.
+   */
+  announcementTtlMs: number;
 }
 
 export interface VerifyOptions {
@@ -50,20 +59,27 @@ export interface VerifyOptions {
  * misses of one hash share one read; usage is noted in memory only.
  */
 export class Verifier {
-  private readonly inFlight = new Map<string, Promise<KeyDocument | null>>();
+  private readonly inFlight = new Map<string, Promise<VerifiedKey | null>>();
+  /** Start of the last successful change-log poll: every change logged before it is applied here. */
+  private syncedAt: number;
+  /**
+   * The latest version the change log announced per key, oldest first, kept for the positive TTL.
+   * The log is written before the change lands, so a read between the two returns the older
+   * version: it is answered but not cached. Also makes re-reads of the same entry no-ops.
+   */
+  private readonly announced = new Map<string, { etag: string; at: number }>();
 
-  constructor(private readonly d: VerifierDeps) {}
+  constructor(private readonly d: VerifierDeps) {
+    // Nothing is cached yet, so nothing can be out of date.
+    this.syncedAt = d.now().getTime();
+  }
 
   async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
     if (!parseSecret(secret, this.d.keyPrefix)) return { code: 'MALFORMED' };
     const hash = hashSecret(secret);
-    const cached = this.d.cache.lookup(hash, this.d.now().getTime());
-    let key: KeyDocument | null;
-    if (cached.state === 'fresh') key = cached.key;
-    else if (cached.state === 'stale' && this.d.storageReachable?.() === false) {
-      this.d.cache.noteStaleHit();
-      key = cached.key;
-    } else key = await this.load(hash, cached.state === 'stale' ? cached.key : null);
+    const nowMs = this.d.now().getTime();
+    const cached = this.d.cache.lookup(hash, nowMs, this.trustReadsFrom(nowMs));
+    const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
     if (!key) return { code: 'NOT_FOUND' };
     const now = this.d.now();
     const state = keyState(key, now);
@@ -85,14 +101,56 @@ export class Verifier {
     this.inFlight.delete(hash);
   }
 
-  private load(hash: string, stale: KeyDocument | null): Promise<KeyDocument | null> {
+  /**
+   * One change-log entry (a change made anywhere, possibly not landed yet): drops the cached
+   * entry unless it already is version `etag` ("" for deleted), and any read in flight, whose
+   * result may predate the change. An entry seen before (polls re-read a margin) changes nothing:
+   * reads started since are checked against it when they end.
+   */
+  invalidate(hash: string, etag: string): void {
+    if (this.announced.get(hash)?.etag === etag) return;
+    this.d.cache.evictUnlessCurrent(hash, etag);
+    this.inFlight.delete(hash);
+    const now = this.d.now().getTime();
+    this.announced.delete(hash);
+    this.announced.set(hash, { etag, at: now });
+    for (const [h, a] of this.announced) {
+      if (now - a.at < this.d.announcementTtlMs) break;
+      this.announced.delete(h);
+    }
+  }
+
+  /** A change-log poll that started at `startedAt` succeeded: cached keys are current as of then. */
+  synced(startedAt: number): void {
+    this.syncedAt = Math.max(this.syncedAt, startedAt);
+  }
+
+  /** How long ago the last successful change-log poll started. */
+  lagMs(): number {
+    return this.d.now().getTime() - this.syncedAt;
+  }
+
+  /** While the log is behind the bound, only entries read within the bound are trusted. */
+  private trustReadsFrom(now: number): number {
+    return now - this.syncedAt <= this.d.revocationBoundMs ? -Infinity : now - this.d.revocationBoundMs;
+  }
+
+  /** False while the log announced a version of `hash` other than the one read (not landed yet, or never). */
+  private settled(hash: string, key: VerifiedKey | null): boolean {
+    const a = this.announced.get(hash);
+    return !a || a.etag === (key?.etag ?? '') || this.d.now().getTime() - a.at >= this.d.announcementTtlMs;
+  }
+
+  private load(hash: string): Promise<VerifiedKey | null> {
     let p = this.inFlight.get(hash);
     if (!p) {
-      const read: Promise<KeyDocument | null> = this.d
+      const readAt = this.d.now().getTime();
+      const read: Promise<VerifiedKey | null> = this.d
         .findByHash(hash)
-        .then((key) => {
-          // Not cached if evict() ran meanwhile: the result may predate that change.
-          if (this.inFlight.get(hash) === read) this.d.cache.store(hash, key, this.d.now().getTime());
+        .then((doc) => {
+          const key = doc && verifiedKey(doc);
+          // Not cached if evict() or invalidate() ran meanwhile: the result may predate that change.
+          if (this.inFlight.get(hash) === read && this.settled(hash, key)) this.d.cache.store(hash, key, readAt);
           return key;
         })
         .finally(() => {
@@ -102,13 +160,7 @@ export class Verifier {
       p = read;
     }
     return p.catch((err) => {
-      // Storage trouble: a key seen recently keeps verifying for the stale window; anything
-      // else fails closed.
-      if (stale) {
-        this.d.cache.noteStaleHit();
-        return stale;
-      }
-      throw new DomainError('STORAGE_UNAVAILABLE', 'key storage is unreachable and this key is not cached; retry', [], {
+      throw new DomainError('STORAGE_UNAVAILABLE', 'key storage is unreachable and this key cannot be confirmed now; retry', [], {
         cause: (err as Error).name ?? 'Error',
       });
     });

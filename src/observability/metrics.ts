@@ -220,24 +220,36 @@ export class Metrics {
     });
   }
 
+  /** Above VERIFY_REVOCATION_BOUND_MS, cached keys are not trusted (re-read, or UNAVAILABLE). */
+  observeInvalidationLag(lagMs: () => number): void {
+    new Gauge({
+      name: 'apikeys_invalidation_lag_seconds',
+      help: 'Time since the start of the last successful key change-log poll.',
+      registers: [this.registry],
+      collect() {
+        this.set(lagMs() / 1000);
+      },
+    });
+  }
+
   /** Cache counters are read from KeyCache.stats at scrape time: nothing extra on the hot path. */
   observeCache(cache: KeyCache): void {
     const registers = [this.registry];
     new Counter({
       name: 'apikeys_verify_cache_lookups_total',
-      help: 'Verify cache lookups: hit (fresh entry, no storage read), miss (storage read), stale (expired entry served because storage failed).',
+      help: 'Verify cache lookups: hit (no storage read), miss (storage read), unconfirmed (cached key re-read because no change-log poll succeeded within VERIFY_REVOCATION_BOUND_MS).',
       labelNames: ['result'],
       registers,
       collect() {
         this.reset();
         this.inc({ result: 'hit' }, cache.stats.hits);
         this.inc({ result: 'miss' }, cache.stats.misses);
-        this.inc({ result: 'stale' }, cache.stats.staleHits);
+        this.inc({ result: 'unconfirmed' }, cache.stats.unconfirmed);
       },
     });
     new Counter({
       name: 'apikeys_verify_cache_evictions_total',
-      help: 'Verify cache evictions: capacity (LRU), invalidated (key changed), expired (past TTL and stale window).',
+      help: 'Verify cache evictions: capacity (LRU), invalidated (key changed), expired (past TTL).',
       labelNames: ['reason'],
       registers,
       collect() {

@@ -1,4 +1,5 @@
 import type { Filter } from 'mongodb';
+import { VERIFIED_KEY_FIELDS, type VerifiedKey } from '../domain/keyCache';
 import type { KeyDocument, StoredStatus } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -36,8 +37,9 @@ export class KeyRepository {
     return doc && (await this.withLastUse([doc]))[0];
   }
 
-  findByHash(hash: string): Promise<KeyDocument | null> {
-    return this.keys.findOne({ hash });
+  /** Verify's lookup: only the fields it keeps (a cache entry never holds the whole document). */
+  findByHash(hash: string): Promise<VerifiedKey | null> {
+    return this.keys.findOne({ hash }, { projection: VERIFIED_KEY_FIELDS });
   }
 
   async list(q: ListQuery): Promise<KeyDocument[]> {
@@ -92,12 +94,5 @@ export class KeyRepository {
     await this.keys.deleteOne({ _id: id, org_id: orgId });
     await this.mutations.deleteMany({ key_id: id });
     await this.lastUsed.deleteOne({ _id: id });
-  }
-
-  /** Keys changed at or after `since` (updated_at index), for cross-instance cache invalidation. */
-  changedSince(since: Date): Promise<Pick<KeyDocument, 'hash' | 'updated_at' | 'etag'>[]> {
-    return this.keys
-      .find({ updated_at: { $gte: since } }, { projection: { _id: 0, hash: 1, updated_at: 1, etag: 1 } })
-      .toArray();
   }
 }

@@ -71,7 +71,6 @@ export function collectionsOf(db: Db): Collections {
 export async function ensureIndexes(c: Collections): Promise<void> {
   await c.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' });
   await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' });
-  await c.keys.createIndex({ updated_at: 1 }, { name: 'updated_at' });
   await c.slots.createIndex({ org_id: 1 }, { name: 'org' });
   await c.mutations.createIndex({ key_id: 1 }, { name: 'key' });
   await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' });

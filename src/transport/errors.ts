@@ -41,6 +41,7 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   INVALID_TOKEN: { code: status.UNAUTHENTICATED, http: 401 },
   TOKEN_EXPIRED: { code: status.UNAUTHENTICATED, http: 401 },
   INVALID_API_KEY: { code: status.UNAUTHENTICATED, http: 401 },
+  TOO_MANY_FAILED_AUTHENTICATIONS: { code: status.RESOURCE_EXHAUSTED, http: 429 },
   PERMISSION_DENIED: { code: status.PERMISSION_DENIED, http: 403 },
   INSUFFICIENT_SCOPE: { code: status.PERMISSION_DENIED, http: 403 },
   ACTING_AS_FORBIDDEN: { code: status.PERMISSION_DENIED, http: 403 },

@@ -35,11 +35,19 @@ function requestIdOf(metadata: Metadata): string | undefined {
   return given[0];
 }
 
-function credentialsOf(metadata: Metadata): Credentials {
+/** "10.0.0.7:51234" → "10.0.0.7", "::1:51234" → "::1": a peer is its host, whatever the connection. */
+export function peerHost(peer: string): string {
+  const colon = peer.lastIndexOf(':');
+  const host = colon > 0 && /^\d+$/.test(peer.slice(colon + 1)) ? peer.slice(0, colon) : peer;
+  return host.replace(/^\[(.*)\]$/, '$1');
+}
+
+function credentialsOf(metadata: Metadata, peer: string): Credentials {
   return {
     authorization: strings(metadata, 'authorization'),
     apiKey: strings(metadata, 'x-api-key'),
     organizationId: strings(metadata, 'x-organization-id'),
+    peer: peerHost(peer),
   };
 }
 
@@ -71,7 +79,7 @@ export function authInterceptor(authenticator: Authenticator, logger: Logger): S
               let credentials: Credentials;
               try {
                 requestId = requestIdOf(metadata) ?? requestId;
-                credentials = credentialsOf(metadata);
+                credentials = credentialsOf(metadata, call.getPeer());
               } catch (err) {
                 reject(err);
                 return;

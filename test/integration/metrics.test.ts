@@ -16,8 +16,8 @@ describe('/metrics', () => {
   let s: TestServer;
   let other: TestServer;
   beforeAll(async () => {
-    // No invalidation polling, so cache counts come from the calls below alone; fast flushes.
-    s = await startTestServer('metrics', { INVALIDATION_POLL_MS: '3600000', USAGE_FLUSH_INTERVAL_MS: '200' });
+    // No invalidation polling (and a bound to match), so cache counts come from the calls below alone; fast flushes.
+    s = await startTestServer('metrics', { INVALIDATION_POLL_MS: '3600000', VERIFY_REVOCATION_BOUND_MS: '7200000', USAGE_FLUSH_INTERVAL_MS: '200' });
     other = await startTestServer('metrics_other');
   });
   afterAll(async () => {
@@ -72,7 +72,8 @@ describe('/metrics', () => {
 
     expect(sampleValue(m, 'apikeys_verify_cache_lookups_total', { result: 'hit' })).toBe(3);
     expect(sampleValue(m, 'apikeys_verify_cache_lookups_total', { result: 'miss' })).toBe(4);
-    expect(sampleValue(m, 'apikeys_verify_cache_lookups_total', { result: 'stale' })).toBe(0);
+    expect(sampleValue(m, 'apikeys_verify_cache_lookups_total', { result: 'unconfirmed' })).toBe(0);
+    expect(sampleValue(m, 'apikeys_invalidation_lag_seconds')).toBeGreaterThan(0); // no poll has run
     expect(sampleValue(m, 'apikeys_verify_cache_evictions_total', { reason: 'invalidated' })).toBe(1);
     expect(sampleValue(m, 'apikeys_verify_cache_entries')).toBe(3); // a (revoked), b, unknown (negative)
 

@@ -1,7 +1,7 @@
 // Starts the real service (real gRPC server on an ephemeral port, real database) for one test file.
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { startApp, type RunningApp } from '../../src/app';
+import { startApp, type RunningApp, type StartOptions } from '../../src/app';
 import { bearer, connectClients, type ApiKeysClients } from '../../src/client/promiseClient';
 import { loadConfig, type Config } from '../../src/config/config';
 import { mintUserToken, type UserClaims } from '../../src/dev/tokens';
@@ -27,22 +27,48 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(
-  name: string,
-  env: Record<string, string> = {},
-  options: { databaseUri?: string } = {},
+export interface TestServerOptions extends StartOptions {
+  /** A private server instead of the suite's (a test that must not share it). */
+  databaseUri?: string;
+}
+
+export async function startTestServer(name: string, env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
+  const { databaseUri, ...appOptions } = options;
+  const db = await testDb(name, databaseUri);
+  const secrets = {
+    AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
+    VERIFY_TOKENS: `vt_${randomBytes(24).toString('base64url')}`,
+    PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
+  };
+  return serve(db, secrets, env, appOptions, async () => {
+    await db.drop();
+    await db.close();
+  });
+}
+
+/** Another instance of `first`'s service: same database and secrets; stopping it leaves both to `first`. */
+export function startSecondInstance(first: TestServer, env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestServer> {
+  const secrets = {
+    AUTH_JWT_SECRET: first.config.auth.jwtSecret!,
+    VERIFY_TOKENS: first.verifyToken,
+    PAGE_TOKEN_SECRET: first.config.pageTokenSecret!,
+  };
+  return serve(first.db, secrets, env, options, async () => {});
+}
+
+async function serve(
+  db: TestDatabase,
+  secrets: { AUTH_JWT_SECRET: string; VERIFY_TOKENS: string; PAGE_TOKEN_SECRET: string },
+  env: Record<string, string>,
+  options: StartOptions,
+  releaseDb: () => Promise<void>,
 ): Promise<TestServer> {
-  const db = await testDb(name, options.databaseUri);
-  const jwtSecret = randomBytes(32).toString('base64url');
-  const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
   const config = loadConfig({
     GRPC_ADDR: '127.0.0.1:0',
     MONGODB_URI: db.uri,
     MONGODB_DATABASE: db.dbName,
-    AUTH_JWT_SECRET: jwtSecret,
-    VERIFY_TOKENS: verifyToken,
+    ...secrets,
     STAFF_EMAIL_DOMAINS: 'staff.example',
-    PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
     LOG_LEVEL: 'info',
     // Loopback, ephemeral port: several test servers run at once (RunningApp.metricsPort).
     METRICS_ADDR: '127.0.0.1:0',
@@ -55,11 +81,11 @@ export async function startTestServer(
       cb();
     },
   });
-  const app = await startApp(config, createLogger('info', { destination: sink }));
+  const app = await startApp(config, createLogger('info', { destination: sink }), options);
   const address = `127.0.0.1:${app.port}`;
   const clients = connectClients(address);
   const userToken = (claims: Partial<UserClaims> = {}, ttl: string | number = '1h') =>
-    mintUserToken(jwtSecret, { sub: newId('usr'), orgId: newId('org'), role: 'admin', ...claims }, ttl);
+    mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId: newId('org'), role: 'admin', ...claims }, ttl);
   return {
     address,
     config,
@@ -72,12 +98,11 @@ export async function startTestServer(
     async admin(orgId = newId('org')) {
       return { orgId, metadata: bearer(await userToken({ orgId })) };
     },
-    verifyToken,
+    verifyToken: secrets.VERIFY_TOKENS,
     async stop() {
       clients.close();
       await app.stop();
-      await db.drop();
-      await db.close();
+      await releaseDb();
     },
   };
 }

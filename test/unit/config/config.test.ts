@@ -44,10 +44,12 @@ describe('loadConfig defaults', () => {
       cacheMaxEntries: 100_000,
       cacheTtlMs: 60_000,
       negativeTtlMs: 10_000,
-      staleWindowMs: 300_000,
+      negativeCacheMaxEntries: 10_000,
       invalidationPollMs: 500,
+      revocationBoundMs: 1_000,
       usageFlushIntervalMs: 10_000,
     });
+    expect(c.authFailures).toEqual({ limit: 30, windowMs: 10_000 });
     expect(c.grpc).toEqual({
       maxReceiveMessageBytes: 1024 * 1024,
       maxSendMessageBytes: 4 * 1024 * 1024,
@@ -123,7 +125,15 @@ describe('ConfigError', () => {
 
   it('rejects zero where a positive number is required, but allows it where 0 means "off"', () => {
     expect(named(configError({ ORG_KEY_LIMIT: '0' }))).toEqual(['ORG_KEY_LIMIT']);
-    expect(loadConfig({ VERIFY_STALE_WINDOW_MS: '0', ROTATION_DEFAULT_OVERLAP_SECONDS: '0' }).verify.staleWindowMs).toBe(0);
+    expect(loadConfig({ VERIFY_NEGATIVE_CACHE_MAX_ENTRIES: '0', ROTATION_DEFAULT_OVERLAP_SECONDS: '0' }).verify.negativeCacheMaxEntries).toBe(0);
+  });
+
+  it('requires the revocation bound to be longer than the poll interval, reported with the other problems', () => {
+    const e = configError({ INVALIDATION_POLL_MS: '1000', KEY_PREFIX: 'BAD' });
+    expect(named(e)).toEqual(['KEY_PREFIX', 'VERIFY_REVOCATION_BOUND_MS']);
+    expect(e.problems.find((p) => p.startsWith('VERIFY_REVOCATION_BOUND_MS'))).toMatch(/greater than INVALIDATION_POLL_MS \(1000\)/);
+    expect(named(configError({ VERIFY_REVOCATION_BOUND_MS: '500' }))).toEqual(['VERIFY_REVOCATION_BOUND_MS']);
+    expect(loadConfig({ INVALIDATION_POLL_MS: '60000', VERIFY_REVOCATION_BOUND_MS: '120000' }).verify.revocationBoundMs).toBe(120_000);
   });
 });
 

@@ -1,5 +1,5 @@
 import { DomainError } from '../../../src/domain/errors';
-import { KeyCache, type KeyCacheSettings } from '../../../src/domain/keyCache';
+import { KeyCache, verifiedKey, type KeyCacheSettings } from '../../../src/domain/keyCache';
 import { checksumOf, generateSecret, hashSecret } from '../../../src/domain/keyFormat';
 import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder } from '../../../src/domain/usageRecorder';
@@ -8,7 +8,9 @@ import type { KeyDocument } from '../../../src/storage/documents';
 import { fakeKey } from './fakeKey';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
-const CACHE: KeyCacheSettings = { maxEntries: 100, ttlMs: 1_000, negativeTtlMs: 500, staleWindowMs: 10_000 };
+const CACHE: KeyCacheSettings = { maxEntries: 100, negativeMaxEntries: 100, ttlMs: 1_000, negativeTtlMs: 500 };
+/** Longer than any clock move below, except where a test is about the bound. */
+const BOUND_MS = 60_000;
 
 class StorageDown extends Error {
   override name = 'MongoServerSelectionError';
@@ -36,15 +38,17 @@ class FakeStorage {
 /** The verifier's one clock (deps.now), moved by hand. */
 let wallClock = NOW.getTime();
 
-function setup(cache: Partial<KeyCacheSettings> = {}) {
+function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_MS) {
   const storage = new FakeStorage();
   const deps = {
     keyPrefix: 'sk',
-    findByHash: (hash: string) => storage.findByHash(hash),
+    findByHash: (hash: string): Promise<KeyDocument | null> => storage.findByHash(hash),
     now: () => new Date(wallClock),
     cache: new KeyCache({ ...CACHE, ...cache }),
     usage: new UsageRecorder(),
     rateLimiter: new RateLimiter(),
+    revocationBoundMs,
+    announcementTtlMs: CACHE.ttlMs,
   };
   const verifier = new Verifier(deps);
   const verify = (secret: string, scopes: string[] = [], opts?: VerifyOptions) => verifier.verify(secret, scopes, opts);
@@ -79,7 +83,7 @@ describe('Verifier: lookups and caching', () => {
     const { storage, verify } = setup();
     const secret = generateSecret('sk', 'live');
     const doc = storage.put(secret);
-    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
     await expect(verify(secret, ['read'])).resolves.toMatchObject({ code: 'VALID' });
     expect(storage.reads).toEqual([hashSecret(secret)]);
   });
@@ -93,7 +97,7 @@ describe('Verifier: lookups and caching', () => {
     // After the negative TTL storage is asked again (and may know the key by now).
     const doc = storage.put(secret);
     wallClock += CACHE.negativeTtlMs;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
     expect(storage.reads).toHaveLength(2);
   });
 
@@ -199,28 +203,6 @@ describe('Verifier: lookups and caching', () => {
 });
 
 describe('Verifier: storage failures', () => {
-  it('serves a stale cached key when storage is unreachable', async () => {
-    const { storage, deps, verify } = setup();
-    const secret = generateSecret('sk', 'live');
-    const doc = storage.put(secret);
-    await verify(secret);
-    storage.failing = true;
-    wallClock += CACHE.ttlMs + 1; // past the TTL, inside the stale window
-    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
-    expect(storage.reads).toHaveLength(2); // it did try storage first
-    expect(deps.cache.stats.staleHits).toBe(1);
-  });
-
-  it('fails closed past the stale window', async () => {
-    const { storage, verify } = setup();
-    const secret = generateSecret('sk', 'live');
-    storage.put(secret);
-    await verify(secret);
-    storage.failing = true;
-    wallClock += CACHE.ttlMs + CACHE.staleWindowMs;
-    await expect(verify(secret)).rejects.toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
-  });
-
   it('an uncached key with storage down → DomainError STORAGE_UNAVAILABLE, nothing cached', async () => {
     const { storage, deps, verify } = setup();
     const secret = generateSecret('sk', 'live');
@@ -237,10 +219,10 @@ describe('Verifier: storage failures', () => {
     expect(deps.usage.pending).toBe(0);
     // Recovery: the failure was not cached as "not found".
     storage.failing = false;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: doc, rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
   });
 
-  it('a negative entry is never used as a stale fallback', async () => {
+  it('an expired negative entry is not used once storage fails', async () => {
     const { storage, verify } = setup();
     const secret = generateSecret('sk', 'live');
     await expect(verify(secret)).resolves.toEqual({ code: 'NOT_FOUND' });
@@ -260,6 +242,199 @@ describe('Verifier: storage failures', () => {
       expect((r as PromiseRejectedResult).reason).toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
     }
   });
+  it('past its TTL a cached key is re-read, and with storage down the answer is STORAGE_UNAVAILABLE', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    await verify(secret);
+    storage.failing = true;
+    wallClock += CACHE.ttlMs;
+    await expect(verify(secret)).rejects.toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
+    expect(storage.reads).toHaveLength(2);
+  });
+});
+
+describe('Verifier: the revocation bound', () => {
+  const BOUND = 1_000;
+
+  it('serves a cached key while a change-log poll confirmed the cache within the bound', async () => {
+    const { storage, verifier, verify } = setup({ ttlMs: 60_000 }, BOUND);
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    await verify(secret);
+    for (let i = 0; i < 5; i++) {
+      wallClock += 800;
+      verifier.synced(wallClock - 300); // a poll that started 300 ms ago succeeded
+      await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    }
+    expect(storage.reads).toHaveLength(1);
+    expect(verifier.lagMs()).toBe(300);
+  });
+
+  it('past the bound without a successful poll: re-reads (one read for concurrent calls) and fails closed when storage is down', async () => {
+    const { storage, deps, verifier, verify } = setup({ ttlMs: 60_000 }, BOUND);
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    await verify(secret);
+    wallClock += BOUND; // exactly at the bound: still trusted
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    expect(storage.reads).toHaveLength(1);
+
+    wallClock += 1;
+    storage.failing = true;
+    const results = await Promise.allSettled([verify(secret), verify(secret), verify(secret)]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ reason: 'STORAGE_UNAVAILABLE' });
+    expect(storage.reads).toHaveLength(2);
+    expect(deps.cache.stats.unconfirmed).toBe(3);
+
+    // A poll succeeds again: the entry, kept, is trusted again without a read.
+    verifier.synced(wallClock);
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    expect(storage.reads).toHaveLength(2);
+  });
+
+  it('while polls fail, a key read from storage within the bound is served from the cache', async () => {
+    const { storage, verify } = setup({ ttlMs: 60_000 }, BOUND);
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret);
+    wallClock += 5_000; // no poll has succeeded for 5 s
+    await verify(secret);
+    wallClock += BOUND;
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    expect(storage.reads).toHaveLength(1);
+    wallClock += 1;
+    storage.put(secret, { status: 'revoked' });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'REVOKED' });
+    expect(storage.reads).toHaveLength(2);
+  });
+});
+
+describe('Verifier.invalidate (change-log entries from any instance)', () => {
+  it('evicts a cached key older than the logged version and keeps one that already is it', async () => {
+    const { storage, verifier, verify } = setup();
+    const [older, current] = [generateSecret('sk', 'live'), generateSecret('sk', 'live')];
+    storage.put(older, { etag: 'e1' });
+    storage.put(current, { etag: 'e2' });
+    await verify(older);
+    await verify(current);
+    storage.put(older, { etag: 'e2', status: 'revoked' });
+    verifier.invalidate(hashSecret(older), 'e2');
+    verifier.invalidate(hashSecret(current), 'e2');
+    await expect(verify(older)).resolves.toMatchObject({ code: 'REVOKED' });
+    await expect(verify(current)).resolves.toMatchObject({ code: 'VALID' });
+    expect(storage.reads.filter((h) => h === hashSecret(current))).toHaveLength(1);
+  });
+
+  it('a deletion evicts the key; a creation evicts the cached "not found"', async () => {
+    const { storage, verifier, verify } = setup();
+    const [deleted, created] = [generateSecret('sk', 'live'), generateSecret('sk', 'live')];
+    storage.put(deleted);
+    await verify(deleted);
+    await expect(verify(created)).resolves.toEqual({ code: 'NOT_FOUND' });
+    storage.docs.delete(hashSecret(deleted));
+    storage.put(created, { etag: 'c1' });
+    verifier.invalidate(hashSecret(deleted), '');
+    verifier.invalidate(hashSecret(created), 'c1');
+    await expect(verify(deleted)).resolves.toEqual({ code: 'NOT_FOUND' });
+    await expect(verify(created)).resolves.toMatchObject({ code: 'VALID' });
+  });
+
+  it('drops a read in flight: its older result is answered to the calls that joined it, never cached', async () => {
+    const { deps, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const hash = hashSecret(secret);
+    let current = fakeKey({ hash, etag: 'e1' });
+    const pending: Array<() => void> = [];
+    deps.findByHash = () => {
+      const snapshot = current; // what storage held when the read started
+      return new Promise((resolve) => pending.push(() => resolve(snapshot)));
+    };
+    const before = verify(secret); // read #1 sees e1
+    current = fakeKey({ hash, etag: 'e2', status: 'revoked' }); // another instance revokes
+    verifier.invalidate(hash, 'e2');
+    const after = verify(secret);
+    expect(pending).toHaveLength(2); // the later call did not join read #1
+    pending[1]();
+    await expect(after).resolves.toMatchObject({ code: 'REVOKED' });
+    pending[0](); // read #1 ends last, with the older version
+    await expect(before).resolves.toMatchObject({ code: 'VALID' });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'REVOKED', key: { etag: 'e2' } });
+    expect(pending).toHaveLength(2); // served from the cache: read #2's answer
+  });
+
+  it('drops a read in flight even when the cached key is current (its result may be older)', async () => {
+    const { deps, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const hash = hashSecret(secret);
+    let release!: () => void;
+    deps.findByHash = () => new Promise((resolve) => (release = () => resolve(fakeKey({ hash, etag: 'e1' }))));
+    const before = verify(secret);
+    verifier.invalidate(hash, 'e1');
+    release();
+    await expect(before).resolves.toMatchObject({ code: 'VALID' });
+    expect(deps.cache.size).toBe(0);
+  });
+
+  it('an entry seen again (polls re-read a margin) leaves a read started since alone: its result is cached', async () => {
+    const { deps, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const hash = hashSecret(secret);
+    verifier.invalidate(hash, 'e2');
+    let release!: () => void;
+    deps.findByHash = () => new Promise((resolve) => (release = () => resolve(fakeKey({ hash, etag: 'e2', status: 'revoked' }))));
+    const pending = verify(secret);
+    verifier.invalidate(hash, 'e2');
+    release();
+    await expect(pending).resolves.toMatchObject({ code: 'REVOKED' });
+    expect(deps.cache.lookup(hash, wallClock, -Infinity).state).toBe('found');
+  });
+
+  it('a change logged before it lands: reads of the older version are answered but not cached until storage shows it', async () => {
+    const { storage, deps, verifier, verify } = setup({ ttlMs: 60_000 });
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { etag: 'e1' });
+    verifier.invalidate(hashSecret(secret), 'e2'); // logged, not written yet
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
+    expect(storage.reads).toHaveLength(2);
+    expect(deps.cache.size).toBe(0);
+    storage.put(secret, { etag: 'e2', status: 'archived' }); // the change lands
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'ARCHIVED' });
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'ARCHIVED' });
+    expect(storage.reads).toHaveLength(3);
+  });
+
+  it('a logged change that never lands stops keeping the key out of the cache after the TTL', async () => {
+    const { storage, verifier, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    storage.put(secret, { etag: 'e1' });
+    verifier.invalidate(hashSecret(secret), 'e2');
+    await verify(secret);
+    wallClock += CACHE.ttlMs;
+    await verify(secret);
+    await verify(secret);
+    expect(storage.reads).toHaveLength(2);
+  });
+});
+
+describe('Verifier: a flood of unknown keys', () => {
+  it('200 000 distinct unknown keys leave a warm key cached: 0 more reads for it', async () => {
+    const { storage, deps, verify } = setup({ maxEntries: 100_000, negativeMaxEntries: 10_000 });
+    const warm = generateSecret('sk', 'live');
+    storage.put(warm);
+    await expect(verify(warm)).resolves.toMatchObject({ code: 'VALID' });
+    const readsOfWarm = () => storage.reads.filter((h) => h === hashSecret(warm)).length;
+    expect(readsOfWarm()).toBe(1);
+    for (let i = 0; i < 200_000; i++) {
+      const r = await verify(generateSecret('sk', i % 2 ? 'live' : 'test'));
+      if (r.code !== 'NOT_FOUND') throw new Error(`unknown key ${i} answered ${r.code}`);
+    }
+    expect(storage.reads).toHaveLength(200_001);
+    expect(deps.cache.size).toBe(1 + 10_000);
+    await expect(verify(warm)).resolves.toMatchObject({ code: 'VALID' });
+    expect(readsOfWarm()).toBe(1);
+  }, 120_000);
 });
 
 describe('Verifier: check order', () => {
@@ -278,7 +453,7 @@ describe('Verifier: check order', () => {
     const doc = storage.put(secret, over);
     const result = await verify(secret, scopes);
     expect(result.code).toBe(code);
-    expect(result.key).toBe(doc); // the key is reported whenever it was found
+    expect(result.key).toEqual(verifiedKey(doc)); // the key is reported whenever it was found
   });
 
   it('expiry uses deps.now, not the wall clock', async () => {
@@ -316,7 +491,7 @@ describe('Verifier: rate limits', () => {
       ['VALID', 0],
       ['RATE_LIMITED', 0],
     ]);
-    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: doc, rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
+    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: verifiedKey(doc), rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
   });
 
   it('explicit enforceRateLimit: true enforces too', async () => {
@@ -379,19 +554,7 @@ describe('Verifier: usage', () => {
     await expect(verify(ok)).resolves.toMatchObject({ code: 'VALID' });
     await expect(verify(ok)).resolves.toMatchObject({ code: 'RATE_LIMITED' });
     const batch = deps.usage.take();
-    expect(batch.lastUsed).toEqual(new Map([['key_ok', NOW]]));
-    expect(batch.daily).toEqual(new Map([['key_ok|2025-06-01', 1]]));
-  });
-
-  it('a stale-served VALID counts as usage too', async () => {
-    const { storage, deps, verify } = setup();
-    const secret = generateSecret('sk', 'live');
-    storage.put(secret, { _id: 'key_s' });
-    await verify(secret);
-    deps.usage.take();
-    storage.failing = true;
-    wallClock += CACHE.ttlMs;
-    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
-    expect([...deps.usage.take().lastUsed.keys()]).toEqual(['key_s']);
+    expect(batch.lastUsed).toEqual([{ keyId: 'key_ok', at: NOW }]);
+    expect(batch.daily).toEqual([{ keyId: 'key_ok', day: '2025-06-01', count: 1 }]);
   });
 });

@@ -1,0 +1,145 @@
+import { Writable } from 'node:stream';
+import { invalidationTask } from '../../../src/domain/freshness';
+import { KeyCache } from '../../../src/domain/keyCache';
+import { generateSecret, hashSecret } from '../../../src/domain/keyFormat';
+import { RateLimiter } from '../../../src/domain/rateLimiter';
+import { UsageRecorder } from '../../../src/domain/usageRecorder';
+import { Verifier } from '../../../src/domain/verification';
+import { createLogger } from '../../../src/logging/logger';
+import type { KeyChangeDocument, KeyDocument } from '../../../src/storage/documents';
+import { fakeKey } from './fakeKey';
+
+const BOUND_MS = 1_000;
+const START = Date.parse('2025-06-01T12:00:00.000Z');
+
+/** A change log in memory, as ChangeLogRepository.since answers it; it can be made to fail. */
+class FakeChangeLog {
+  readonly entries: KeyChangeDocument[] = [];
+  readonly queries: Date[] = [];
+  failing = false;
+
+  since = async (since: Date): Promise<KeyChangeDocument[]> => {
+    this.queries.push(since);
+    if (this.failing) throw new Error('storage down');
+    return this.entries.filter((e) => e.at.getTime() >= since.getTime());
+  };
+
+  log(hash: string, etag: string, at: number, kind: KeyChangeDocument['kind'] = 'changed'): void {
+    this.entries.push({ _id: `chg_${this.entries.length}`, key_id: 'key_x', org_id: 'org_x', hash, etag, kind, at: new Date(at) });
+  }
+}
+
+function setup() {
+  let clock = START;
+  const docs = new Map<string, KeyDocument>();
+  const reads: string[] = [];
+  const verifier = new Verifier({
+    keyPrefix: 'sk',
+    findByHash: async (h) => {
+      reads.push(h);
+      return docs.get(h) ?? null;
+    },
+    now: () => new Date(clock),
+    cache: new KeyCache({ maxEntries: 100, negativeMaxEntries: 100, ttlMs: 60_000, negativeTtlMs: 10_000 }),
+    usage: new UsageRecorder(),
+    rateLimiter: new RateLimiter(),
+    revocationBoundMs: BOUND_MS,
+    announcementTtlMs: 60_000,
+  });
+  const logs: Array<{ level: number; msg: string }> = [];
+  const logger = createLogger('info', {
+    destination: new Writable({
+      write(chunk, _e, cb) {
+        logs.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    }),
+  });
+  const changeLog = new FakeChangeLog();
+  const poll = invalidationTask({ changeLog, verifier, now: () => new Date(clock), revocationBoundMs: BOUND_MS, logger });
+  const put = (secret: string, over: Partial<KeyDocument> = {}) => docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
+  return {
+    verifier,
+    changeLog,
+    poll,
+    put,
+    reads,
+    logs,
+    advance: (ms: number) => (clock += ms),
+    now: () => clock,
+  };
+}
+
+describe('invalidationTask: the change log applied to the Verify cache', () => {
+  it('reads entries since the last successful poll minus the skew margin, and evicts what changed', async () => {
+    const t = setup();
+    const secret = generateSecret('sk', 'live');
+    t.put(secret, { etag: 'e1' });
+    expect((await t.verifier.verify(secret, [])).code).toBe('VALID');
+
+    t.advance(500);
+    t.put(secret, { etag: 'e2', status: 'revoked' });
+    t.changeLog.log(hashSecret(secret), 'e2', t.now());
+    await t.poll();
+    expect(t.changeLog.queries[0].getTime()).toBe(START - 2_000);
+    expect((await t.verifier.verify(secret, [])).code).toBe('REVOKED');
+    expect(t.reads).toHaveLength(2);
+
+    // The next poll re-reads the margin and sees the same entry: the current entry stays.
+    t.advance(500);
+    await t.poll();
+    expect(t.changeLog.queries[1].getTime()).toBe(START + 500 - 2_000);
+    expect((await t.verifier.verify(secret, [])).code).toBe('REVOKED');
+    expect(t.reads).toHaveLength(2);
+  });
+
+  it('only the latest logged version of a key is applied', async () => {
+    const t = setup();
+    const secret = generateSecret('sk', 'live');
+    t.put(secret, { etag: 'e3' });
+    expect((await t.verifier.verify(secret, [])).code).toBe('VALID');
+    // Listed newest first: applying e2 after e3 would evict the current entry.
+    t.changeLog.log(hashSecret(secret), 'e3', t.now());
+    t.changeLog.log(hashSecret(secret), 'e2', t.now() - 100);
+    await t.poll();
+    expect((await t.verifier.verify(secret, [])).code).toBe('VALID');
+    expect(t.reads).toHaveLength(1);
+  });
+
+  it('a failed poll does not confirm the cache: past the bound cached keys are re-read, and the next success re-reads the log from the last one', async () => {
+    const t = setup();
+    const secret = generateSecret('sk', 'live');
+    t.put(secret);
+    await t.poll();
+    await t.verifier.verify(secret, []);
+    t.changeLog.failing = true;
+    for (let i = 0; i < 3; i++) {
+      t.advance(500);
+      await expect(t.poll()).rejects.toThrow('storage down');
+    }
+    expect(t.verifier.lagMs()).toBe(1_500);
+    expect((await t.verifier.verify(secret, [])).code).toBe('VALID');
+    expect(t.reads).toHaveLength(2); // re-read: nothing confirmed the entry within the bound
+
+    t.changeLog.failing = false;
+    await t.poll();
+    expect(t.changeLog.queries.at(-1)!.getTime()).toBe(START - 2_000);
+    expect(t.verifier.lagMs()).toBe(0);
+  });
+
+  it('logs once when the log falls behind the bound, and once when it is read again', async () => {
+    const t = setup();
+    t.changeLog.failing = true;
+    for (let i = 0; i < 4; i++) {
+      t.advance(600);
+      await t.poll().catch(() => undefined);
+    }
+    t.changeLog.failing = false;
+    await t.poll();
+    await t.poll();
+    expect(t.logs.map((l) => l.msg)).toEqual([
+      'key change log not read within the revocation bound: cached keys are re-read from storage, and fail closed while it is down',
+      'key change log read again: cached keys are trusted again',
+    ]);
+  });
+});
