@@ -788,8 +788,9 @@ async function replay(run: Run, step: Extract<Step, { rpc: 'Replay' }>): Promise
   const byKey = all.filter((r) => 'keyId' in r.caller);
   const records = step.byKey && byKey.length > 0 ? byKey : all;
   if (records.length === 0) {
+    // Nothing to replay yet: make the first request, so that later replays have one.
     const admin = userCaller(run, 'admin');
-    return createKey(run, admin, { ...resolveCreate(run, FALLBACK_SPEC, admin), requestId: 'r1' });
+    return createKey(run, admin, resolveCreate(run, FIRST_REQUEST, admin));
   }
   const rec = records[step.pick % records.length];
   const original: Caller =
@@ -803,7 +804,7 @@ async function replay(run: Run, step: Extract<Step, { rpc: 'Replay' }>): Promise
   if (step.change === 'expiry') p.expireTime = p.expireTime === null ? run.start + 3_600_000 : null;
   return createKey(run, original, p, 'CreateKey replay (other parameters)');
 }
-const FALLBACK_SPEC: CreateSpec = {
+const FIRST_REQUEST: CreateSpec = {
   name: 'alpha',
   scopes: { from: 'set', set: ['read', 'write'] },
   environment: '',
