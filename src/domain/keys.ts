@@ -302,6 +302,8 @@ export class KeyManager {
       }
       await this.logChange(successor, 'created', successor.etag, now);
       await this.followUp('slot transfer', () => this.d.slots.transfer(ctx.orgId, id, successor._id));
+      // No overlap revoked the old key at once: its sealed copy goes as with any revocation.
+      if (overlapMs === 0) await this.followUp('sealed secret removal', () => this.d.createRequests.forgetSecret(ctx.orgId, id));
       return { key: successor, secret, previous };
     });
   }
@@ -412,6 +414,8 @@ export class KeyManager {
       if (claim.completed) {
         const key = await this.d.keys.findInOrg(ctx.orgId, claim.key_id);
         if (!key) throw keyNotFound(claim.key_id);
+        // The key may have been widened since: a replay reveals it only to a caller that still dominates it.
+        assertDominates(ctx, boundsOf(key));
         return { key, secret: claim.secret_box && this.d.secretBox ? this.d.secretBox.open(claim.secret_box) : '' };
       }
       await new Promise((r) => setTimeout(r, 25)); // the first call is still creating it
