@@ -12,6 +12,8 @@ export interface EphemeralDatabase {
   uri: string;
   kind: 'ferretdb' | 'mongodb-memory-server';
   description: string;
+  /** FerretDB only: the server's process id (its CPU can be read from /proc). */
+  readonly pid?: number;
   stop(): Promise<void>;
   /** FerretDB only: kill the server abruptly, keeping its data (fault tests). */
   kill?(): Promise<void>;
@@ -78,6 +80,9 @@ async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
     uri,
     kind: 'ferretdb',
     description: `FerretDB ${version} (embedded SQLite) at ${uri}`,
+    get pid() {
+      return child.pid;
+    },
     stop,
     async kill() {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

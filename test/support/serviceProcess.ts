@@ -30,8 +30,9 @@ export async function startServiceProcess(
 ): Promise<ServiceProcess> {
   const port = await freeLoopbackPort();
   const metricsPort = env.METRICS_ADDR === 'on' ? await freeLoopbackPort() : undefined;
-  const jwtSecret = randomBytes(32).toString('base64url');
-  const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
+  // Given secrets let several instances accept the same tokens.
+  const jwtSecret = env.AUTH_JWT_SECRET ?? randomBytes(32).toString('base64url');
+  const verifyToken = env.VERIFY_TOKENS ?? `vt_${randomBytes(24).toString('base64url')}`;
   // `node --import tsx` rather than `npx tsx`: one process, so signals reach the service itself
   // (npx does not forward them) — as with `node dist/main.js` in the image.
   // gcOnSignal: SIGUSR2 makes the service collect garbage (test/support/gcOnSignal.cjs).
