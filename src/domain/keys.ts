@@ -136,7 +136,7 @@ export class KeyManager {
       // A key's environment is part of what it holds: a key minting another one stays in its own by default.
       const environment = input.environment === '' && p.kind === 'apiKey' ? p.environment : input.environment;
       const v = validateCreateKey({ ...input, environment }, now);
-      assertDominates(ctx, boundsOf(toStoredBounds(v)));
+      assertDominates(ctx, createBounds(v));
       if (v.recoverable && !this.d.secretBox) {
         throw new DomainError('RECOVERY_DISABLED', 'recoverable keys need SECRET_ENCRYPTION_KEY to be configured on the service');
       }
@@ -170,7 +170,7 @@ export class KeyManager {
         const page = toPage(rows, pageSize, positionOf, scope, this.d.pageTokenKey);
         return { keys: page.items, nextPageToken: page.nextPageToken };
       }
-      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (k) => encodePageToken(positionOf(k), scope, this.d.pageTokenKey));
+      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (p) => encodePageToken({ t: p.createdAt.getTime(), id: p.id }, scope, this.d.pageTokenKey));
     });
   }
 
@@ -336,7 +336,7 @@ export class KeyManager {
     since: Date,
     start: { createdAt: Date; id: string } | undefined,
     pageSize: number,
-    tokenFor: (k: KeyDocument) => string,
+    tokenFor: (after: { createdAt: Date; id: string }) => string,
   ): Promise<KeyPage> {
     const found: KeyDocument[] = [];
     let after = start;
@@ -345,15 +345,14 @@ export class KeyManager {
       for (const k of rows) {
         if (k.last_used_at && k.last_used_at >= since) continue;
         found.push(k);
-        if (found.length === pageSize) return { keys: found, nextPageToken: tokenFor(k) };
+        if (found.length === pageSize) return { keys: found, nextPageToken: tokenFor({ createdAt: k.created_at, id: k._id }) };
       }
       if (rows.length < pageSize) return { keys: found, nextPageToken: '' };
       const last = rows[rows.length - 1];
       after = { createdAt: last.created_at, id: last._id };
     }
     // Budget spent: continue after the last key read, whether or not it matched.
-    const lastRead = after!;
-    return { keys: found, nextPageToken: tokenFor({ created_at: lastRead.createdAt, _id: lastRead.id } as KeyDocument) };
+    return { keys: found, nextPageToken: tokenFor(after!) };
   }
 
   // ---- creation ----
@@ -581,8 +580,9 @@ export class KeyManager {
 }
 
 /** The bounds a validated create would give the new key. */
-function toStoredBounds(v: ValidCreateKey) {
-  return { scopes: v.scopes, environment: v.environment, expires_at: v.expiresAt, rate_limit: v.rateLimit, workspace_id: v.workspaceId };
+function createBounds(v: ValidCreateKey): KeyBounds {
+  const r = v.rateLimit;
+  return { scopes: v.scopes, environment: v.environment, expiresAt: v.expiresAt, rateLimit: r && { limit: r.limit, windowSeconds: r.window_seconds }, workspaceId: v.workspaceId };
 }
 
 const retiring = (doc: KeyDocument, why: string) =>
