@@ -1,6 +1,6 @@
 import { DomainError } from './errors';
 import { hashSecret, parseSecret } from './keyFormat';
-import { verifiedKey, type KeyCache, type VerifiedKey } from './keyCache';
+import { verifiedKey, type KeyCache, type VerifiedKey, type VerifiedKeyFields } from './keyCache';
 import { keyState } from './keyState';
 import type { RateDecision, RateLimiter } from './rateLimiter';
 import type { UsageRecorder } from './usageRecorder';
@@ -24,7 +24,7 @@ export interface VerifyResult {
 }
 
 /** Verify's one storage read: the key with this secret hash, or null. */
-export type KeyLookup = (hash: string) => Promise<VerifiedKey | null>;
+export type KeyLookup = (hash: string) => Promise<VerifiedKeyFields | null>;
 
 export interface VerifierDeps {
   keyPrefix: string;
@@ -82,7 +82,7 @@ export class Verifier {
     const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
     if (!key) return { code: 'NOT_FOUND' };
     const now = this.d.now();
-    const state = keyState(key, now);
+    const state = keyState(key.status, key.expires_at_ms, now.getTime());
     if (state !== 'ACTIVE') return { code: state, key };
     if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key };
     let rate: RateDecision | undefined;
@@ -148,9 +148,12 @@ export class Verifier {
       const read: Promise<VerifiedKey | null> = this.d
         .findByHash(hash)
         .then((doc) => {
-          const key = doc && verifiedKey(doc);
+          const key = doc && verifiedKey(doc, readAt);
           // Not cached if evict() or invalidate() ran meanwhile: the result may predate that change.
-          if (this.inFlight.get(hash) === read && this.settled(hash, key)) this.d.cache.store(hash, key, readAt);
+          if (this.inFlight.get(hash) === read && this.settled(hash, key)) {
+            if (key) this.d.cache.store(hash, key);
+            else this.d.cache.storeAbsent(hash, readAt);
+          }
           return key;
         })
         .finally(() => {

@@ -1,5 +1,5 @@
 import type { Filter } from 'mongodb';
-import { VERIFIED_KEY_FIELDS, type VerifiedKey } from '../domain/keyCache';
+import { VERIFIED_KEY_FIELDS, type VerifiedKeyFields } from '../domain/keyCache';
 import type { KeyDocument, StoredStatus } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -38,7 +38,7 @@ export class KeyRepository {
   }
 
   /** Verify's lookup: only the fields it keeps (a cache entry never holds the whole document). */
-  findByHash(hash: string): Promise<VerifiedKey | null> {
+  findByHash(hash: string): Promise<VerifiedKeyFields | null> {
     return this.keys.findOne({ hash }, { projection: VERIFIED_KEY_FIELDS });
   }
 

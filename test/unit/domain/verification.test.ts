@@ -83,7 +83,7 @@ describe('Verifier: lookups and caching', () => {
     const { storage, verify } = setup();
     const secret = generateSecret('sk', 'live');
     const doc = storage.put(secret);
-    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
+    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined });
     await expect(verify(secret, ['read'])).resolves.toMatchObject({ code: 'VALID' });
     expect(storage.reads).toEqual([hashSecret(secret)]);
   });
@@ -97,7 +97,7 @@ describe('Verifier: lookups and caching', () => {
     // After the negative TTL storage is asked again (and may know the key by now).
     const doc = storage.put(secret);
     wallClock += CACHE.negativeTtlMs;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, wallClock), rate: undefined });
     expect(storage.reads).toHaveLength(2);
   });
 
@@ -219,7 +219,7 @@ describe('Verifier: storage failures', () => {
     expect(deps.usage.pending).toBe(0);
     // Recovery: the failure was not cached as "not found".
     storage.failing = false;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined });
   });
 
   it('an expired negative entry is not used once storage fails', async () => {
@@ -453,7 +453,7 @@ describe('Verifier: check order', () => {
     const doc = storage.put(secret, over);
     const result = await verify(secret, scopes);
     expect(result.code).toBe(code);
-    expect(result.key).toEqual(verifiedKey(doc)); // the key is reported whenever it was found
+    expect(result.key).toEqual(verifiedKey(doc, NOW.getTime())); // the key is reported whenever it was found
   });
 
   it('expiry uses deps.now, not the wall clock', async () => {
@@ -491,7 +491,7 @@ describe('Verifier: rate limits', () => {
       ['VALID', 0],
       ['RATE_LIMITED', 0],
     ]);
-    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: verifiedKey(doc), rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
+    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: verifiedKey(doc, NOW.getTime()), rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
   });
 
   it('explicit enforceRateLimit: true enforces too', async () => {
