@@ -189,16 +189,35 @@ export interface Config {
   };
 }
 
-/** Polls must come more often than the bound they keep (each value parsed on its own, as above). */
-function revocationBoundProblems(env: Record<string, string | undefined>): string[] {
-  const bound = schema.shape.VERIFY_REVOCATION_BOUND_MS.safeParse(env.VERIFY_REVOCATION_BOUND_MS);
-  const poll = schema.shape.INVALIDATION_POLL_MS.safeParse(env.INVALIDATION_POLL_MS);
-  if (!bound.success || !poll.success || bound.data > poll.data) return [];
-  return [
-    `VERIFY_REVOCATION_BOUND_MS: must be greater than INVALIDATION_POLL_MS (${poll.data}): ` +
-      'cached keys are trusted only while a change-log poll started within the bound has succeeded',
-  ];
+/** Settings that must exceed others: each value parsed on its own, as above, so every problem is listed at once. */
+function orderingProblems(env: Record<string, string | undefined>): string[] {
+  const value = (name: keyof typeof schema.shape): number | undefined => {
+    const r = schema.shape[name].safeParse(env[name]);
+    return r.success && typeof r.data === 'number' ? r.data : undefined;
+  };
+  const problems: string[] = [];
+  const bound = value('VERIFY_REVOCATION_BOUND_MS');
+  const poll = value('INVALIDATION_POLL_MS');
+  if (bound !== undefined && poll !== undefined && bound <= poll) {
+    problems.push(
+      `VERIFY_REVOCATION_BOUND_MS: must be greater than INVALIDATION_POLL_MS (${poll}): ` +
+        'cached keys are trusted only while a change-log poll started within the bound has succeeded',
+    );
+  }
+  const retentionSeconds = value('KEY_CHANGE_RETENTION_SECONDS');
+  const ttl = value('VERIFY_CACHE_TTL_MS');
+  if (retentionSeconds !== undefined && ttl !== undefined && retentionSeconds * 1000 < ttl + CHANGE_RETENTION_MARGIN_MS) {
+    problems.push(
+      `KEY_CHANGE_RETENTION_SECONDS: must be at least ${Math.ceil((ttl + CHANGE_RETENTION_MARGIN_MS) / 1000)} ` +
+        `(VERIFY_CACHE_TTL_MS ${ttl} + 60 s): an instance whose polls failed for longer would miss changes ` +
+        'pruned meanwhile, and must be sure every entry it cached before them has expired',
+    );
+  }
+  return problems;
 }
+
+/** Room for clock skew and a slow poll between a cache entry's expiry and the log's pruning. */
+const CHANGE_RETENTION_MARGIN_MS = 60_000;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as they do in most .env tooling.
@@ -207,7 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems = [
     ...(parsed.error?.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`) ?? []),
     ...crossVariableProblems(present),
-    ...revocationBoundProblems(present),
+    ...orderingProblems(present),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const c = parsed.data;
