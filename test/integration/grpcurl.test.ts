@@ -1,4 +1,4 @@
-// docs/grpcurl.md is a newcomer's first session with the service; this runs it as written. The dev
+// docs/grpcurl.md is a newcomer's first walk through the service; this runs it as written. The dev
 // entry point (src/dev.ts, what `npm run dev` starts, here on this suite's database) prints the
 // two `export` lines the page says to paste; every ```sh block then runs in order in one bash
 // shell with a real grpcurl, and every ```json block must be what the block before it printed,
@@ -128,8 +128,9 @@ describe(`${PAGE}, run as written`, () => {
       cwd: ROOT,
       env: { PATH: `${grpcurlDir}:${process.env.PATH}`, HOME: process.env.HOME },
       maxBuffer: 16 * 1024 * 1024,
-    }).catch((err: { stdout?: string; message: string }) => {
-      throw new Error(`a step of ${PAGE} failed: ${err.message}\n${err.stdout ?? ''}`);
+    }).catch((err: { code?: number; stdout?: string }) => {
+      // stdout has stderr too (exec 2>&1), so it ends with the failing step's complaint.
+      throw new Error(`a step of ${PAGE} failed (exit ${err.code}); the output so far:\n${err.stdout ?? ''}`);
     });
     expect(stdout).toContain(marker(blocks.length)); // ran to the end
 
