@@ -19,7 +19,7 @@ if (!gc) throw new Error('run with node --expose-gc');
 
 type Shape = (hash: string) => KeyDocument;
 
-/** The README's sizing document: two scopes, two metadata entries, no expiry or rate limit. */
+/** The sizing document of docs/architecture.md: two scopes, two metadata entries, no expiry or rate limit. */
 const typical: Shape = (hash) => ({
   _id: newId('key'),
   org_id: newId('org'),

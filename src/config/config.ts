@@ -106,7 +106,7 @@ const schema = z.object({
   ROTATION_DEFAULT_OVERLAP_SECONDS: z.coerce.number().int().min(0).default(86_400),
   IDEMPOTENCY_WINDOW_SECONDS: positiveInt(86_400),
   USAGE_RETENTION_DAYS: positiveInt(400),
-  // The audit log is promised for at least this long (README, Configuration).
+  // The audit log is promised for at least this long (docs/api.md, "Audit log").
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(90, 'must be at least 90 (days)').default(400),
   // Pollers must still find every entry logged since their last successful poll; a minute covers a slow one.
   KEY_CHANGE_RETENTION_SECONDS: z.coerce.number().int().min(60, 'must be at least 60 (seconds)').default(3_600),
