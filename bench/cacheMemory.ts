@@ -78,6 +78,7 @@ async function bytesPerEntry(shape: Shape): Promise<number> {
     rateLimiter: new RateLimiter(),
     revocationBoundMs: 3_600_000,
     announcementTtlMs: 3_600_000,
+    maxConcurrentReads: 1_000,
   });
   gc!();
   const before = process.memoryUsage().heapUsed;

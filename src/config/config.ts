@@ -97,6 +97,7 @@ const schema = z.object({
   VERIFY_NEGATIVE_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(10_000),
   INVALIDATION_POLL_MS: positiveInt(500),
   VERIFY_REVOCATION_BOUND_MS: positiveInt(1_000),
+  VERIFY_MAX_CONCURRENT_READS: positiveInt(100),
   AUTH_FAILURE_LIMIT: positiveInt(30),
   AUTH_FAILURE_WINDOW_MS: positiveInt(10_000),
   USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
@@ -169,6 +170,8 @@ export interface Config {
      * cached key is used only while a change-log poll that started at most this long ago succeeded.
      */
     revocationBoundMs: number;
+    /** Distinct keys read from storage at once; past it a miss answers UNAVAILABLE at once. */
+    maxConcurrentReads: number;
     usageFlushIntervalMs: number;
   };
   secrets: {
@@ -268,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       negativeCacheMaxEntries: c.VERIFY_NEGATIVE_CACHE_MAX_ENTRIES,
       invalidationPollMs: c.INVALIDATION_POLL_MS,
       revocationBoundMs: c.VERIFY_REVOCATION_BOUND_MS,
+      maxConcurrentReads: c.VERIFY_MAX_CONCURRENT_READS,
       usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
     },
     secrets: {

@@ -45,6 +45,12 @@ export interface VerifierDeps {
    * mattering after it.
    */
   announcementTtlMs: number;
+  /**
+   * Distinct keys read from storage at once, at most. Past it a miss answers STORAGE_UNAVAILABLE
+   * at once: a database that has fallen behind gets no deeper queue of reads it cannot answer in
+   * time (each one would only time out), and callers learn to retry now rather than at their deadline.
+   */
+  maxConcurrentReads: number;
 }
 
 export interface VerifyOptions {
@@ -60,6 +66,8 @@ export interface VerifyOptions {
  */
 export class Verifier {
   private readonly inFlight = new Map<string, Promise<VerifiedKey | null>>();
+  /** Misses answered at once because maxConcurrentReads reads were already in flight (metrics read it). */
+  shed = 0;
   /** Start of the last successful change-log poll: every change logged before it is applied here. */
   private syncedAt: number;
   /**
@@ -143,6 +151,15 @@ export class Verifier {
 
   private load(hash: string): Promise<VerifiedKey | null> {
     let p = this.inFlight.get(hash);
+    if (!p && this.inFlight.size >= this.d.maxConcurrentReads) {
+      this.shed++;
+      return Promise.reject(
+        new DomainError('STORAGE_UNAVAILABLE', 'key storage is saturated and this key cannot be confirmed now; retry', [], {
+          cause: 'TooManyReads',
+          max_concurrent_reads: String(this.d.maxConcurrentReads),
+        }),
+      );
+    }
     if (!p) {
       const readAt = this.d.now().getTime();
       const read: Promise<VerifiedKey | null> = this.d

@@ -47,6 +47,7 @@ describe('loadConfig defaults', () => {
       negativeCacheMaxEntries: 10_000,
       invalidationPollMs: 500,
       revocationBoundMs: 1_000,
+      maxConcurrentReads: 100,
       usageFlushIntervalMs: 10_000,
     });
     expect(c.authFailures).toEqual({ limit: 30, windowMs: 10_000 });

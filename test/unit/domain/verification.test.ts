@@ -49,6 +49,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_
     rateLimiter: new RateLimiter(),
     revocationBoundMs,
     announcementTtlMs: CACHE.ttlMs,
+    maxConcurrentReads: 1_000,
   };
   const verifier = new Verifier(deps);
   const verify = (secret: string, scopes: string[] = [], opts?: VerifyOptions) => verifier.verify(secret, scopes, opts);
@@ -199,6 +200,37 @@ describe('Verifier: lookups and caching', () => {
     expect(results.map((r) => r.code)).toEqual(['VALID', 'NOT_FOUND', 'VALID', 'NOT_FOUND']);
     expect(new Set(storage.reads)).toEqual(new Set([hashSecret(a), hashSecret(b)]));
     expect(storage.reads).toHaveLength(2);
+  });
+});
+
+describe('Verifier: a saturated database', () => {
+  it('past maxConcurrentReads distinct reads in flight, a miss answers STORAGE_UNAVAILABLE at once; joiners and hits still pass', async () => {
+    const { storage, deps, verifier } = setup();
+    const gates: (() => void)[] = [];
+    const gated = storage.findByHash;
+    deps.findByHash = (hash) => new Promise((resolve) => gates.push(() => resolve(gated(hash))));
+    deps.maxConcurrentReads = 2;
+    const [a, b, c, warm] = [0, 1, 2, 3].map(() => generateSecret('sk', 'live'));
+    for (const secret of [a, b, c, warm]) storage.put(secret);
+    // A key cached before the database fell behind.
+    const warming = verifier.verify(warm, []);
+    gates.shift()!();
+    expect((await warming).code).toBe('VALID');
+
+    const pending = [verifier.verify(a, []), verifier.verify(b, []), verifier.verify(a, [])];
+    await expect(verifier.verify(c, [])).rejects.toMatchObject({
+      reason: 'STORAGE_UNAVAILABLE',
+      metadata: { cause: 'TooManyReads', max_concurrent_reads: '2' },
+    });
+    expect(verifier.shed).toBe(1);
+    expect((await verifier.verify(warm, [])).code).toBe('VALID'); // a hit needs no read
+    for (const open of gates.splice(0)) open();
+    expect((await Promise.all(pending)).map((r) => r.code)).toEqual(['VALID', 'VALID', 'VALID']);
+    // Room again: the shed key is read now.
+    const retry = verifier.verify(c, []);
+    gates.shift()!();
+    expect((await retry).code).toBe('VALID');
+    expect(verifier.shed).toBe(1);
   });
 });
 
