@@ -108,4 +108,4 @@ async function serve(
 }
 
 /** Rejection of a gRPC call → its code and ErrorInfo/BadRequest details. */
-export { decodeStatusDetails } from '../../src/transport/errors';
+export { decodeStatusDetails } from '../../src/client/statusDetails';
