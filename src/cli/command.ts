@@ -32,6 +32,6 @@ export interface Command {
   /** Positional arguments after the command name: their names, all required. Absent: the command reads what it is given itself. */
   args?: string[];
   needsToken: boolean;
-  /** Resolves to the exit code, EXIT.OK when it returns nothing. */
-  run(c: Ctx): Promise<number | void>;
+  /** Resolves to the exit code; undefined is EXIT.OK. */
+  run(c: Ctx): Promise<number | undefined>;
 }

@@ -11,12 +11,17 @@ export function parseDuration(text: string, flag: string): number {
   return Number(m[1]) * DURATION_UNITS[m[2] || 's'];
 }
 
-export function parseTime(text: string, flag: string): Date {
+function parseTime(text: string, flag: string): Date {
   const d = new Date(text);
   if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(d.getTime())) {
     throw new UsageError(`--${flag} must be an RFC 3339 time such as 2027-01-31T00:00:00Z (got "${text}")`);
   }
   return d;
+}
+
+/** An RFC 3339 time flag; undefined when it was not given. */
+export function timeFlag(v: Values, name: string): Date | undefined {
+  return typeof v[name] === 'string' ? parseTime(v[name] as string, name) : undefined;
 }
 
 export function parseScopes(text: string): string[] {

@@ -1,8 +1,8 @@
-import type { AuditEvent } from '../../gen/apikeys/v1/audit';
 import { ListAuditEventsResponse } from '../../gen/apikeys/v1/key_service';
 import type { Command } from '../command';
-import { asJson, auditTable } from '../output';
-import { pageSize, parseTime, stringFlag } from '../parse';
+import { auditTable } from '../output';
+import { pageSize, stringFlag, timeFlag } from '../parse';
+import { PAGING, runListing } from './listing';
 
 export const audit: Command = {
   summary: 'list audit events, newest first',
@@ -12,9 +12,7 @@ export const audit: Command = {
     action: { type: 'string' },
     since: { type: 'string' },
     until: { type: 'string' },
-    limit: { type: 'string' },
-    'page-token': { type: 'string' },
-    all: { type: 'boolean' },
+    ...PAGING,
   },
   args: [],
   needsToken: true,
@@ -24,18 +22,18 @@ export const audit: Command = {
       pageSize: pageSize(v),
       keyId: stringFlag(v, 'key'),
       action: stringFlag(v, 'action'),
-      startTime: typeof v.since === 'string' ? parseTime(v.since, 'since') : undefined,
-      endTime: typeof v.until === 'string' ? parseTime(v.until, 'until') : undefined,
+      startTime: timeFlag(v, 'since'),
+      endTime: timeFlag(v, 'until'),
     };
-    const events: AuditEvent[] = [];
-    let next = stringFlag(v, 'page-token');
-    do {
-      const page = await c.conn.keys.listAuditEvents({ ...req, pageToken: next }, c.conn.md(), c.conn.opts);
-      events.push(...page.events);
-      next = page.nextPageToken;
-    } while (v.all === true && next);
-    if (c.json) return c.io.out(asJson(ListAuditEventsResponse.toJSON({ events, nextPageToken: next })));
-    c.io.out(auditTable(events));
-    if (next) c.io.out(`\nmore events: keyctl audit --page-token ${next}   (or --all)\n`);
+    await runListing(c, {
+      page: async (pageToken) => {
+        const page = await c.conn.keys.listAuditEvents({ ...req, pageToken }, c.conn.md(), c.conn.opts);
+        return { items: page.events, next: page.nextPageToken };
+      },
+      json: (events, nextPageToken) => ListAuditEventsResponse.toJSON({ events, nextPageToken }),
+      table: auditTable,
+      what: 'events',
+      command: 'audit',
+    });
   },
 };

@@ -2,7 +2,8 @@ import type { Key } from '../../gen/apikeys/v1/key';
 import { CreateKeyResponse, GetKeyResponse, GetKeySecretResponse, ListKeysResponse } from '../../gen/apikeys/v1/key_service';
 import { UsageError, type Command, type Options } from '../command';
 import { asJson, keyDetails, keyTable, secretBlock } from '../output';
-import { expiry, pageSize, parseMeta, parseRateLimit, parseScopes, parseTime, stringFlag } from '../parse';
+import { expiry, pageSize, parseMeta, parseRateLimit, parseScopes, stringFlag, timeFlag } from '../parse';
+import { PAGING, runListing } from './listing';
 
 // Issuing, reading and changing keys.
 
@@ -52,9 +53,7 @@ export const list: Command = {
   summary: 'list keys, newest first',
   usage: 'list [--limit N] [--page-token T | --all] [--include-revoked] [--include-archived] [--unused-since TIME]',
   options: {
-    limit: { type: 'string' },
-    'page-token': { type: 'string' },
-    all: { type: 'boolean' },
+    ...PAGING,
     'include-revoked': { type: 'boolean' },
     'include-archived': { type: 'boolean' },
     'unused-since': { type: 'string' },
@@ -65,24 +64,20 @@ export const list: Command = {
     const v = c.values;
     const req = {
       pageSize: pageSize(v),
-      pageToken: stringFlag(v, 'page-token'),
       includeRevoked: v['include-revoked'] === true,
       includeArchived: v['include-archived'] === true,
-      unusedSince: typeof v['unused-since'] === 'string' ? parseTime(v['unused-since'], 'unused-since') : undefined,
+      unusedSince: timeFlag(v, 'unused-since'),
     };
-    const keys: Key[] = [];
-    let next = '';
-    do {
-      const page = await c.conn.keys.listKeys({ ...req, pageToken: next || req.pageToken }, c.conn.md(), c.conn.opts);
-      keys.push(...page.keys);
-      next = page.nextPageToken;
-    } while (v.all === true && next);
-    if (c.json) {
-      c.io.out(asJson(ListKeysResponse.toJSON({ keys, nextPageToken: next })));
-    } else {
-      c.io.out(keyTable(keys));
-      if (next) c.io.out(`\nmore keys: keyctl list --page-token ${next}   (or --all)\n`);
-    }
+    await runListing(c, {
+      page: async (pageToken) => {
+        const page = await c.conn.keys.listKeys({ ...req, pageToken }, c.conn.md(), c.conn.opts);
+        return { items: page.keys, next: page.nextPageToken };
+      },
+      json: (keys, nextPageToken) => ListKeysResponse.toJSON({ keys, nextPageToken }),
+      table: keyTable,
+      what: 'keys',
+      command: 'list',
+    });
   },
 };
 

@@ -64,12 +64,13 @@ export const rotate: Command = {
   async run(c) {
     const overlap = typeof c.values.overlap === 'string' ? { seconds: parseDuration(c.values.overlap, 'overlap'), nanos: 0 } : undefined;
     const res = await c.conn.keys.rotateKey({ id: c.args[0], overlap }, c.conn.md(), c.conn.opts);
-    if (c.json) return c.io.out(asJson(RotateKeyResponse.toJSON(res)));
     const old = res.previousKey;
     c.io.out(
-      keyDetails(res.key!) +
-        (old ? `\nprevious key ${old.id}: ${STATE[old.state]}, expires ${when(old.expireTime, 'never')}\n` : '') +
-        secretBlock(res.secret),
+      c.json
+        ? asJson(RotateKeyResponse.toJSON(res))
+        : keyDetails(res.key!) +
+            (old ? `\nprevious key ${old.id}: ${STATE[old.state]}, expires ${when(old.expireTime, 'never')}\n` : '') +
+            secretBlock(res.secret),
     );
   },
 };
