@@ -20,7 +20,10 @@ COPY proto ./proto
 COPY src ./src
 # `build` = buf generate (local plugin node_modules/.bin/protoc-gen-ts_proto, no network) + buf build
 # (descriptor set for server reflection) + tsc, and copies src/gen/descriptor.binpb into dist/gen/.
-RUN npm run build && test -f dist/gen/descriptor.binpb && test -f dist/main.js && test -f dist/healthcheck.js
+# Development-only code (src/dev.ts, src/dev/, src/devdb/) is neither in the context
+# (.dockerignore) nor compiled (tsconfig.build.json); the last three tests check dist/ for it.
+RUN npm run build && test -f dist/gen/descriptor.binpb && test -f dist/main.js && test -f dist/healthcheck.js \
+  && test -f dist/cli/keyctl.js && test ! -e dist/dev.js && test ! -e dist/dev && test ! -e dist/devdb
 
 # ---------- deps: production dependencies only ----------
 FROM ${NODE_IMAGE} AS deps

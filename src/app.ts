@@ -154,12 +154,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     },
     intervalMs: config.healthCheckIntervalMs,
     onChange: (reachable) => setHealth(reachable ? 'SERVING' : 'NOT_SERVING'),
-    onPing: (reachable) => metrics.storageReachable(reachable),
     logger,
   });
+  metrics.observeStorage(storageHealth);
   background.forEach((b) => b.start());
   storageHealth.start();
-  metrics.storageReachable(true);
   setHealth('SERVING');
   logger.info({ addr: config.grpcAddr, port }, 'apikeys listening');
 

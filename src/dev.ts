@@ -24,9 +24,8 @@ async function dev(): Promise<void> {
   const generatedSecret = !env.AUTH_JWT_SECRET && !env.AUTH_JWKS;
   if (generatedSecret) env.AUTH_JWT_SECRET = randomBytes(32).toString('base64url');
   if (!env.VERIFY_TOKENS) env.VERIFY_TOKENS = `vt_${randomBytes(24).toString('base64url')}`;
+  // Loopback only: a development instance exposes nothing to the network.
   env.GRPC_ADDR ??= '127.0.0.1:50051';
-  env.METRICS_ADDR ??= '127.0.0.1:9464';
-  // Loopback only, like GRPC_ADDR: a development instance exposes nothing to the network.
   env.METRICS_ADDR ??= '127.0.0.1:9464';
 
   const config = loadConfig(env);

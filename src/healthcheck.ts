@@ -5,8 +5,7 @@
  * is the server as a whole; `apikeys.v1.KeyService` and `apikeys.v1.VerifyService` also answer.
  * No configuration validation and no database: it only asks the running server.
  */
-import { credentials, makeGenericClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
+import { checkHealth } from './client/health';
 
 const TIMEOUT_MS = 2_000;
 
@@ -15,23 +14,12 @@ function target(addr: string): string {
   return `127.0.0.1:${port}`;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const addr = target(process.env.GRPC_ADDR || '0.0.0.0:50051');
   const serviceName = process.argv[2] ?? '';
-  const Health = makeGenericClientConstructor(healthService, 'Health');
-  const client = new Health(addr, credentials.createInsecure());
-  const check = (client as unknown as Record<string, Function>).Check.bind(client);
-  check(
-    { service: serviceName },
-    { deadline: Date.now() + TIMEOUT_MS },
-    (err: ServiceError | null, res?: { status?: string | number }) => {
-      client.close();
-      const status = err ? `error: ${err.message}` : String(res?.status);
-      const ok = !err && (res?.status === 'SERVING' || res?.status === 1);
-      process.stdout.write(`${addr} ${serviceName || '(server)'}: ${ok ? 'SERVING' : status}\n`);
-      process.exit(ok ? 0 : 1);
-    },
-  );
+  const answer = await checkHealth(addr, serviceName, TIMEOUT_MS).catch((err: Error) => `error: ${err.message}`);
+  process.stdout.write(`${addr} ${serviceName || '(server)'}: ${answer}\n`);
+  process.exit(answer === 'SERVING' ? 0 : 1);
 }
 
-main();
+void main();

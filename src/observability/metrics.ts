@@ -27,8 +27,6 @@ export class Metrics {
   private readonly flushBatches: Counter<'outcome'>;
   private readonly flushKeys: Counter;
   private readonly flushDuration: Histogram;
-  private readonly storageUp: Gauge;
-  private readonly pingFailures: Counter;
   private readonly metadataRejected: Counter;
   private readonly retentionDeletedDocs: Counter<'collection'>;
   private readonly retentionSweeps: Counter<'outcome'>;
@@ -93,16 +91,6 @@ export class Metrics {
       name: 'apikeys_usage_flush_duration_seconds',
       help: 'Time to write one non-empty usage batch.',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    });
-    this.storageUp = new Gauge({
-      name: 'apikeys_storage_up',
-      help: '1 while the periodic MongoDB ping succeeds (health SERVING), 0 otherwise.',
-      registers,
-    });
-    this.pingFailures = new Counter({
-      name: 'apikeys_storage_ping_failures_total',
-      help: 'Failed periodic MongoDB pings.',
       registers,
     });
     this.metadataRejected = new Counter({
@@ -170,9 +158,26 @@ export class Metrics {
     this.metadataRejected.inc();
   }
 
-  storageReachable(up: boolean): void {
-    this.storageUp.set(up ? 1 : 0);
-    if (!up) this.pingFailures.inc();
+  /** Read from the storage health monitor at scrape time: it is the one record of reachability. */
+  observeStorage(storage: { readonly isReachable: boolean; readonly failedPings: number }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'apikeys_storage_up',
+      help: '1 while the periodic MongoDB ping succeeds (health SERVING), 0 otherwise.',
+      registers,
+      collect() {
+        this.set(storage.isReachable ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'apikeys_storage_ping_failures_total',
+      help: 'Failed periodic MongoDB pings.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(storage.failedPings);
+      },
+    });
   }
 
   /** Wraps the usage-flush task: counts non-empty batches, their keys, outcome and duration. */

@@ -1,3 +1,4 @@
+import { Periodic } from '../domain/background';
 import type { Logger } from '../logging/logger';
 
 export interface StorageHealthOptions {
@@ -6,44 +7,42 @@ export interface StorageHealthOptions {
   intervalMs: number;
   /** Called on every transition (and not otherwise). */
   onChange: (reachable: boolean) => void;
-  /** Called after every ping, for metrics. */
-  onPing?: (reachable: boolean) => void;
   logger: Logger;
 }
 
 /**
- * Pings MongoDB every `intervalMs` (never overlapping: the next ping is scheduled when the last
- * one settles, so a slow ping stretches the period rather than piling up). Reports transitions
- * only, and logs them once each, not once per failed ping.
+ * The one record of whether MongoDB is reachable: health follows it through onChange, metrics
+ * read it when scraped. Pings every `intervalMs` on a Periodic, so a slow ping stretches the
+ * period rather than piling up. Transitions are logged once each, not once per failed ping.
  */
 export class StorageHealthMonitor {
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  private current: Promise<void> = Promise.resolve();
+  // Reachable until a ping says otherwise: the app starts only once connected.
   private reachable = true;
+  private failures = 0;
+  private stopped = false;
+  private readonly pinger: Periodic;
 
-  constructor(private readonly o: StorageHealthOptions) {}
+  constructor(private readonly o: StorageHealthOptions) {
+    this.pinger = new Periodic('storage-ping', o.intervalMs, () => this.check(), o.logger);
+  }
 
   get isReachable(): boolean {
     return this.reachable;
   }
 
+  /** Pings that failed since start (apikeys_storage_ping_failures_total). */
+  get failedPings(): number {
+    return this.failures;
+  }
+
   start(): void {
-    this.schedule();
+    this.pinger.start();
   }
 
-  async stop(): Promise<void> {
+  /** Flags the monitor at once (a ping in flight changes nothing any more); resolves once that ping settled. */
+  stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    await this.current;
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.current = this.check().then(() => this.schedule());
-    }, this.o.intervalMs);
-    this.timer.unref();
+    return this.pinger.stop({ finalRun: false });
   }
 
   private async check(): Promise<void> {
@@ -57,7 +56,7 @@ export class StorageHealthMonitor {
       error = `${(err as Error).name}: ${(err as Error).message}`;
     }
     if (this.stopped) return; // shutdown owns the health status now
-    this.o.onPing?.(ok);
+    if (!ok) this.failures++;
     if (ok === this.reachable) return;
     this.reachable = ok;
     if (ok) this.o.logger.info('MongoDB reachable again: health SERVING');

@@ -3,6 +3,8 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import { Any } from '../gen/google/protobuf/any';
 import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details';
 import { Status } from '../gen/google/rpc/status';
+// One-way: the server uses the client's pure google.rpc.Status reader; src/client imports nothing of the server.
+import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../client/statusDetails';
 import { DomainError, type Reason } from '../domain/errors';
 import type { Logger } from '../logging/logger';
 
@@ -67,8 +69,6 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   STORAGE_UNAVAILABLE: { code: status.UNAVAILABLE, http: 503 },
   INTERNAL: { code: status.INTERNAL, http: 500 },
 };
-
-const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 
 function packAny(typeName: string, value: Uint8Array): Any {
   return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
@@ -158,18 +158,5 @@ export function toServiceError(error: DomainError): Partial<ServiceError> {
   return { code: s.code, details: s.details, metadata: s.metadata, message: s.details } as Partial<ServiceError>;
 }
 
-/** Client side: decode ErrorInfo and BadRequest from a ServiceError (tests, keyctl). */
-export function decodeStatusDetails(err: { metadata?: Metadata }): {
-  errorInfo?: ErrorInfo;
-  badRequest?: BadRequest;
-} {
-  const raw = err.metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (!raw || typeof raw === 'string') return {};
-  const decoded = Status.decode(raw);
-  const out: { errorInfo?: ErrorInfo; badRequest?: BadRequest } = {};
-  for (const any of decoded.details) {
-    if (any.typeUrl.endsWith('/google.rpc.ErrorInfo')) out.errorInfo = ErrorInfo.decode(any.value);
-    if (any.typeUrl.endsWith('/google.rpc.BadRequest')) out.badRequest = BadRequest.decode(any.value);
-  }
-  return out;
-}
+/** For the rpc log's reason (src/transport/interceptor.ts), read back from the trailers. */
+export { decodeStatusDetails };

@@ -2,7 +2,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { bearer } from '../../src/client/promiseClient';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
-import { decodeStatusDetails } from '../../src/transport/errors';
+import { decodeStatusDetails } from '../../src/client/statusDetails';
 import { failure } from '../support/calls';
 import { startTestServer, type TestServer } from '../support/server';
 

@@ -129,10 +129,9 @@ beforeAll(async () => {
   const otherKey = await apiKey(['read', 'write'], (await s.admin(other)).metadata);
   const revoked = await createKey(admin.metadata);
   await s.clients.keys.revokeKey({ id: revoked.id }, admin.metadata);
-  // Archive is not built yet, and expiry takes time: both written directly, before the keys
-  // are ever presented (so no cache holds them as active).
   const archived = await createKey(admin.metadata);
-  await s.collections.keys.updateOne({ _id: archived.id }, { $set: { status: 'archived', archived_at: new Date() } });
+  await s.clients.keys.archiveKey({ id: archived.id }, admin.metadata);
+  // Expiry takes time: written directly, before the key is ever presented (so no cache holds it as active).
   const expired = await createKey(admin.metadata, { expireTime: new Date(Date.now() + 3_600_000) });
   await s.collections.keys.updateOne({ _id: expired.id }, { $set: { expires_at: new Date(Date.now() - 1000) } });
 

@@ -1,16 +1,9 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { startApp, type RunningApp } from '../../src/app';
 import { checkHealth } from '../../src/client/health';
-import { bearer, connectClients, type ApiKeysClients } from '../../src/client/promiseClient';
-import { loadConfig } from '../../src/config/config';
-import { mintUserToken } from '../../src/dev/tokens';
-import { startEphemeralDatabase, type EphemeralDatabase } from '../../src/devdb/ephemeralDatabase';
-import { newId } from '../../src/domain/ids';
+import { bearer } from '../../src/client/promiseClient';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
-import { createLogger } from '../../src/logging/logger';
 import { sampleValue, scrape } from '../support/prometheus';
+import { startTestServer, type TestServer } from '../support/server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,41 +24,29 @@ const REVOCATION_BOUND_MS = 1_000;
  * the bound; every key whose CreateKey succeeded is there.
  */
 describe('database killed under load', () => {
-  let db: EphemeralDatabase;
-  let app: RunningApp;
-  let clients: ApiKeysClients;
-  const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
-  const jwtSecret = randomBytes(32).toString('base64url');
-  const errorLogs: string[] = [];
+  let s: TestServer;
 
   beforeAll(async () => {
-    db = await startEphemeralDatabase();
-    if (!db.kill || !db.restart) throw new Error(`the fault test needs a restartable FerretDB, got ${db.description}`);
-    const config = loadConfig({
-      GRPC_ADDR: '127.0.0.1:0',
-      METRICS_ADDR: '127.0.0.1:0',
-      MONGODB_URI: db.uri,
-      MONGODB_DATABASE: 'fault_load',
-      AUTH_JWT_SECRET: jwtSecret,
-      VERIFY_TOKENS: verifyToken,
-      VERIFY_REVOCATION_BOUND_MS: String(REVOCATION_BOUND_MS),
-      MONGODB_TIMEOUT_MS: '500',
-      HEALTH_CHECK_INTERVAL_MS: '200',
-      LOG_LEVEL: 'silent',
-      ORG_KEY_LIMIT: '10000',
-    });
-    app = await startApp(config, createLogger('error', { destination: new Writable({ write(c, _e, cb) { errorLogs.push(String(c)); cb(); } }) }));
-    clients = connectClients(`127.0.0.1:${app.port}`);
+    s = await startTestServer(
+      'fault_load',
+      {
+        VERIFY_REVOCATION_BOUND_MS: String(REVOCATION_BOUND_MS),
+        MONGODB_TIMEOUT_MS: '500',
+        HEALTH_CHECK_INTERVAL_MS: '200',
+        // Only errors are kept: printed when a create fails with something other than UNAVAILABLE.
+        LOG_LEVEL: 'error',
+        ORG_KEY_LIMIT: '10000',
+      },
+      { ownDatabase: true },
+    );
   }, 60_000);
-  afterAll(async () => {
-    clients?.close();
-    await app?.stop();
-    await db?.stop();
-  });
+  afterAll(() => s?.stop());
 
   it('fails closed within the revocation bound, recovers by itself and loses no created key', async () => {
-    const admin = bearer(await mintUserToken(jwtSecret, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }));
-    const service = bearer(verifyToken);
+    const { app, clients } = s;
+    const db = s.database!;
+    const { metadata: admin } = await s.admin();
+    const service = bearer(s.verifyToken);
     const create = (name: string) => clients.keys.createKey({ name, scopes: ['read'] }, admin);
     const cached = await Promise.all(Array.from({ length: 20 }, (_, i) => create(`cached ${i}`)));
     const uncached = await Promise.all(Array.from({ length: 10 }, (_, i) => create(`uncached ${i}`)));
@@ -103,14 +84,14 @@ describe('database killed under load', () => {
     });
     const prober = (async () => {
       while (running) {
-        health.push({ at: Date.now(), status: await checkHealth(`127.0.0.1:${app.port}`).catch(() => 'ERROR') });
+        health.push({ at: Date.now(), status: await checkHealth(s.address).catch(() => 'ERROR') });
         await sleep(50);
       }
     })();
 
     await sleep(1_000); // steady load
     const killedAt = Date.now();
-    await db.kill!();
+    await db.kill();
     const deadAt = Date.now(); // no change-log poll can succeed after this
     await sleep(OUTAGE_MS);
     // Uncached keys: storage is gone and nothing is cached, so the caller must retry later.
@@ -118,7 +99,7 @@ describe('database killed under load', () => {
       await expect(clients.verify.verifyKey({ key: k.secret }, service)).rejects.toMatchObject({ code: status.UNAVAILABLE });
     }
     const restartedAt = Date.now();
-    await db.restart!();
+    await db.restart();
 
     // Recovery without a restart of the service: an uncached key verifies again.
     let recoveredAt: number | undefined;
@@ -158,7 +139,7 @@ describe('database killed under load', () => {
 
     // Creates: OK, or UNAVAILABLE while the database is down — nothing else (no INTERNAL).
     const codes = new Set(createOutcomes.map((o) => (typeof o.code === 'number' ? status[o.code] : o.code)));
-    if ([...codes].some((c) => c !== 'OK' && c !== 'UNAVAILABLE')) process.stdout.write(`server error log:\n${errorLogs.join('')}\n`);
+    if ([...codes].some((c) => c !== 'OK' && c !== 'UNAVAILABLE')) process.stdout.write(`server error log:\n${s.logs.join('')}\n`);
     expect([...codes].filter((c) => c !== 'OK' && c !== 'UNAVAILABLE')).toEqual([]);
     expect(createOutcomes.filter((o) => o.code === status.OK && o.at > (recoveredAt ?? Infinity)).length).toBeGreaterThan(0);
 

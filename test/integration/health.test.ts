@@ -1,12 +1,10 @@
 import { credentials, makeGenericClientConstructor, status, type ClientReadableStream } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { randomBytes } from 'node:crypto';
-import { startApp, type RunningApp } from '../../src/app';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { checkHealth, type HealthAnswer } from '../../src/client/health';
-import { loadConfig } from '../../src/config/config';
-import { startEphemeralDatabase, type EphemeralDatabase } from '../../src/devdb/ephemeralDatabase';
-import { createLogger } from '../../src/logging/logger';
 import { sampleValue, scrape } from '../support/prometheus';
+import { startTestServer, type TestServer } from '../support/server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -20,37 +18,38 @@ const SHUTDOWN_GRACE_MS = 1_000;
 
 const SERVICES = ['', 'apikeys.v1.KeyService', 'apikeys.v1.VerifyService'];
 
+/** The container probe (src/healthcheck.ts) as Docker runs it: a process, GRPC_ADDR, an exit code. */
+function probe(port: number, service?: string): Promise<{ code: number; stdout: string }> {
+  const args = ['--import', 'tsx', 'src/healthcheck.ts', ...(service === undefined ? [] : [service])];
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      args,
+      { cwd: join(__dirname, '..', '..'), env: { PATH: process.env.PATH!, GRPC_ADDR: `0.0.0.0:${port}` }, timeout: 30_000 },
+      (err, stdout) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout }),
+    );
+  });
+}
+
 /** grpc.health.v1 follows MongoDB: NOT_SERVING while it is unreachable, SERVING once it is back. */
 describe('health while the database goes away and comes back', () => {
-  let db: EphemeralDatabase;
-  let app: RunningApp;
-  let address: string;
+  let server: TestServer;
 
   beforeAll(async () => {
     // This test kills its own database server, so it cannot share the suite's.
-    db = await startEphemeralDatabase();
-    if (!db.kill || !db.restart) throw new Error(`the health test needs a restartable FerretDB, got ${db.description}`);
-    const config = loadConfig({
-      GRPC_ADDR: '127.0.0.1:0',
-      METRICS_ADDR: '127.0.0.1:0',
-      MONGODB_URI: db.uri,
-      MONGODB_DATABASE: 'health',
-      AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
-      VERIFY_TOKENS: `vt_${randomBytes(24).toString('base64url')}`,
-      HEALTH_CHECK_INTERVAL_MS: String(HEALTH_INTERVAL_MS),
-      MONGODB_TIMEOUT_MS: String(MONGODB_TIMEOUT_MS),
-      SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
-      LOG_LEVEL: 'silent',
-    });
-    app = await startApp(config, createLogger('silent'));
-    address = `127.0.0.1:${app.port}`;
+    server = await startTestServer(
+      'health',
+      {
+        HEALTH_CHECK_INTERVAL_MS: String(HEALTH_INTERVAL_MS),
+        MONGODB_TIMEOUT_MS: String(MONGODB_TIMEOUT_MS),
+        SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
+      },
+      { ownDatabase: true },
+    );
   }, 60_000);
-  afterAll(async () => {
-    await app?.stop();
-    await db?.stop();
-  });
+  afterAll(() => server?.stop());
 
-  const all = () => Promise.all(SERVICES.map((s) => checkHealth(address, s)));
+  const all = () => Promise.all(SERVICES.map((s) => checkHealth(server.address, s)));
   async function waitFor(want: HealthAnswer, withinMs: number): Promise<number> {
     const started = Date.now();
     while (Date.now() - started < withinMs) {
@@ -60,11 +59,22 @@ describe('health while the database goes away and comes back', () => {
     throw new Error(`health did not become ${want} within ${withinMs} ms (now ${JSON.stringify(await all())})`);
   }
 
+  it('the container probe exits 0 for SERVING and 1 for any other answer', async () => {
+    const port = server.app.port;
+    expect(await probe(port)).toEqual({ code: 0, stdout: `127.0.0.1:${port} (server): SERVING\n` });
+    expect(await probe(port, 'apikeys.v1.VerifyService')).toEqual({ code: 0, stdout: `127.0.0.1:${port} apikeys.v1.VerifyService: SERVING\n` });
+    const unknown = await probe(port, 'no.such.Service');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port} no\\.such\\.Service: error: 5 NOT_FOUND`));
+  });
+
   it('is NOT_SERVING within the bound after the database dies, and SERVING again after it restarts', async () => {
     expect(await all()).toEqual(['SERVING', 'SERVING', 'SERVING']);
+    const { app } = server;
+    const db = server.database!;
     expect(sampleValue(await scrape(app.metricsPort!), 'apikeys_storage_up')).toBe(1);
 
-    await db.kill!();
+    await db.kill();
     const downAfter = await waitFor('NOT_SERVING', DOWN_WITHIN_MS);
     const down = await scrape(app.metricsPort!);
     expect(sampleValue(down, 'apikeys_storage_up')).toBe(0);
@@ -72,8 +82,9 @@ describe('health while the database goes away and comes back', () => {
     // Stays down while the database is down (no flapping back on a stale connection).
     await sleep(1_000);
     expect(await all()).toEqual(['NOT_SERVING', 'NOT_SERVING', 'NOT_SERVING']);
+    expect(await probe(app.port)).toEqual({ code: 1, stdout: `127.0.0.1:${app.port} (server): NOT_SERVING\n` });
 
-    await db.restart!();
+    await db.restart();
     const upAfter = await waitFor('SERVING', UP_WITHIN_MS);
     expect(sampleValue(await scrape(app.metricsPort!), 'apikeys_storage_up')).toBe(1);
     process.stdout.write(`health: NOT_SERVING ${downAfter} ms after the kill, SERVING ${upAfter} ms after the restart\n`);
@@ -83,7 +94,7 @@ describe('health while the database goes away and comes back', () => {
     // A Watch stream is a call in flight: it sees the NOT_SERVING update, then keeps the drain
     // waiting until the grace deadline cancels it.
     const Health = makeGenericClientConstructor(healthService, 'Health');
-    const client = new Health(address, credentials.createInsecure());
+    const client = new Health(server.address, credentials.createInsecure());
     const seen: unknown[] = [];
     const watch = (client as unknown as Record<string, Function>).Watch.call(client, { service: '' }) as ClientReadableStream<{ status: unknown }>;
     const ended = new Promise<{ code?: number }>((resolve) => {
@@ -95,7 +106,7 @@ describe('health while the database goes away and comes back', () => {
     expect(seen).toEqual(['SERVING']);
 
     const started = Date.now();
-    await app.stop();
+    await server.app.stop();
     const took = Date.now() - started;
     const end = await ended;
     client.close();
@@ -103,6 +114,6 @@ describe('health while the database goes away and comes back', () => {
     expect(end.code).toBe(status.CANCELLED); // forceShutdown after the grace period
     expect(took).toBeGreaterThanOrEqual(SHUTDOWN_GRACE_MS - 50);
     expect(took).toBeLessThan(SHUTDOWN_GRACE_MS + 3_000);
-    await expect(checkHealth(address, '', 500)).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    await expect(checkHealth(server.address, '', 500)).rejects.toMatchObject({ code: status.UNAVAILABLE });
   });
 });

@@ -10,7 +10,7 @@ import { checkHealth } from '../../src/client/health';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
-import { decodeStatusDetails } from '../../src/transport/errors';
+import { decodeStatusDetails } from '../../src/client/statusDetails';
 import { startTestServer, type TestServer } from '../support/server';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 40);

@@ -19,7 +19,7 @@ import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { KeyState, type Key } from '../../src/gen/apikeys/v1/key';
 import { VerifyCode, type VerifyKeyResponse } from '../../src/gen/apikeys/v1/verify_service';
-import { decodeStatusDetails } from '../../src/transport/errors';
+import { decodeStatusDetails } from '../../src/client/statusDetails';
 import { startTestServer, type TestServer } from '../support/server';
 
 const envInt = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);

@@ -1,24 +1,14 @@
 import { MongoClient, type CommandStartedEvent } from 'mongodb';
 import { bearer } from '../../src/client/promiseClient';
-import { startEphemeralDatabase, type EphemeralDatabase } from '../../src/devdb/ephemeralDatabase';
 import { newId } from '../../src/domain/ids';
 import { generateSecret, hashSecret } from '../../src/domain/keyFormat';
 import { collectionsOf } from '../../src/storage/mongo';
 import { UsageRepository } from '../../src/storage/usageRepository';
 import { chunks, MAX_DOCUMENTS_PER_WRITE } from '../../src/storage/writeBatches';
+import { privateDatabase, type PrivateDatabase } from '../support/database';
 import { parseMetrics, sampleValue } from '../support/prometheus';
 import { startTestServer, type TestServer } from '../support/server';
 import { fakeKey } from '../unit/domain/fakeKey';
-
-/** Each case gets its own FerretDB: a regression would lock up the server it runs on, for good. */
-async function privateFerretDB(): Promise<EphemeralDatabase> {
-  const db = await startEphemeralDatabase();
-  if (db.kind !== 'ferretdb' || !db.kill) {
-    await db.stop();
-    throw new Error(`this test is about FerretDB's write limits and needs the FerretDB launcher, got ${db.description}`);
-  }
-  return db;
-}
 
 /** A client that gives up on an answer after `ms`, so a locked-up server fails the test instead of hanging it. */
 const boundedClient = (uri: string, ms: number) =>
@@ -41,15 +31,18 @@ async function updateSizes(client: MongoClient, run: () => Promise<void>): Promi
 
 const keyIds = (n: number) => Array.from({ length: n }, (_, i) => `key_${String(i).padStart(26, '0')}`);
 
+// Each case gets its own FerretDB (this test is about FerretDB's write limits): a regression
+// would lock up the server it runs on, for good.
+
 describe('FerretDB and multi-statement updates', () => {
-  let ferret: EphemeralDatabase;
+  let ferret: PrivateDatabase;
 
   beforeAll(async () => {
-    ferret = await privateFerretDB();
+    ferret = await privateDatabase();
   }, 60_000);
   afterAll(async () => {
     // The server is locked up by the last step: kill it rather than wait for a graceful stop.
-    await ferret?.kill?.();
+    await ferret?.kill();
     await ferret?.stop();
   });
 
@@ -88,22 +81,17 @@ describe('FerretDB and multi-statement updates', () => {
 describe('usage flush of 500 previously used keys', () => {
   const KEYS = 500;
   const PREVIOUS_COUNT = 5;
-  let ferret: EphemeralDatabase;
   let server: TestServer;
 
   beforeAll(async () => {
-    ferret = await privateFerretDB();
     server = await startTestServer(
       'usage_flush',
       // Only the flush on stop writes usage, so the whole batch goes in one flush.
       { USAGE_FLUSH_INTERVAL_MS: '3600000' },
-      { databaseUri: ferret.uri },
+      { ownDatabase: true },
     );
   }, 60_000);
-  afterAll(async () => {
-    await server?.stop();
-    await ferret?.stop();
-  }, 30_000);
+  afterAll(() => server?.stop(), 30_000);
 
   it('writes every key in commands of at most 50, and the database still answers', async () => {
     // The keys are stored directly: 500 CreateKey calls would take FerretDB ~25 s here.
@@ -136,7 +124,7 @@ describe('usage flush of 500 previously used keys', () => {
     expect(sampleValue(flushed, 'apikeys_usage_flush_batches_total', { outcome: 'ok' })).toBe(1);
     expect(sampleValue(flushed, 'apikeys_usage_flush_keys_total')).toBe(KEYS);
 
-    const check = await boundedClient(ferret.uri, 5_000);
+    const check = await boundedClient(server.database!.uri, 5_000);
     try {
       const db = check.db(server.db.dbName);
       expect((await db.command({ ping: 1 })).ok).toBe(1);

@@ -1,6 +1,6 @@
 // Settling gRPC calls into what tests assert on: the status code and the ErrorInfo reason.
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { decodeStatusDetails } from '../../src/transport/errors';
+import { decodeStatusDetails } from '../../src/client/statusDetails';
 
 export interface Failure {
   code: status;

@@ -1,6 +1,7 @@
 // Per-test-file database on the server chosen by globalSetup.
 import { randomBytes } from 'node:crypto';
 import { MongoClient, type Db } from 'mongodb';
+import { startEphemeralDatabase, type EphemeralDatabase } from '../../src/devdb/ephemeralDatabase';
 
 export interface TestDatabase {
   client: MongoClient;
@@ -40,4 +41,20 @@ function uniqueDbName(name: string): string {
   const room = MAX_DB_NAME - 't__'.length - suffix.length;
   const base = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, room);
   return `t_${base}_${suffix}`;
+}
+
+/** A database server a test may kill and restart. */
+export type PrivateDatabase = EphemeralDatabase & Required<Pick<EphemeralDatabase, 'kill' | 'restart'>>;
+
+/**
+ * A database server of the test's own, for tests that kill it or lock it up (the suite's is
+ * shared). Only FerretDB can be killed and restarted, so only FerretDB is accepted.
+ */
+export async function privateDatabase(): Promise<PrivateDatabase> {
+  const db = await startEphemeralDatabase();
+  if (db.kind !== 'ferretdb' || !db.kill || !db.restart) {
+    await db.stop();
+    throw new Error(`this test needs a FerretDB of its own, which it can kill and restart (tools/ferretdb); got ${db.description}`);
+  }
+  return db as PrivateDatabase;
 }

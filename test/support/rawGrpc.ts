@@ -2,7 +2,7 @@
 // bytes, tabs): what a hostile or broken client can put on the wire.
 import { Metadata } from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
-import { decodeStatusDetails } from '../../src/transport/errors';
+import { decodeStatusDetails } from '../../src/client/statusDetails';
 
 export interface RawAnswer {
   /** grpc-status, from trailers or a trailers-only response. */

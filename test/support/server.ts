@@ -8,7 +8,7 @@ import { mintUserToken, type UserClaims } from '../../src/dev/tokens';
 import { newId } from '../../src/domain/ids';
 import { createLogger } from '../../src/logging/logger';
 import { collectionsOf, type Collections } from '../../src/storage/mongo';
-import { testDb, type TestDatabase } from './database';
+import { privateDatabase, testDb, type PrivateDatabase, type TestDatabase } from './database';
 
 export interface TestServer {
   address: string;
@@ -24,26 +24,46 @@ export interface TestServer {
   /** Metadata for a new admin of `orgId` (a new organization when omitted). */
   admin(orgId?: string): Promise<{ orgId: string; metadata: ReturnType<typeof bearer> }>;
   verifyToken: string;
+  /** With `ownDatabase`: the database server, to kill and restart. */
+  database?: PrivateDatabase;
   stop(): Promise<void>;
 }
 
 export interface TestServerOptions extends StartOptions {
-  /** A private server instead of the suite's (a test that must not share it). */
-  databaseUri?: string;
+  /** A database server of its own instead of the suite's (for a test that kills it); stopped by stop(). */
+  ownDatabase?: boolean;
 }
 
+/**
+ * The service on a new database of `name`, configured like production except for `env`
+ * (any variable of src/config/config.ts; LOG_LEVEL also sets what `logs` collects).
+ */
 export async function startTestServer(name: string, env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
-  const { databaseUri, ...appOptions } = options;
-  const db = await testDb(name, databaseUri);
+  const { ownDatabase, ...appOptions } = options;
+  const database = ownDatabase ? await privateDatabase() : undefined;
   const secrets = {
     AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
     VERIFY_TOKENS: `vt_${randomBytes(24).toString('base64url')}`,
     PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
   };
-  return serve(db, secrets, env, appOptions, async () => {
-    await db.drop();
-    await db.close();
-  });
+  let server: TestServer;
+  try {
+    const db = await testDb(name, database?.uri);
+    server = await serve(db, secrets, env, appOptions, async () => {
+      if (database) {
+        // The whole server goes: no need to drop the database first.
+        await db.close();
+        await database.stop();
+      } else {
+        await db.drop();
+        await db.close();
+      }
+    });
+  } catch (err) {
+    await database?.stop();
+    throw err;
+  }
+  return { ...server, database };
 }
 
 /** Another instance of `first`'s service: same database and secrets; stopping it leaves both to `first`. */
@@ -81,7 +101,7 @@ async function serve(
       cb();
     },
   });
-  const app = await startApp(config, createLogger('info', { destination: sink }), options);
+  const app = await startApp(config, createLogger(config.logLevel, { destination: sink }), options);
   const address = `127.0.0.1:${app.port}`;
   const clients = connectClients(address);
   const userToken = (claims: Partial<UserClaims> = {}, ttl: string | number = '1h') =>
@@ -108,4 +128,4 @@ async function serve(
 }
 
 /** Rejection of a gRPC call → its code and ErrorInfo/BadRequest details. */
-export { decodeStatusDetails } from '../../src/transport/errors';
+export { decodeStatusDetails } from '../../src/client/statusDetails';

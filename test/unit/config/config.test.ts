@@ -29,6 +29,7 @@ describe('loadConfig defaults', () => {
     expect(c.orgKeyLimit).toBe(100);
     expect(c.mongodbTimeoutMs).toBe(2000);
     expect(c.metricsAddr).toBe('0.0.0.0:9464');
+    expect(c.healthCheckIntervalMs).toBe(1000);
     expect(c.shutdownGraceMs).toBe(10_000);
     expect(c.auth).toEqual({
       jwtSecret: undefined,
@@ -64,6 +65,8 @@ describe('loadConfig defaults', () => {
     expect(c.secrets).toEqual({ encryptionKey: undefined, decryptionKeys: [] });
     expect(c.rotation).toEqual({ maxOverlapSeconds: 7 * 86_400, defaultOverlapSeconds: 86_400 });
     expect(c.idempotencyWindowSeconds).toBe(86_400);
+    // Usage and audit 400 days, the change log an hour, a sweep a minute.
+    expect(c.retention).toEqual({ usageDays: 400, auditDays: 400, keyChangeSeconds: 3600, sweepIntervalMs: 60_000 });
   });
 
   it('ignores variables it does not know (a real process.env has plenty)', () => {
@@ -80,6 +83,7 @@ describe('loadConfig defaults', () => {
   it('turns METRICS_ADDR=off into null', () => {
     expect(loadConfig({ METRICS_ADDR: 'off' }).metricsAddr).toBeNull();
     expect(loadConfig({ METRICS_ADDR: '127.0.0.1:9000' }).metricsAddr).toBe('127.0.0.1:9000');
+    expect(loadConfig({ METRICS_ADDR: '[::]:9464' }).metricsAddr).toBe('[::]:9464');
   });
 
   it('accepts bracketed IPv6 listen addresses', () => {
@@ -317,5 +321,77 @@ describe('database name', () => {
   it('validates MONGODB_DATABASE', () => {
     expect(named(configError({ MONGODB_DATABASE: 'has.dot' }))).toEqual(['MONGODB_DATABASE']);
     expect(named(configError({ MONGODB_DATABASE: 'x'.repeat(39) }))).toEqual(['MONGODB_DATABASE']);
+  });
+});
+
+/** The operations variables (metrics, health, shutdown, transport limits). */
+describe('operations settings', () => {
+  it('reads every variable', () => {
+    const c = loadConfig({
+      METRICS_ADDR: '127.0.0.1:0',
+      HEALTH_CHECK_INTERVAL_MS: '250',
+      SHUTDOWN_GRACE_MS: '0',
+      GRPC_MAX_RECEIVE_MESSAGE_BYTES: '4096',
+      GRPC_MAX_SEND_MESSAGE_BYTES: '8192',
+      GRPC_MAX_METADATA_BYTES: '2048',
+      GRPC_KEEPALIVE_TIME_MS: '30000',
+      GRPC_KEEPALIVE_TIMEOUT_MS: '5000',
+      GRPC_MAX_CONCURRENT_STREAMS: '500',
+      GRPC_MAX_CONNECTION_AGE_MS: '1800000',
+      GRPC_MAX_CONNECTION_IDLE_MS: '600000',
+    });
+    expect(c.metricsAddr).toBe('127.0.0.1:0');
+    expect(c.healthCheckIntervalMs).toBe(250);
+    expect(c.shutdownGraceMs).toBe(0);
+    expect(c.grpc).toEqual({
+      maxReceiveMessageBytes: 4096,
+      maxSendMessageBytes: 8192,
+      maxMetadataBytes: 2048,
+      keepaliveTimeMs: 30_000,
+      keepaliveTimeoutMs: 5000,
+      maxConcurrentStreams: 500,
+      maxConnectionAgeMs: 1_800_000,
+      maxConnectionIdleMs: 600_000,
+    });
+  });
+
+  it.each([
+    ['METRICS_ADDR', '9464'],
+    ['METRICS_ADDR', 'http://0.0.0.0:9464/metrics'],
+    ['HEALTH_CHECK_INTERVAL_MS', '0'],
+    ['SHUTDOWN_GRACE_MS', '-1'],
+    ['GRPC_MAX_METADATA_BYTES', '70000'], // over Node's 64 KiB HTTP/2 header cap
+    ['GRPC_MAX_RECEIVE_MESSAGE_BYTES', '10'],
+    ['GRPC_KEEPALIVE_TIME_MS', 'soon'],
+  ])('rejects %s=%s, naming the variable', (name, value) => {
+    expect(named(configError({ [name]: value }))).toEqual([name]);
+  });
+});
+
+/** How long what accumulates is kept, and how often the sweep runs. */
+describe('retention settings', () => {
+  it('reads every variable', () => {
+    const c = loadConfig({
+      USAGE_RETENTION_DAYS: '30',
+      AUDIT_RETENTION_DAYS: '90',
+      KEY_CHANGE_RETENTION_SECONDS: '60',
+      RETENTION_SWEEP_INTERVAL_MS: '300000',
+    });
+    expect(c.retention).toEqual({ usageDays: 30, auditDays: 90, keyChangeSeconds: 60, sweepIntervalMs: 300_000 });
+  });
+
+  it('refuses an audit log kept under 90 days, a change log under a minute, and a sweep rarer than every 5 minutes', () => {
+    const e = configError({
+      AUDIT_RETENTION_DAYS: '89',
+      KEY_CHANGE_RETENTION_SECONDS: '59',
+      RETENTION_SWEEP_INTERVAL_MS: '300001',
+      USAGE_RETENTION_DAYS: '0',
+    });
+    expect(e.problems).toEqual([
+      expect.stringMatching(/^USAGE_RETENTION_DAYS: /),
+      'AUDIT_RETENTION_DAYS: must be at least 90 (days)',
+      'KEY_CHANGE_RETENTION_SECONDS: must be at least 60 (seconds)',
+      'RETENTION_SWEEP_INTERVAL_MS: must be at most 300000 (5 minutes)',
+    ]);
   });
 });

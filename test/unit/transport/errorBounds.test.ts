@@ -1,5 +1,6 @@
 import { DomainError } from '../../../src/domain/errors';
-import { clipBytes, decodeStatusDetails, toStatus } from '../../../src/transport/errors';
+import { decodeStatusDetails } from '../../../src/client/statusDetails';
+import { clipBytes, toStatus } from '../../../src/transport/errors';
 
 /** Errors may quote the request; what they send back is bounded whatever the request was. */
 describe('error size bounds', () => {

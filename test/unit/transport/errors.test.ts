@@ -1,12 +1,12 @@
 import { Writable } from 'node:stream';
 import { Metadata, status } from '@grpc/grpc-js';
+import { decodeStatusDetails } from '../../../src/client/statusDetails';
 import { DomainError, REASONS, keyNotFound, validationError } from '../../../src/domain/errors';
 import { Status } from '../../../src/gen/google/rpc/status';
 import { createLogger } from '../../../src/logging/logger';
 import {
   ERROR_DOMAIN,
   REASON_STATUS,
-  decodeStatusDetails,
   toDomainError,
   toServiceError,
   toStatus,

@@ -1,0 +1,21 @@
+import type { Command } from '../command';
+import { audit } from './audit';
+import { health } from './health';
+import { create, get, list, secret, update } from './keys';
+import { archive, reactivate, remove, revoke, rotate } from './lifecycle';
+
+/** Every command by its name, in the order `keyctl help` lists them. */
+export const COMMANDS: Record<string, Command> = {
+  create,
+  list,
+  get,
+  update,
+  revoke,
+  archive,
+  reactivate,
+  delete: remove,
+  rotate,
+  secret,
+  audit,
+  health,
+};

@@ -1,0 +1,87 @@
+import type { AuditEvent } from '../gen/apikeys/v1/audit';
+import { KeyState, type Key } from '../gen/apikeys/v1/key';
+import type { Io } from './command';
+
+// What keyctl prints: tables and key details for people, indented JSON with --json.
+
+export const STATE: Record<number, string> = {
+  [KeyState.KEY_STATE_UNSPECIFIED]: '?',
+  [KeyState.KEY_STATE_ACTIVE]: 'ACTIVE',
+  [KeyState.KEY_STATE_EXPIRED]: 'EXPIRED',
+  [KeyState.KEY_STATE_ARCHIVED]: 'ARCHIVED',
+  [KeyState.KEY_STATE_REVOKED]: 'REVOKED',
+};
+
+/** RFC 3339 to the second, or `none`. */
+export const when = (d?: Date, none = '-') => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : none);
+
+export const asJson = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function keyTable(keys: Key[]): string {
+  if (keys.length === 0) return '(no keys)\n';
+  return table(
+    ['ID', 'NAME', 'STATE', 'ENV', 'SCOPES', 'KEY', 'CREATED', 'LAST USED', 'EXPIRES'],
+    keys.map((k) => [
+      k.id,
+      k.name,
+      STATE[k.state] ?? String(k.state),
+      k.environment,
+      k.scopes.join(','),
+      k.maskedKey,
+      when(k.createTime),
+      when(k.lastUsedTime, 'never'),
+      when(k.expireTime, 'never'),
+    ]),
+  );
+}
+
+export function keyDetails(k: Key): string {
+  const rows: [string, string][] = [
+    ['id', k.id],
+    ['name', k.name],
+    ['state', STATE[k.state] ?? String(k.state)],
+    ['organization', k.orgId],
+    ['workspace', k.workspaceId || '-'],
+    ['environment', k.environment],
+    ['scopes', k.scopes.join(', ')],
+    ['key', k.maskedKey],
+    ['fingerprint', k.fingerprint],
+    ['metadata', Object.keys(k.metadata).length ? Object.entries(k.metadata).map(([a, b]) => `${a}=${b}`).join(', ') : '-'],
+    ['rate limit', k.rateLimit ? `${k.rateLimit.limit} per ${k.rateLimit.windowSeconds}s` : '-'],
+    ['created', `${when(k.createTime)}${k.createdBy ? ` by ${k.createdBy}` : ''}`],
+    ['updated', when(k.updateTime)],
+    ['last used', when(k.lastUsedTime, 'never')],
+    ['expires', when(k.expireTime, 'never')],
+    ['etag', k.etag || '-'],
+  ];
+  if (k.revokeTime) rows.push(['revoked', `${when(k.revokeTime)} by ${k.revokedBy}${k.revokedComment ? `: ${k.revokedComment}` : ''}`]);
+  if (k.archiveTime) rows.push(['archived', when(k.archiveTime)]);
+  if (k.rotatedFrom) rows.push(['rotated from', k.rotatedFrom]);
+  if (k.replacedBy) rows.push(['replaced by', k.replacedBy]);
+  const w = Math.max(...rows.map(([a]) => a.length));
+  return rows.map(([a, b]) => `${a.padEnd(w)}  ${b}`).join('\n') + '\n';
+}
+
+export function secretBlock(secret: string): string {
+  return `\nsecret (shown once — store it now; it cannot be read again):\n  ${secret}\n`;
+}
+
+export function auditTable(events: AuditEvent[]): string {
+  if (events.length === 0) return '(no events)\n';
+  return table(
+    ['TIME', 'ACTION', 'KEY', 'ACTOR', 'ACTING AS', 'OUTCOME', 'REQUEST'],
+    events.map((e) => [when(e.time), e.action, e.keyId || '-', e.actor, e.actingAs || '-', e.outcome, e.requestId]),
+  );
+}
+
+/** An error on stderr: `{"error": {message, …fields}}` with --json, else the message and a hint. */
+export function printError(io: Io, json: boolean, message: string, hint?: string, fields: Record<string, unknown> = {}): void {
+  if (json) io.err(asJson({ error: { message, ...fields } }));
+  else io.err(`keyctl: ${message}\n${hint ? `${hint}\n` : ''}`);
+}
