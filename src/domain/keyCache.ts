@@ -1,4 +1,4 @@
-import type { KeyDocument } from '../storage/documents';
+import type { StoredKey } from './model';
 
 /**
  * What Verify answers and decides with, and what API-key authentication needs: a cache entry
@@ -6,7 +6,7 @@ import type { KeyDocument } from '../storage/documents';
  */
 export type VerifiedKey = Readonly<
   Pick<
-    KeyDocument,
+    StoredKey,
     | '_id'
     | 'org_id'
     | 'workspace_id'
@@ -21,22 +21,6 @@ export type VerifiedKey = Readonly<
     | 'etag'
   >
 >;
-
-/** The fields of VerifiedKey, as a projection for the lookup by hash. */
-export const VERIFIED_KEY_FIELDS = {
-  _id: 1,
-  org_id: 1,
-  workspace_id: 1,
-  scopes: 1,
-  environment: 1,
-  expires_at: 1,
-  rate_limit: 1,
-  metadata: 1,
-  created_by: 1,
-  allow_self_revoke: 1,
-  status: 1,
-  etag: 1,
-} as const satisfies Record<keyof VerifiedKey, 1>;
 
 const STATUSES = { active: 'active', archived: 'archived', revoked: 'revoked' } as const;
 const ENVIRONMENTS = { live: 'live', test: 'test' } as const;

@@ -1,5 +1,5 @@
-import type { UsageEntries, UsageRepository } from '../storage/usageRepository';
-import { UsageNotWritten } from '../storage/usageRepository';
+import type { UsageEntries } from './model';
+import type { Clock, UsageSink, UsageWriteOutcome } from './ports';
 import type { RateLimiter } from './rateLimiter';
 
 interface Daily {
@@ -65,21 +65,29 @@ export class UsageRecorder {
   }
 }
 
+/** A flush that stopped part way; what it did not write is back in the recorder. */
+class UsageNotWritten extends Error {
+  constructor(cause: unknown) {
+    super(`usage flush failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'UsageNotWritten';
+  }
+}
+
 /** Writes the usage noted since the last flush; what was not written is kept for the next one. */
-export function usageFlushTask(
-  repo: Pick<UsageRepository, 'write'>,
-  usage: UsageRecorder,
-  rateLimiter: RateLimiter,
-  now: () => Date,
-): () => Promise<void> {
+export function usageFlushTask(sink: UsageSink, usage: UsageRecorder, rateLimiter: RateLimiter, now: Clock): () => Promise<void> {
   return async () => {
     rateLimiter.prune(now().getTime(), 86_400_000);
     const batch = usage.take();
+    let outcome: UsageWriteOutcome;
     try {
-      await repo.write(batch);
+      outcome = await sink.write(batch);
     } catch (err) {
-      usage.restore(err instanceof UsageNotWritten ? err.unwritten : batch);
+      usage.restore(batch);
       throw err;
+    }
+    if (!outcome.ok) {
+      usage.restore(outcome.unwritten);
+      throw new UsageNotWritten(outcome.error);
     }
   };
 }

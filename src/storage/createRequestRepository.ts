@@ -1,19 +1,10 @@
-import type { CreateRequestDocument, SealedSecret } from './documents';
+import type { CreateRequestClaim, SealedSecret } from '../domain/model';
+import type { CreateRequestStore, NewCreateRequest } from '../domain/ports';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
-export interface NewCreateRequest {
-  orgId: string;
-  requestId: string;
-  keyId: string;
-  caller: string;
-  fingerprint: string;
-  now: Date;
-  expiresAt: Date;
-}
-
 /** AIP-155 request ids: the first CreateKey with an id claims it; retries find the claim. */
-export class CreateRequestRepository {
+export class CreateRequestRepository implements CreateRequestStore {
   constructor(private readonly requests: Collections['createRequests']) {}
 
   /** True when this call now owns the request id; false when another call already does. */
@@ -37,7 +28,7 @@ export class CreateRequestRepository {
     }
   }
 
-  find(orgId: string, requestId: string): Promise<CreateRequestDocument | null> {
+  find(orgId: string, requestId: string): Promise<CreateRequestClaim | null> {
     return this.requests.findOne({ _id: `${orgId}:${requestId}` });
   }
 
