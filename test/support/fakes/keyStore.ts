@@ -15,7 +15,7 @@ export class InMemoryKeyStore implements KeyStore {
   readonly keys = new Map<string, Omit<StoredKey, 'last_used_at'>>();
   readonly lastUsed = new Map<string, Date>();
   private readonly claims = new Map<string, Date>();
-  readonly faults = new Faults<'insert' | 'applyChange' | 'remove'>();
+  readonly faults = new Faults<'insert' | 'applyChange'>();
 
   async insert(key: StoredKey): Promise<void> {
     this.faults.check('insert');
@@ -58,7 +58,6 @@ export class InMemoryKeyStore implements KeyStore {
   }
 
   async remove(orgId: string, id: string): Promise<void> {
-    this.faults.check('remove');
     if (this.keys.get(id)?.org_id !== orgId) return;
     this.keys.delete(id);
     this.lastUsed.delete(id);
