@@ -62,20 +62,10 @@ export interface OrganizationSettings {
   keyLimit(orgId: string, fallback: number): Promise<number>;
 }
 
-export interface NewCreateRequest {
-  orgId: string;
-  requestId: string;
-  keyId: string;
-  caller: string;
-  fingerprint: string;
-  now: Date;
-  expiresAt: Date;
-}
-
 /** AIP-155 request ids: the first CreateKey with an id claims it; retries find the claim. */
 export interface CreateRequestStore {
-  /** True when this call now owns the request id; false when another call already does. */
-  claim(r: NewCreateRequest): Promise<boolean>;
+  /** True when this call now owns the request id (in claim.org_id); false when another call already does. */
+  claim(requestId: string, claim: CreateRequestClaim): Promise<boolean>;
   find(orgId: string, requestId: string): Promise<CreateRequestClaim | null>;
   /** The key exists; `box` is the sealed secret replays may return (null: they return none). */
   complete(orgId: string, requestId: string, box: SealedSecret | null): Promise<void>;

@@ -1,5 +1,5 @@
 import type { CreateRequestClaim, SealedSecret } from '../domain/model';
-import type { CreateRequestStore, NewCreateRequest } from '../domain/ports';
+import type { CreateRequestStore } from '../domain/ports';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
@@ -8,19 +8,9 @@ export class CreateRequestRepository implements CreateRequestStore {
   constructor(private readonly requests: Collections['createRequests']) {}
 
   /** True when this call now owns the request id; false when another call already does. */
-  async claim(r: NewCreateRequest): Promise<boolean> {
+  async claim(requestId: string, claim: CreateRequestClaim): Promise<boolean> {
     try {
-      await this.requests.insertOne({
-        _id: `${r.orgId}:${r.requestId}`,
-        org_id: r.orgId,
-        key_id: r.keyId,
-        caller: r.caller,
-        fingerprint: r.fingerprint,
-        created_at: r.now,
-        expires_at: r.expiresAt,
-        completed: false,
-        secret_box: null,
-      });
+      await this.requests.insertOne({ _id: `${claim.org_id}:${requestId}`, ...claim });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;

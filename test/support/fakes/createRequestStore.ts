@@ -1,23 +1,14 @@
 import type { CreateRequestClaim, SealedSecret } from '../../../src/domain/model';
-import type { CreateRequestStore, NewCreateRequest } from '../../../src/domain/ports';
+import type { CreateRequestStore } from '../../../src/domain/ports';
 
 /** Request-id claims in memory, as CreateRequestRepository behaves: one claim per organization and id. */
 export class InMemoryCreateRequestStore implements CreateRequestStore {
   readonly claims = new Map<string, CreateRequestClaim>();
 
-  async claim(r: NewCreateRequest): Promise<boolean> {
-    const id = `${r.orgId}:${r.requestId}`;
+  async claim(requestId: string, claim: CreateRequestClaim): Promise<boolean> {
+    const id = `${claim.org_id}:${requestId}`;
     if (this.claims.has(id)) return false;
-    this.claims.set(id, {
-      org_id: r.orgId,
-      key_id: r.keyId,
-      caller: r.caller,
-      fingerprint: r.fingerprint,
-      created_at: r.now,
-      expires_at: r.expiresAt,
-      completed: false,
-      secret_box: null,
-    });
+    this.claims.set(id, structuredClone(claim));
     return true;
   }
 

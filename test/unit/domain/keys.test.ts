@@ -16,6 +16,7 @@ import { InMemoryCreateRequestStore } from '../../support/fakes/createRequestSto
 import { InMemoryKeyStore } from '../../support/fakes/keyStore';
 import { InMemoryOrganizations, InMemorySlotStore } from '../../support/fakes/slotStore';
 import { apiKeyContext, userContext } from './contexts';
+import { createInput, updateInput } from './requests';
 
 const START = Date.parse('2025-06-01T12:00:00.000Z');
 const MINUTE = 60_000;
@@ -24,19 +25,6 @@ const DAY = 24 * HOUR;
 const ORG = newId('org');
 const admin = userContext(ORG);
 const member = userContext(ORG, 'member');
-
-const input = (over: Partial<CreateKeyInput> = {}): CreateKeyInput => ({
-  name: 'billing',
-  scopes: ['read'],
-  environment: '',
-  metadata: {},
-  workspaceId: '',
-  allowSelfRevoke: false,
-  recoverable: false,
-  requestId: '',
-  ...over,
-});
-const changes = (over: Partial<UpdateKeyInput> = {}): UpdateKeyInput => ({ name: '', scopes: [], metadata: {}, ...over });
 
 function setup(opts: { orgKeyLimit?: number; secretBox?: SecretBox } = { secretBox: new SecretBox(randomBytes(32)) }) {
   const clock = new ManualClock(START);
@@ -69,7 +57,7 @@ function setup(opts: { orgKeyLimit?: number; secretBox?: SecretBox } = { secretB
   /** A key created by the organization's admin (after a tick, so creation order is strict). */
   const create = async (over: Partial<CreateKeyInput> = {}) => {
     clock.advance(1_000);
-    return manager.create(admin, input(over));
+    return manager.create(admin, createInput(over));
   };
   return { clock, keys, slots, organizations, createRequests, changeLog, auditStore, followUps, changed, deps, manager, create };
 }
@@ -127,10 +115,10 @@ describe('create', () => {
 
   it('refuses members, API keys without write, and recoverable keys without an encryption key', async () => {
     const t = setup({});
-    expect(await refusal(t.manager.create(member, input()))).toBe('PERMISSION_DENIED');
-    expect(await refusal(t.manager.create(apiKeyContext(ORG, { scopes: ['read'] }), input()))).toBe('INSUFFICIENT_SCOPE');
-    expect(await refusal(t.manager.create(admin, input({ recoverable: true })))).toBe('RECOVERY_DISABLED');
-    expect(await refusal(t.manager.create(admin, input({ scopes: [] })))).toBe('INVALID_SCOPES');
+    expect(await refusal(t.manager.create(member, createInput()))).toBe('PERMISSION_DENIED');
+    expect(await refusal(t.manager.create(apiKeyContext(ORG, { scopes: ['read'] }), createInput()))).toBe('INSUFFICIENT_SCOPE');
+    expect(await refusal(t.manager.create(admin, createInput({ recoverable: true })))).toBe('RECOVERY_DISABLED');
+    expect(await refusal(t.manager.create(admin, createInput({ scopes: [] })))).toBe('INVALID_SCOPES');
     expect(t.keys.keys.size).toBe(0);
   });
 
@@ -138,7 +126,7 @@ describe('create', () => {
     const t = setup();
     const expiresAt = new Date(START + DAY);
     const bounded = apiKeyContext(ORG, { environment: 'test', expiresAt, rateLimit: { limit: 10, windowSeconds: 60 }, workspaceId: 'ws1' });
-    const within = { expireTime: new Date(START + HOUR), rateLimit: { limit: 5, windowSeconds: 60 }, workspaceId: 'ws1' };
+    const within = { environment: '', expireTime: new Date(START + HOUR), rateLimit: { limit: 5, windowSeconds: 60 }, workspaceId: 'ws1' };
     const cases: [string, Partial<CreateKeyInput>][] = [
       ['SCOPE_ESCALATION', { ...within, scopes: ['read', 'admin'] }],
       ['ENVIRONMENT_ESCALATION', { ...within, environment: 'live' }],
@@ -148,9 +136,9 @@ describe('create', () => {
       ['RATE_LIMIT_ESCALATION', { ...within, rateLimit: { limit: 5, windowSeconds: 30 } }],
       ['WORKSPACE_ESCALATION', { ...within, workspaceId: 'ws2' }],
     ];
-    for (const [reason, over] of cases) expect([reason, await refusal(t.manager.create(bounded, input(over)))]).toEqual([reason, reason]);
+    for (const [reason, over] of cases) expect([reason, await refusal(t.manager.create(bounded, createInput(over)))]).toEqual([reason, reason]);
     expect(t.keys.keys.size).toBe(0);
-    const { key } = await t.manager.create(bounded, input(within));
+    const { key } = await t.manager.create(bounded, createInput(within));
     expect(key).toMatchObject({ environment: 'test', workspace_id: 'ws1', created_by: bounded.principal.id });
   });
 });
@@ -158,8 +146,8 @@ describe('create', () => {
 describe('create with a request id', () => {
   it('answers a retry by the same caller with the same key and secret, creating one key', async () => {
     const t = setup();
-    const first = await t.manager.create(admin, input({ requestId: 'r1' }));
-    const again = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const first = await t.manager.create(admin, createInput({ requestId: 'r1' }));
+    const again = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     expect(again.key._id).toBe(first.key._id);
     expect(again.secret).toBe(first.secret);
     expect(t.keys.keys.size).toBe(1);
@@ -168,7 +156,7 @@ describe('create with a request id', () => {
 
   it('lets concurrent calls with one request id create one key and all get its secret', async () => {
     const t = setup();
-    const all = await Promise.all([1, 2, 3].map(() => t.manager.create(admin, input({ requestId: 'r1' }))));
+    const all = await Promise.all([1, 2, 3].map(() => t.manager.create(admin, createInput({ requestId: 'r1' }))));
     expect(new Set(all.map((r) => r.key._id)).size).toBe(1);
     expect(new Set(all.map((r) => r.secret)).size).toBe(1);
     expect(t.keys.keys.size).toBe(1);
@@ -176,41 +164,41 @@ describe('create with a request id', () => {
 
   it('answers a replay without the secret when it could not be kept sealed', async () => {
     const t = setup({});
-    const first = await t.manager.create(admin, input({ requestId: 'r1' }));
-    const again = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const first = await t.manager.create(admin, createInput({ requestId: 'r1' }));
+    const again = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     expect([again.key._id, again.secret]).toEqual([first.key._id, '']);
   });
 
   it('refuses the id for other parameters or another caller (REQUEST_ID_REUSED)', async () => {
     const t = setup();
-    await t.manager.create(admin, input({ requestId: 'r1' }));
-    expect(await refusal(t.manager.create(admin, input({ requestId: 'r1', name: 'other' })))).toBe('REQUEST_ID_REUSED');
-    expect(await refusal(t.manager.create(userContext(ORG, 'admin', newId('usr')), input({ requestId: 'r1' })))).toBe('REQUEST_ID_REUSED');
+    await t.manager.create(admin, createInput({ requestId: 'r1' }));
+    expect(await refusal(t.manager.create(admin, createInput({ requestId: 'r1', name: 'other' })))).toBe('REQUEST_ID_REUSED');
+    expect(await refusal(t.manager.create(userContext(ORG, 'admin', newId('usr')), createInput({ requestId: 'r1' })))).toBe('REQUEST_ID_REUSED');
     expect(t.keys.keys.size).toBe(1);
   });
 
   it('reveals a replayed key only to a caller that still dominates it', async () => {
     const t = setup();
     const caller = apiKeyContext(ORG);
-    const { key } = await t.manager.create(caller, input({ requestId: 'r1' }));
-    await t.manager.update(admin, key._id, changes({ scopes: ['read', 'admin'] }), ['scopes'], '');
-    expect(await refusal(t.manager.create(caller, input({ requestId: 'r1' })))).toBe('SCOPE_ESCALATION');
+    const { key } = await t.manager.create(caller, createInput({ requestId: 'r1' }));
+    await t.manager.update(admin, key._id, updateInput({ scopes: ['read', 'admin'] }), ['scopes'], '');
+    expect(await refusal(t.manager.create(caller, createInput({ requestId: 'r1' })))).toBe('SCOPE_ESCALATION');
   });
 
   it('gives the id back when the create fails, so a retry creates the key', async () => {
     const t = setup();
     t.keys.faults.failNext('insert');
-    await expect(t.manager.create(admin, input({ requestId: 'r1' }))).rejects.toThrow();
+    await expect(t.manager.create(admin, createInput({ requestId: 'r1' }))).rejects.toThrow();
     expect(t.createRequests.claims.size).toBe(0);
-    const { key } = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const { key } = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     expect(t.keys.keys.has(key._id)).toBe(true);
   });
 
   it('creates a new key once the idempotency window has passed', async () => {
     const t = setup();
-    const first = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const first = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     t.clock.advance(DAY);
-    const later = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const later = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     expect(later.key._id).not.toBe(first.key._id);
     expect(t.keys.keys.size).toBe(2);
   });
@@ -273,7 +261,7 @@ describe('update', () => {
     const t = setup();
     const { key } = await t.create({ metadata: { team: 'a' } });
     t.clock.advance(1_000);
-    const after = await t.manager.update(admin, key._id, changes({ name: 'renamed', metadata: { team: 'b' } }), ['name'], key.etag);
+    const after = await t.manager.update(admin, key._id, updateInput({ name: 'renamed', metadata: { team: 'b' } }), ['name'], key.etag);
     expect(after).toMatchObject({ name: 'renamed', metadata: { team: 'a' }, updated_at: new Date(START + 2_000) });
     expect(after.etag).not.toBe(key.etag);
     expect(t.changeLog.entries.at(-1)).toMatchObject({ key_id: key._id, kind: 'changed', etag: after.etag });
@@ -285,46 +273,46 @@ describe('update', () => {
     const t = setup();
     const { key } = await t.create();
     t.changeLog.faults.failNext('record');
-    await expect(t.manager.update(admin, key._id, changes({ name: 'renamed' }), ['name'], '')).rejects.toThrow('record');
-    expect(t.keys.keys.get(key._id)).toMatchObject({ name: 'billing', etag: key.etag });
+    await expect(t.manager.update(admin, key._id, updateInput({ name: 'renamed' }), ['name'], '')).rejects.toThrow('record');
+    expect(t.keys.keys.get(key._id)).toMatchObject({ name: 'ci deploy key', etag: key.etag });
   });
 
   it('refuses a stale etag, a version another change claimed, an empty mask and ended keys', async () => {
     const t = setup();
     const { key } = await t.create();
-    const rename = (etag: string) => t.manager.update(admin, key._id, changes({ name: 'x' }), ['name'], etag);
+    const rename = (etag: string) => t.manager.update(admin, key._id, updateInput({ name: 'x' }), ['name'], etag);
     expect(await refusal(rename('stale'))).toBe('ETAG_MISMATCH');
     await t.keys.claimVersion(key._id, key.etag, new Date(START));
     expect(await refusal(rename(key.etag))).toBe('ETAG_MISMATCH');
     expect(await refusal(rename(''))).toBe('ETAG_MISMATCH');
-    expect(await refusal(t.manager.update(admin, key._id, changes(), [], ''))).toBe('INVALID_UPDATE_MASK');
+    expect(await refusal(t.manager.update(admin, key._id, updateInput(), [], ''))).toBe('INVALID_UPDATE_MASK');
     const { key: revoked } = await t.create();
     await t.manager.revoke(admin, revoked._id, '');
-    expect(await refusal(t.manager.update(admin, revoked._id, changes({ name: 'x' }), ['name'], ''))).toBe('KEY_REVOKED');
+    expect(await refusal(t.manager.update(admin, revoked._id, updateInput({ name: 'x' }), ['name'], ''))).toBe('KEY_REVOKED');
   });
 
   it('updates archived keys', async () => {
     const t = setup();
     const { key } = await t.create();
     await t.manager.archive(admin, key._id);
-    await expect(t.manager.update(admin, key._id, changes({ name: 'x' }), ['name'], '')).resolves.toMatchObject({ name: 'x', status: 'archived' });
+    await expect(t.manager.update(admin, key._id, updateInput({ name: 'x' }), ['name'], '')).resolves.toMatchObject({ name: 'x', status: 'archived' });
   });
 
   it('lets an API key change only keys it dominates, as they are and as they would become', async () => {
     const t = setup();
     const caller = apiKeyContext(ORG);
     const { key: wide } = await t.create({ scopes: ['read', 'admin'] });
-    expect(await refusal(t.manager.update(caller, wide._id, changes({ name: 'x' }), ['name'], ''))).toBe('SCOPE_ESCALATION');
+    expect(await refusal(t.manager.update(caller, wide._id, updateInput({ name: 'x' }), ['name'], ''))).toBe('SCOPE_ESCALATION');
     const { key } = await t.create();
-    expect(await refusal(t.manager.update(caller, key._id, changes({ scopes: ['admin'] }), ['scopes'], ''))).toBe('SCOPE_ESCALATION');
-    await expect(t.manager.update(caller, key._id, changes({ scopes: ['write'] }), ['scopes'], '')).resolves.toMatchObject({ scopes: ['write'] });
+    expect(await refusal(t.manager.update(caller, key._id, updateInput({ scopes: ['admin'] }), ['scopes'], ''))).toBe('SCOPE_ESCALATION');
+    await expect(t.manager.update(caller, key._id, updateInput({ scopes: ['write'] }), ['scopes'], '')).resolves.toMatchObject({ scopes: ['write'] });
   });
 
   it('lets a retiring key be renamed or narrowed, never widened or kept longer', async () => {
     const t = setup();
     const { key } = await t.create({ scopes: ['read', 'write'] });
     await t.manager.rotate(admin, key._id, { seconds: 600, nanos: 0 });
-    const update = (c: Partial<UpdateKeyInput>, mask: string[]) => t.manager.update(admin, key._id, changes(c), mask, '');
+    const update = (c: Partial<UpdateKeyInput>, mask: string[]) => t.manager.update(admin, key._id, updateInput(c), mask, '');
     await expect(update({ name: 'old' }, ['name'])).resolves.toMatchObject({ name: 'old' });
     await expect(update({ scopes: ['read'] }, ['scopes'])).resolves.toMatchObject({ scopes: ['read'] });
     await expect(update({ expireTime: new Date(START + 2 * MINUTE) }, ['expire_time'])).resolves.toMatchObject({ expires_at: new Date(START + 2 * MINUTE) });
@@ -363,7 +351,7 @@ describe('rotate', () => {
 
   it('with zero overlap revokes the old key at once and drops its sealed secret', async () => {
     const t = setup();
-    const { key } = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const { key } = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     expect((await t.createRequests.find(ORG, 'r1'))!.secret_box).not.toBeNull();
     const { previous } = await t.manager.rotate(admin, key._id, { seconds: 0, nanos: 0 });
     expect(previous).toMatchObject({ status: 'revoked', revoked_by: admin.principal.id, revoked_comment: 'rotated' });
@@ -414,7 +402,7 @@ describe('rotate', () => {
 describe('revoke', () => {
   it('ends the key: revoked by the caller with the comment, slot freed, sealed secret dropped', async () => {
     const t = setup();
-    const { key } = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const { key } = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     t.clock.advance(1_000);
     const revoked = await t.manager.revoke(admin, key._id, '  leaked  ');
     expect(revoked).toMatchObject({ status: 'revoked', revoked_at: new Date(START + 1_000), revoked_by: admin.principal.id, revoked_comment: 'leaked' });
@@ -534,7 +522,7 @@ describe('archive and reactivate', () => {
 describe('delete', () => {
   it('logs a tombstone before removing the key, then frees its slot and sealed secret', async () => {
     const t = setup();
-    const { key } = await t.manager.create(admin, input({ requestId: 'r1' }));
+    const { key } = await t.manager.create(admin, createInput({ requestId: 'r1' }));
     const presentWhenLogged: boolean[] = [];
     const record = t.changeLog.record.bind(t.changeLog);
     t.changeLog.record = async (entry) => {
