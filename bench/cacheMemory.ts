@@ -6,7 +6,7 @@
  */
 import { BSON } from 'mongodb';
 import { newId } from '../src/domain/ids';
-import { KeyCache, type VerifiedKey } from '../src/domain/keyCache';
+import { KeyCache, type VerifiedKeyFields } from '../src/domain/keyCache';
 import { generateSecret, hashSecret } from '../src/domain/keyFormat';
 import { RateLimiter } from '../src/domain/rateLimiter';
 import type { UsageRecorder } from '../src/domain/usageRecorder';
@@ -20,7 +20,7 @@ if (!gc) throw new Error('run with node --expose-gc');
 
 type Shape = (hash: string) => KeyDocument;
 
-/** The README's sizing document: two scopes, two metadata entries, no expiry or rate limit. */
+/** The sizing document of docs/architecture.md: two scopes, two metadata entries, no expiry or rate limit. */
 const typical: Shape = (hash) => ({
   _id: newId('key'),
   org_id: newId('org'),
@@ -60,9 +60,12 @@ const full: Shape = (hash) => ({
   rate_limit: { limit: 100, window_seconds: 60 },
 });
 
-function projected(doc: KeyDocument): VerifiedKey {
+/** Full, with metadata that differs per key (nothing to share): the worst case. */
+const fullOwnMetadata: Shape = (hash) => ({ ...full(hash), metadata: { customer: newId('usr'), tier: 'pro' } });
+
+function projected(doc: KeyDocument): VerifiedKeyFields {
   const picked = Object.fromEntries(Object.keys(VERIFIED_KEY_FIELDS).map((f) => [f, doc[f as keyof KeyDocument]]));
-  return BSON.deserialize(BSON.serialize(picked)) as VerifiedKey;
+  return BSON.deserialize(BSON.serialize(picked)) as VerifiedKeyFields;
 }
 
 async function bytesPerEntry(shape: Shape): Promise<number> {
@@ -76,6 +79,7 @@ async function bytesPerEntry(shape: Shape): Promise<number> {
     rateLimiter: new RateLimiter(),
     revocationBoundMs: 3_600_000,
     announcementTtlMs: 3_600_000,
+    maxConcurrentReads: 1_000,
   });
   gc!();
   const before = process.memoryUsage().heapUsed;
@@ -91,7 +95,7 @@ async function bytesPerEntry(shape: Shape): Promise<number> {
 
 void (async () => {
   hashSecret(generateSecret('sk', 'live')); // warm up lazily initialised modules before measuring
-  for (const [name, shape] of [['typical', typical], ['full', full]] as const) {
+  for (const [name, shape] of [['typical', typical], ['full', full], ['full, metadata per key', fullOwnMetadata]] as const) {
     process.stdout.write(`${name}: ${await bytesPerEntry(shape)} bytes of heap per entry over ${ENTRIES} entries\n`);
   }
 })();

@@ -14,13 +14,14 @@
  * and the size of every collection that grows with use.
  *
  * Run: npx tsx bench/soak.ts  (SOAK_MINUTES=10, SOAK_KEYS=20000, SOAK_VERIFY_RATE=200,
- * SOAK_ADMIN_EVERY_MS=30000; MONGODB_URI to use that server instead of an ephemeral FerretDB).
- * Writes bench/results/soak.json.
+ * SOAK_ADMIN_EVERY_MS=30000, SOAK_PROBE_EVERY_MS=60000, SOAK_IDLE_SECONDS=60,
+ * SOAK_SETTLE_SECONDS=15; MONGODB_URI to use that server instead of an ephemeral FerretDB).
+ * Writes bench/results/soak.json, or SOAK_RESULTS. test/integration/soak.test.ts runs a short one.
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import { bearer, connectClients, type ApiKeysClients } from '../src/client/promiseClient';
 import { mintUserToken } from '../src/dev/tokens';
@@ -44,15 +45,17 @@ const SCAN_EVERY_MS = 30_000;
 const VERIFY_DEADLINE_MS = 10_000;
 const ADMIN_DEADLINE_MS = 60_000;
 const SAMPLE_EVERY_MS = 10_000;
-const PROBE_EVERY_MS = 60_000;
+const PROBE_EVERY_MS = Number(process.env.SOAK_PROBE_EVERY_MS ?? 60_000);
 // Long enough to include a retention sweep of each instance.
-const IDLE_SECONDS = 60;
+const IDLE_SECONDS = Number(process.env.SOAK_IDLE_SECONDS ?? 60);
+// Work still in flight when traffic stops (queries whose callers gave up) is not idle time.
+const SETTLE_SECONDS = Number(process.env.SOAK_SETTLE_SECONDS ?? 15);
+const RESULTS = process.env.SOAK_RESULTS ?? join(__dirname, 'results', 'soak.json');
 const REVOCATION_BOUND_MS = 1_000;
 const GROWTH_LIMIT = 1.2;
 const DATABASE = 'soak';
 const GROWING = ['key_changes', 'key_mutations', 'create_requests', 'audit_events', 'key_usage_daily', 'key_last_used'];
 const CLOCK_TICKS = 100; // getconf CLK_TCK on Linux
-const ROOT = join(__dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (s: string) => process.stdout.write(`[soak] ${s}\n`);
 
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
     const ferretPid = db?.pid;
     const idleCpu = async () => {
       if (!ferretPid) return null;
-      await sleep(15_000); // past work still in flight (queries whose callers gave up still run)
+      await sleep(SETTLE_SECONDS * 1000);
       const before = cpuSeconds(ferretPid);
       await sleep(IDLE_SECONDS * 1000);
       return Math.round(((cpuSeconds(ferretPid) - before) / IDLE_SECONDS) * 1000) / 10;
@@ -344,8 +347,8 @@ async function main(): Promise<void> {
       samples,
       serviceExits: exits,
     };
-    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench', 'results', 'soak.json'), JSON.stringify(report, null, 2));
+    mkdirSync(dirname(RESULTS), { recursive: true });
+    writeFileSync(RESULTS, JSON.stringify(report, null, 2));
 
     const failures: string[] = [];
     if (tally.unexpected.size > 0) failures.push(`unexpected answers: ${JSON.stringify(report.unexpected)}`);

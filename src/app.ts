@@ -82,8 +82,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     rateLimiter,
     revocationBoundMs: config.verify.revocationBoundMs,
     announcementTtlMs: config.verify.cacheTtlMs,
+    maxConcurrentReads: config.verify.maxConcurrentReads,
   });
-  metrics.observeInvalidationLag(() => verifier.lagMs());
+  metrics.observeVerifier(verifier);
   const tokenKey = pageTokenKey(config, logger);
   // A change that happened is answered as success; what failed after it reaches operators here.
   const reportFollowUp = (what: string, err: unknown) => {

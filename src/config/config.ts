@@ -97,6 +97,7 @@ const schema = z.object({
   VERIFY_NEGATIVE_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(10_000),
   INVALIDATION_POLL_MS: positiveInt(500),
   VERIFY_REVOCATION_BOUND_MS: positiveInt(1_000),
+  VERIFY_MAX_CONCURRENT_READS: positiveInt(100),
   AUTH_FAILURE_LIMIT: positiveInt(30),
   AUTH_FAILURE_WINDOW_MS: positiveInt(10_000),
   USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
@@ -106,7 +107,7 @@ const schema = z.object({
   ROTATION_DEFAULT_OVERLAP_SECONDS: z.coerce.number().int().min(0).default(86_400),
   IDEMPOTENCY_WINDOW_SECONDS: positiveInt(86_400),
   USAGE_RETENTION_DAYS: positiveInt(400),
-  // The audit log is promised for at least this long (README, Configuration).
+  // The audit log is promised for at least this long (docs/api.md, "Audit log").
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(90, 'must be at least 90 (days)').default(400),
   // Pollers must still find every entry logged since their last successful poll; a minute covers a slow one.
   KEY_CHANGE_RETENTION_SECONDS: z.coerce.number().int().min(60, 'must be at least 60 (seconds)').default(3_600),
@@ -169,6 +170,8 @@ export interface Config {
      * cached key is used only while a change-log poll that started at most this long ago succeeded.
      */
     revocationBoundMs: number;
+    /** Distinct keys read from storage at once; past it a miss answers UNAVAILABLE at once. */
+    maxConcurrentReads: number;
     usageFlushIntervalMs: number;
   };
   secrets: {
@@ -189,16 +192,35 @@ export interface Config {
   };
 }
 
-/** Polls must come more often than the bound they keep (each value parsed on its own, as above). */
-function revocationBoundProblems(env: Record<string, string | undefined>): string[] {
-  const bound = schema.shape.VERIFY_REVOCATION_BOUND_MS.safeParse(env.VERIFY_REVOCATION_BOUND_MS);
-  const poll = schema.shape.INVALIDATION_POLL_MS.safeParse(env.INVALIDATION_POLL_MS);
-  if (!bound.success || !poll.success || bound.data > poll.data) return [];
-  return [
-    `VERIFY_REVOCATION_BOUND_MS: must be greater than INVALIDATION_POLL_MS (${poll.data}): ` +
-      'cached keys are trusted only while a change-log poll started within the bound has succeeded',
-  ];
+/** Settings that must exceed others: each value parsed on its own, as above, so every problem is listed at once. */
+function orderingProblems(env: Record<string, string | undefined>): string[] {
+  const value = (name: keyof typeof schema.shape): number | undefined => {
+    const r = schema.shape[name].safeParse(env[name]);
+    return r.success && typeof r.data === 'number' ? r.data : undefined;
+  };
+  const problems: string[] = [];
+  const bound = value('VERIFY_REVOCATION_BOUND_MS');
+  const poll = value('INVALIDATION_POLL_MS');
+  if (bound !== undefined && poll !== undefined && bound <= poll) {
+    problems.push(
+      `VERIFY_REVOCATION_BOUND_MS: must be greater than INVALIDATION_POLL_MS (${poll}): ` +
+        'cached keys are trusted only while a change-log poll started within the bound has succeeded',
+    );
+  }
+  const retentionSeconds = value('KEY_CHANGE_RETENTION_SECONDS');
+  const ttl = value('VERIFY_CACHE_TTL_MS');
+  if (retentionSeconds !== undefined && ttl !== undefined && retentionSeconds * 1000 < ttl + CHANGE_RETENTION_MARGIN_MS) {
+    problems.push(
+      `KEY_CHANGE_RETENTION_SECONDS: must be at least ${Math.ceil((ttl + CHANGE_RETENTION_MARGIN_MS) / 1000)} ` +
+        `(VERIFY_CACHE_TTL_MS ${ttl} + 60 s): an instance whose polls failed for longer would miss changes ` +
+        'pruned meanwhile, and must be sure every entry it cached before them has expired',
+    );
+  }
+  return problems;
 }
+
+/** Room for clock skew and a slow poll between a cache entry's expiry and the log's pruning. */
+const CHANGE_RETENTION_MARGIN_MS = 60_000;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as they do in most .env tooling.
@@ -207,7 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems = [
     ...(parsed.error?.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`) ?? []),
     ...crossVariableProblems(present),
-    ...revocationBoundProblems(present),
+    ...orderingProblems(present),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const c = parsed.data;
@@ -249,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       negativeCacheMaxEntries: c.VERIFY_NEGATIVE_CACHE_MAX_ENTRIES,
       invalidationPollMs: c.INVALIDATION_POLL_MS,
       revocationBoundMs: c.VERIFY_REVOCATION_BOUND_MS,
+      maxConcurrentReads: c.VERIFY_MAX_CONCURRENT_READS,
       usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
     },
     secrets: {

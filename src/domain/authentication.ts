@@ -101,7 +101,7 @@ export class Authenticator {
       orgId: key.org_id,
       scopes: key.scopes,
       environment: key.environment,
-      expiresAt: key.expires_at,
+      expiresAt: key.expires_at_ms === null ? null : new Date(key.expires_at_ms),
       rateLimit: key.rate_limit && { limit: key.rate_limit.limit, windowSeconds: key.rate_limit.window_seconds },
       workspaceId: key.workspace_id,
       createdBy: key.created_by,

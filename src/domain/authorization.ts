@@ -2,7 +2,7 @@ import { DomainError, type Reason } from './errors';
 import type { CallContext, Principal } from './principal';
 
 /**
- * The authorization rules, in one place (the README carries the same table, and
+ * The authorization rules, in one place (docs/security.md carries the same table, and
  * test/integration/callers.test.ts checks every cell of it):
  * - users: `member` may read, `admin` may also change keys; staff act with their own role;
  * - API keys: any scope may read, `write` is needed to change keys, and a key acts only on keys

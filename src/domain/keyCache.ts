@@ -1,10 +1,11 @@
 import type { StoredKey } from './model';
 
 /**
- * What Verify answers and decides with, and what API-key authentication needs: a cache entry
- * holds these fields only, never the whole document (names, masks, audit fields, sealed secrets).
+ * What the lookup by hash reads: the stored fields Verify answers and decides with, and what
+ * API-key authentication needs — never the whole document (names, masks, audit fields, sealed
+ * secrets).
  */
-export type VerifiedKey = Readonly<
+export type VerifiedKeyFields = Readonly<
   Pick<
     StoredKey,
     | '_id'
@@ -22,41 +23,85 @@ export type VerifiedKey = Readonly<
   >
 >;
 
-const STATUSES = { active: 'active', archived: 'archived', revoked: 'revoked' } as const;
-const ENVIRONMENTS = { live: 'live', test: 'test' } as const;
-const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
-/** Keys share a few scope sets; each distinct set is kept once, up to this many sets. */
-const MAX_SCOPE_SETS = 1_000;
-const scopeSets = new Map<string, string[]>();
-
-function sharedScopes(scopes: string[]): string[] {
-  const id = scopes.join('\n');
-  let set = scopeSets.get(id);
-  if (!set) {
-    set = Object.freeze([...scopes]) as string[];
-    if (scopeSets.size < MAX_SCOPE_SETS) scopeSets.set(id, set);
-  }
-  return set;
+/**
+ * A Verify cache entry: those fields in their most compact form, and when the read that produced
+ * them started. One object per entry (no wrapper), expiry as epoch milliseconds (a Date costs
+ * ~110 bytes of heap, a number 16), and values that repeat across keys shared.
+ */
+export interface VerifiedKey {
+  readonly _id: string;
+  readonly org_id: string;
+  readonly workspace_id: string | null;
+  /** Frozen and shared between entries (typed mutable only because generated messages are). */
+  readonly scopes: string[];
+  readonly environment: StoredKey['environment'];
+  readonly expires_at_ms: number | null;
+  readonly rate_limit: Readonly<NonNullable<StoredKey['rate_limit']>> | null;
+  /** Frozen, and shared between entries where it repeats. */
+  readonly metadata: Record<string, string>;
+  readonly created_by: string;
+  readonly allow_self_revoke: boolean;
+  readonly status: StoredKey['status'];
+  readonly etag: string;
+  /** When the storage read that produced it started: the entry is current as of then. */
+  readonly read_at: number;
 }
 
+const STATUSES = { active: 'active', archived: 'archived', revoked: 'revoked' } as const;
+const ENVIRONMENTS = { live: 'live', test: 'test' } as const;
+const NO_METADATA: Record<string, string> = Object.freeze({});
+
 /**
- * The cache's copy of a stored key. Strings that repeat across keys (status, environment, scope
- * sets, empty metadata) are shared instead of each entry holding its own decoded copy.
+ * Keeps one frozen copy of each distinct value (scope sets, rate limits, metadata maps), up to
+ * `max` distinct values: keys share a few of each, and each decoded document brings its own copy.
  */
-export function verifiedKey(doc: VerifiedKey): VerifiedKey {
+class Interned<T> {
+  private readonly values = new Map<string, T>();
+  constructor(private readonly max: number) {}
+
+  get(id: string, make: () => T): T {
+    let v = this.values.get(id);
+    if (v === undefined) {
+      v = Object.freeze(make());
+      if (this.values.size < this.max) this.values.set(id, v);
+    }
+    return v;
+  }
+}
+
+const scopeSets = new Interned<string[]>(1_000);
+const rateLimits = new Interned<{ limit: number; window_seconds: number }>(1_000);
+/** Metadata is often per key (then each entry keeps its own) and often labels like a tier or team. */
+const metadataMaps = new Interned<Record<string, string>>(10_000);
+/** Larger metadata is kept per entry rather than held by the shared table for the process's life. */
+const MAX_SHARED_METADATA_CHARS = 256;
+
+function sharedMetadata(metadata: Record<string, string> | undefined): Record<string, string> {
+  if (!metadata) return NO_METADATA;
+  const keys = Object.keys(metadata);
+  if (keys.length === 0) return NO_METADATA;
+  const id = JSON.stringify(keys.map((k) => [k, metadata[k]]));
+  // The decoded object itself is kept (frozen): a frozen copy made by spreading costs twice the heap.
+  return id.length > MAX_SHARED_METADATA_CHARS ? Object.freeze(metadata) : metadataMaps.get(id, () => metadata);
+}
+
+/** The cache entry for a key read by a lookup that started at `readAt`. */
+export function verifiedKey(doc: VerifiedKeyFields, readAt: number): VerifiedKey {
+  const rate = doc.rate_limit;
   return {
     _id: doc._id,
     org_id: doc.org_id,
     workspace_id: doc.workspace_id ?? null,
-    scopes: sharedScopes(doc.scopes),
+    scopes: scopeSets.get(doc.scopes.join('\n'), () => [...doc.scopes]),
     environment: ENVIRONMENTS[doc.environment],
-    expires_at: doc.expires_at ?? null,
-    rate_limit: doc.rate_limit ? { limit: doc.rate_limit.limit, window_seconds: doc.rate_limit.window_seconds } : null,
-    metadata: doc.metadata && Object.keys(doc.metadata).length > 0 ? doc.metadata : NO_METADATA,
+    expires_at_ms: doc.expires_at ? doc.expires_at.getTime() : null,
+    rate_limit: rate ? rateLimits.get(`${rate.limit}/${rate.window_seconds}`, () => ({ limit: rate.limit, window_seconds: rate.window_seconds })) : null,
+    metadata: sharedMetadata(doc.metadata),
     created_by: doc.created_by,
     allow_self_revoke: doc.allow_self_revoke === true,
     status: STATUSES[doc.status],
     etag: doc.etag,
+    read_at: readAt,
   };
 }
 
@@ -82,12 +127,6 @@ export interface KeyCacheStats {
   evictions: { capacity: number; invalidated: number; expired: number };
 }
 
-interface FoundEntry {
-  key: VerifiedKey;
-  /** When the storage read that produced it started: the entry is current as of then. */
-  readAt: number;
-}
-
 /** Evicts the least recently used entries of `map` beyond `max`; returns how many went. */
 function trim(map: Map<string, unknown>, max: number): number {
   let n = 0;
@@ -104,7 +143,7 @@ function trim(map: Map<string, unknown>, max: number): number {
  * insertion order, so re-inserting on access makes the first entry the least recently used one.
  */
 export class KeyCache {
-  private readonly found = new Map<string, FoundEntry>();
+  private readonly found = new Map<string, VerifiedKey>();
   /** hash → when the read that found nothing started. */
   private readonly absent = new Map<string, number>();
   readonly stats: KeyCacheStats = { hits: 0, misses: 0, unconfirmed: 0, evictions: { capacity: 0, invalidated: 0, expired: 0 } };
@@ -122,17 +161,17 @@ export class KeyCache {
   lookup(hash: string, now: number, trustReadsFrom: number): CacheLookup {
     const e = this.found.get(hash);
     if (e) {
-      if (now - e.readAt >= this.s.ttlMs) {
+      if (now - e.read_at >= this.s.ttlMs) {
         this.found.delete(hash);
         this.stats.evictions.expired++;
-      } else if (e.readAt < trustReadsFrom) {
+      } else if (e.read_at < trustReadsFrom) {
         this.stats.unconfirmed++;
         return { state: 'miss' };
       } else {
         this.found.delete(hash);
         this.found.set(hash, e);
         this.stats.hits++;
-        return { state: 'found', key: e.key };
+        return { state: 'found', key: e };
       }
     }
     const absentAt = this.absent.get(hash);
@@ -150,19 +189,22 @@ export class KeyCache {
     return { state: 'miss' };
   }
 
-  /** Stores what a storage read that started at `readAt` returned (null: no such key). */
-  store(hash: string, key: VerifiedKey | null, readAt: number): void {
+  /** Stores a key storage returned (current as of its `read_at`). */
+  store(hash: string, key: VerifiedKey): void {
     this.found.delete(hash);
     this.absent.delete(hash);
-    if (key) {
-      if (this.s.maxEntries <= 0) return;
-      this.found.set(hash, { key, readAt });
-      this.stats.evictions.capacity += trim(this.found, this.s.maxEntries);
-    } else {
-      if (this.s.negativeMaxEntries <= 0) return;
-      this.absent.set(hash, readAt);
-      this.stats.evictions.capacity += trim(this.absent, this.s.negativeMaxEntries);
-    }
+    if (this.s.maxEntries <= 0) return;
+    this.found.set(hash, key);
+    this.stats.evictions.capacity += trim(this.found, this.s.maxEntries);
+  }
+
+  /** Stores that storage knew no key with this hash in a read that started at `readAt`. */
+  storeAbsent(hash: string, readAt: number): void {
+    this.found.delete(hash);
+    this.absent.delete(hash);
+    if (this.s.negativeMaxEntries <= 0) return;
+    this.absent.set(hash, readAt);
+    this.stats.evictions.capacity += trim(this.absent, this.s.negativeMaxEntries);
   }
 
   evict(hash: string): void {
@@ -174,7 +216,7 @@ export class KeyCache {
    * etag, or, for "" (deleted), an absent one. Every change sets a new etag.
    */
   evictUnlessCurrent(hash: string, etag: string): void {
-    if (etag === '' ? this.absent.has(hash) : this.found.get(hash)?.key.etag === etag) return;
+    if (etag === '' ? this.absent.has(hash) : this.found.get(hash)?.etag === etag) return;
     this.evict(hash);
   }
 }

@@ -4,7 +4,7 @@ import { actorId, assertDominates, authorize, escalation, isSelfRevoke, type Key
 import { DomainError, keyNotFound, type Reason } from './errors';
 import { newId } from './ids';
 import { describeSecret, generateSecret } from './keyFormat';
-import { keyState, type KeyStateName } from './keyState';
+import { documentState, type KeyStateName } from './keyState';
 import { positionFromToken, toPage } from './paging';
 import { encodePageToken } from './pageToken';
 import type { CallContext } from './principal';
@@ -504,7 +504,7 @@ export class KeyManager {
   }
 
   private requireState(doc: StoredKey, allowed: KeyStateName[]): void {
-    const state = keyState(doc, this.d.now());
+    const state = documentState(doc, this.d.now());
     if (!allowed.includes(state)) {
       throw new DomainError(STATE_REASON[state], `key ${doc._id} is ${state.toLowerCase()}; allowed from: ${allowed.join(', ').toLowerCase()}`, [], {
         key_id: doc._id,

@@ -3,7 +3,7 @@
  * src/app.ts is the one place that hands the implementations in.
  */
 import type { JWTVerifyGetKey } from 'jose';
-import type { VerifiedKey } from './keyCache';
+import type { VerifiedKeyFields } from './keyCache';
 import type { AuditEntry, CreateRequestClaim, KeyChange, KeyStatus, LoggedChange, SealedSecret, StoredKey, UsageEntries } from './model';
 
 /** The service's clock; injected so every use case and test reads the same time. */
@@ -40,10 +40,10 @@ export interface KeyStore {
   remove(orgId: string, id: string): Promise<void>;
 }
 
-export type { VerifiedKey };
+export type { VerifiedKeyFields };
 
 /** Verify's one storage read: the key with this secret hash, or null. */
-export type KeyLookup = (hash: string) => Promise<VerifiedKey | null>;
+export type KeyLookup = (hash: string) => Promise<VerifiedKeyFields | null>;
 
 /** The cap on live keys per organization: each live key holds one slot. */
 export interface SlotStore {

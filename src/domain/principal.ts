@@ -47,4 +47,8 @@ export interface CallContext {
   requestId: string;
   /** Full gRPC method path, for audit and logs. */
   method: string;
+  /** When the caller stops waiting, in milliseconds since the epoch; Infinity when it set no deadline. */
+  deadline?: number;
+  /** Aborts when the caller cancels or the deadline passes: work whose answer nobody awaits can stop. */
+  signal?: AbortSignal;
 }

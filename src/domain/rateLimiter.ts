@@ -1,6 +1,6 @@
 /**
  * Fixed-window per-key rate limiting, in memory. State is per instance: with N instances
- * behind a balancer a key may get up to N × limit per window (documented in the README).
+ * behind a balancer a key may get up to N × limit per window (documented in docs/architecture.md).
  */
 export interface RateDecision {
   allowed: boolean;

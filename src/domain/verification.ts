@@ -43,6 +43,12 @@ export interface VerifierDeps {
    * mattering after it.
    */
   announcementTtlMs: number;
+  /**
+   * Distinct keys read from storage at once, at most. Past it a miss answers STORAGE_UNAVAILABLE
+   * at once: a database that has fallen behind gets no deeper queue of reads it cannot answer in
+   * time (each one would only time out), and callers learn to retry now rather than at their deadline.
+   */
+  maxConcurrentReads: number;
 }
 
 export interface VerifyOptions {
@@ -58,6 +64,8 @@ export interface VerifyOptions {
  */
 export class Verifier {
   private readonly inFlight = new Map<string, Promise<VerifiedKey | null>>();
+  /** Misses answered at once because maxConcurrentReads reads were already in flight (metrics read it). */
+  shed = 0;
   /** Start of the last successful change-log poll: every change logged before it is applied here. */
   private syncedAt: number;
   /**
@@ -80,7 +88,7 @@ export class Verifier {
     const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
     if (!key) return { code: 'NOT_FOUND' };
     const now = this.d.now();
-    const state = keyState(key, now);
+    const state = keyState(key.status, key.expires_at_ms, now.getTime());
     if (state !== 'ACTIVE') return { code: state, key };
     if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key };
     let rate: RateDecision | undefined;
@@ -141,14 +149,26 @@ export class Verifier {
 
   private load(hash: string): Promise<VerifiedKey | null> {
     let p = this.inFlight.get(hash);
+    if (!p && this.inFlight.size >= this.d.maxConcurrentReads) {
+      this.shed++;
+      return Promise.reject(
+        new DomainError('STORAGE_UNAVAILABLE', 'key storage is saturated and this key cannot be confirmed now; retry', [], {
+          cause: 'TooManyReads',
+          max_concurrent_reads: String(this.d.maxConcurrentReads),
+        }),
+      );
+    }
     if (!p) {
       const readAt = this.d.now().getTime();
       const read: Promise<VerifiedKey | null> = this.d
         .findByHash(hash)
         .then((doc) => {
-          const key = doc && verifiedKey(doc);
+          const key = doc && verifiedKey(doc, readAt);
           // Not cached if evict() or invalidate() ran meanwhile: the result may predate that change.
-          if (this.inFlight.get(hash) === read && this.settled(hash, key)) this.d.cache.store(hash, key, readAt);
+          if (this.inFlight.get(hash) === read && this.settled(hash, key)) {
+            if (key) this.d.cache.store(hash, key);
+            else this.d.cache.storeAbsent(hash, readAt);
+          }
           return key;
         })
         .finally(() => {

@@ -221,13 +221,23 @@ export class Metrics {
   }
 
   /** Above VERIFY_REVOCATION_BOUND_MS, cached keys are not trusted (re-read, or UNAVAILABLE). */
-  observeInvalidationLag(lagMs: () => number): void {
+  /** Read from the Verifier at scrape time. */
+  observeVerifier(verifier: { lagMs(): number; readonly shed: number }): void {
     new Gauge({
       name: 'apikeys_invalidation_lag_seconds',
       help: 'Time since the start of the last successful key change-log poll.',
       registers: [this.registry],
       collect() {
-        this.set(lagMs() / 1000);
+        this.set(verifier.lagMs() / 1000);
+      },
+    });
+    new Counter({
+      name: 'apikeys_verify_reads_shed_total',
+      help: 'Verify cache misses answered UNAVAILABLE at once because VERIFY_MAX_CONCURRENT_READS key reads were already in flight.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(verifier.shed);
       },
     });
   }

@@ -1,6 +1,6 @@
 import type { Filter } from 'mongodb';
 import type { StoredKey } from '../domain/model';
-import type { KeyListQuery, KeyStore, KeyUpdate, VerifiedKey } from '../domain/ports';
+import type { KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
 import type { KeyDocument } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -8,7 +8,7 @@ import { isDuplicateKey } from './slotRepository';
 /** How long a version claim may stand without its change before another change may take it over. */
 export const CLAIM_GRACE_MS = 30_000;
 
-/** The fields of VerifiedKey, as a projection for the lookup by hash. */
+/** The fields of VerifiedKeyFields, as a projection for the lookup by hash. */
 export const VERIFIED_KEY_FIELDS = {
   _id: 1,
   org_id: 1,
@@ -22,7 +22,7 @@ export const VERIFIED_KEY_FIELDS = {
   allow_self_revoke: 1,
   status: 1,
   etag: 1,
-} as const satisfies Record<keyof VerifiedKey, 1>;
+} as const satisfies Record<keyof VerifiedKeyFields, 1>;
 
 /** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
 export class KeyRepository implements KeyStore {
@@ -47,7 +47,7 @@ export class KeyRepository implements KeyStore {
   }
 
   /** Verify's lookup: only the fields it keeps (a cache entry never holds the whole document). */
-  findByHash(hash: string): Promise<VerifiedKey | null> {
+  findByHash(hash: string): Promise<VerifiedKeyFields | null> {
     return this.keys.findOne({ hash }, { projection: VERIFIED_KEY_FIELDS });
   }
 

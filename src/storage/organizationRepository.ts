@@ -4,7 +4,7 @@ import type { OrganizationDocument } from './documents';
 
 /**
  * organizations: per-organization settings. Operators raise a plan's cap by setting `key_limit`
- * on the organization's document (README "Storage notes").
+ * on the organization's document (docs/architecture.md, "Storage").
  */
 export class OrganizationRepository implements OrganizationSettings {
   constructor(private readonly organizations: Collection<OrganizationDocument>) {}

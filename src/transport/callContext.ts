@@ -1,20 +1,70 @@
 import type { Metadata } from '@grpc/grpc-js';
-import type { CallContext } from '../domain/principal';
+import type { Authenticated } from '../domain/authentication';
+import type { CallContext, Principal } from '../domain/principal';
 
 /**
- * How the interceptor hands its result to handlers. grpc-js passes the Metadata object that
- * the interceptor forwards with next() through to the handler's `call.metadata` unchanged, so
- * the object itself is the key; nothing a client sends can forge an entry. A test pins this.
+ * A call's context as the authentication interceptor builds it. The caller is known before the
+ * organization is resolved, so a call refused for its acting-as still names its caller in the
+ * access log; handlers only ever see admitted contexts.
  */
-const contexts = new WeakMap<Metadata, CallContext>();
+export class RpcContext implements CallContext {
+  orgId = '';
+  actingAs = false;
+  admitted = false;
+  private controller?: AbortController;
+  private abortReason?: DOMException;
 
-export function attachContext(metadata: Metadata, ctx: CallContext): void {
+  constructor(
+    readonly principal: Principal,
+    readonly requestId: string,
+    readonly method: string,
+    readonly deadline: number,
+  ) {}
+
+  admit(a: Authenticated): void {
+    this.orgId = a.orgId;
+    this.actingAs = a.actingAs;
+    this.admitted = true;
+  }
+
+  /** Made on first use: most calls (every VerifyKey) never ask, and pay nothing for it. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  /** The client cancelled, or the deadline passed: nobody waits for this call's answer anymore. */
+  abort(byDeadline: boolean): void {
+    this.abortReason ??= byDeadline
+      ? new DOMException('the call’s deadline passed', 'TimeoutError')
+      : new DOMException('the client cancelled the call', 'AbortError');
+    this.controller?.abort(this.abortReason);
+  }
+}
+
+/**
+ * How the authentication interceptor hands its result to the access log and handlers. grpc-js
+ * passes the Metadata object an interceptor forwards with next() through to the handler's
+ * `call.metadata` unchanged, so the object itself is the key; nothing a client sends can forge
+ * an entry. A test pins this.
+ */
+const contexts = new WeakMap<Metadata, RpcContext>();
+
+export function attachContext(metadata: Metadata, ctx: RpcContext): void {
   contexts.set(metadata, ctx);
+}
+
+/** The call's context, admitted or not; undefined when authentication did not get to a caller. */
+export function attachedContext(metadata: Metadata): RpcContext | undefined {
+  return contexts.get(metadata);
 }
 
 export function contextOf(call: { metadata: Metadata }): CallContext {
   const ctx = contexts.get(call.metadata);
-  // Reaching a handler without a context would mean the interceptor was bypassed: refuse.
-  if (!ctx) throw new Error('no call context: the authentication interceptor did not run for this call');
+  // Reaching a handler without an admitted context would mean the interceptor was bypassed: refuse.
+  if (!ctx?.admitted) throw new Error('no call context: the authentication interceptor did not run for this call');
   return ctx;
 }

@@ -1,8 +1,8 @@
 import { KeyState, type Key } from '../gen/apikeys/v1/key';
-import { keyState } from '../domain/keyState';
+import { documentState, type KeyStateName } from '../domain/keyState';
 import type { StoredKey } from '../domain/model';
 
-const STATE: Record<ReturnType<typeof keyState>, KeyState> = {
+const STATE: Record<KeyStateName, KeyState> = {
   ACTIVE: KeyState.KEY_STATE_ACTIVE,
   EXPIRED: KeyState.KEY_STATE_EXPIRED,
   ARCHIVED: KeyState.KEY_STATE_ARCHIVED,
@@ -20,7 +20,7 @@ export function toProtoKey(doc: StoredKey, now: Date): Key {
     name: doc.name,
     scopes: doc.scopes,
     environment: doc.environment,
-    state: STATE[keyState(doc, now)],
+    state: STATE[documentState(doc, now)],
     start: doc.start,
     maskedKey: doc.masked_key,
     fingerprint: doc.fingerprint,

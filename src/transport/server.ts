@@ -1,5 +1,5 @@
 import { BinaryReader } from '@bufbuild/protobuf/wire';
-import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ChannelOptions, type ServerInterceptor } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -16,10 +16,14 @@ import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
 import type { Metrics } from '../observability/metrics';
-import { rpcInterceptor } from '../observability/rpcInterceptor';
 import { keyServiceHandlers } from './handlers/keyService';
 import { verifyServiceHandlers } from './handlers/verifyService';
-import { authInterceptor } from './interceptor';
+import { accessLogInterceptor } from './interceptors/accessLog';
+import { authenticationInterceptor } from './interceptors/authentication';
+import { metadataLimitInterceptor } from './interceptors/metadataLimit';
+import { metricsInterceptor } from './interceptors/metrics';
+import { exceptOpenServices } from './interceptors/openServices';
+import { requestIdInterceptor } from './interceptors/requestId';
 import { withCheckedRequests } from './requestDecoding';
 
 export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService'] as const;
@@ -72,10 +76,9 @@ function reflectionPackage(): protoLoader.PackageDefinition {
   return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { fileDescriptorProtos: [bytes] }])) as unknown as protoLoader.PackageDefinition;
 }
 
-
 /**
  * grpc-js server options. The metadata limit is not among them (grpc-js's server ignores
- * grpc.max_metadata_size): rpcInterceptor enforces it, under Node's own 64 KiB HTTP/2 cap.
+ * grpc.max_metadata_size): metadataLimitInterceptor enforces it.
  */
 function channelOptions(l: TransportLimits): ChannelOptions {
   const o: ChannelOptions = {
@@ -93,13 +96,30 @@ function channelOptions(l: TransportLimits): ChannelOptions {
   return o;
 }
 
+/**
+ * Every call passes these in order on its way in (the first sees the request first), and in
+ * reverse on its way out (the first sees the final status last). Hence:
+ * - metrics first, so it counts every call, health and reflection included, with the status the
+ *   client got, refusals by the others included;
+ * - the metadata limit before anything reads metadata;
+ * - the access log before the request id and authentication, so their refusals are logged too;
+ * - the request id before authentication, so its refusals echo the id, and the context carries it;
+ * - authentication last, next to the handlers it hands the context to.
+ * Health and reflection stay open: no access log, request id or authentication.
+ */
+function interceptors(d: ServerDeps): ServerInterceptor[] {
+  return [
+    ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
+    metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
+    exceptOpenServices(accessLogInterceptor(d.logger)),
+    exceptOpenServices(requestIdInterceptor()),
+    exceptOpenServices(authenticationInterceptor(d.authenticator, d.logger)),
+  ];
+}
+
 export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
-  // rpcInterceptor first: it sees each request before authentication and each final status last.
-  const server = new Server({
-    ...channelOptions(d.limits),
-    interceptors: [rpcInterceptor(d.metrics, d.limits), authInterceptor(d.authenticator, d.logger)],
-  });
+  const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
   server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
   server.addService(withCheckedRequests(VerifyServiceService, ours), verifyServiceHandlers(d.verifier, d.logger, d.metrics));

@@ -1,5 +1,5 @@
-// Issue 3: every kind of caller × every built RPC, against the real server. MATRIX is the README's
-// authorization table; each cell asserts the status code and the ErrorInfo reason, and for
+// Every kind of caller × every built RPC, against the real server. MATRIX is the authorization
+// table of docs/security.md; each cell asserts the status code and the ErrorInfo reason, and for
 // successes and refusals alike, what happened to the data.
 import { Metadata, status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -73,8 +73,8 @@ const MATRIX = {
 type CallerName = keyof typeof MATRIX;
 
 /**
- * MATRIX as the README's "## Authorization" table (the test at the end keeps the two equal). A
- * refusal shows its reason only: the README's error table gives each reason's one gRPC code.
+ * MATRIX as docs/security.md's "## Authorization" table (the test at the end keeps the two equal).
+ * A refusal shows its reason only: the README's error table gives each reason's one gRPC code.
  */
 function authorizationTable(): string {
   const cell = (c: string) => (c === OK ? '✓' : `\`${c.split('/')[1]}\``);
@@ -228,7 +228,7 @@ async function call(rpc: Rpc, caller: Caller, cellId: string): Promise<string> {
   }
 }
 
-describe('the authorization matrix (README "Authorization")', () => {
+describe('the authorization matrix (docs/security.md "Authorization")', () => {
   const cells = Object.entries(MATRIX).flatMap(([caller, row]) =>
     RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const),
   );
@@ -274,7 +274,7 @@ describe('no escalation: a key never grants scopes it lacks', () => {
     expect(fewer.key!.scopes).toEqual(['read']);
   });
 
-  // Issue 3 acceptance: "a key updating its own scopes upward fails".
+  // A key must never widen itself: updating its own scopes upward fails.
   it.each([
     [['write'], ['read', 'write'], 'PERMISSION_DENIED/SCOPE_ESCALATION'],
     [['read', 'write'], ['read', 'write', 'billing:admin'], 'PERMISSION_DENIED/SCOPE_ESCALATION'],
@@ -371,7 +371,7 @@ describe('staff acting-as', () => {
   });
 });
 
-describe('README', () => {
+describe('docs/security.md', () => {
   it('can show reasons only: each refusal in MATRIX has the code its reason maps to', () => {
     const refusals = Object.values(MATRIX).flat().filter((c) => c !== OK);
     for (const c of new Set(refusals)) {
@@ -381,13 +381,13 @@ describe('README', () => {
   });
 
   it('carries MATRIX as its "## Authorization" table, cell for cell', () => {
-    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
-    const section = readme.split(/^## Authorization\s*$/m)[1]?.split(/^## /m)[0] ?? '';
+    const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'security.md'), 'utf8');
+    const section = doc.split(/^## Authorization\s*$/m)[1]?.split(/^## /m)[0] ?? '';
     const norm = (line: string) =>
       /^\|[\s:|-]+\|$/.test(line.trim()) ? '|---|' : line.replace(/`/g, '').replace(/\s+/g, ' ').trim();
     const table = (md: string) => md.split('\n').filter((l) => l.trim().startsWith('|')).map(norm);
     if (table(section).join('\n') !== table(authorizationTable()).join('\n')) {
-      throw new Error(`README.md "## Authorization" must carry this table (from MATRIX in this file):\n\n${authorizationTable()}\n`);
+      throw new Error(`docs/security.md "## Authorization" must carry this table (from MATRIX in this file):\n\n${authorizationTable()}\n`);
     }
   });
 });

@@ -1,4 +1,4 @@
-// Issue 3: one access-log line per call with the caller and the outcome, never a credential;
+// One access-log line per call with the caller and the outcome, never a credential;
 // x-request-id taken from the caller or generated, and echoed.
 import { credentials, Metadata, status, type StatusObject } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';

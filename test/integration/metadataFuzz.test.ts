@@ -1,4 +1,4 @@
-// Issue 3: hostile metadata — random, oversized, binary and repeated values of authorization,
+// Hostile metadata — random, oversized, binary and repeated values of authorization,
 // x-api-key, x-organization-id and x-request-id — never crashes the server and is always
 // answered with UNAUTHENTICATED, PERMISSION_DENIED or INVALID_ARGUMENT and a caller reason.
 import { credentials, loadPackageDefinition, Metadata, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
@@ -15,7 +15,7 @@ import { rawConnection } from '../support/rawGrpc';
 import { startTestServer, type TestServer } from '../support/server';
 
 const HEADERS = ['authorization', 'x-api-key', 'x-organization-id', 'x-request-id'] as const;
-/** Every answer allowed: a code from the issue's three, with a reason about the caller. */
+/** Every answer allowed: UNAUTHENTICATED, PERMISSION_DENIED or INVALID_ARGUMENT, with a reason about the caller. */
 const ALLOWED = [
   'UNAUTHENTICATED/UNAUTHENTICATED',
   'UNAUTHENTICATED/INVALID_TOKEN',

@@ -1,4 +1,4 @@
-// Issue 6 fuzz test: hostile request *messages* on every RPC (metadata/headers are fuzzed by
+// Fuzz test: hostile request *messages* on every RPC (metadata/headers are fuzzed by
 // metadataFuzz.test.ts). Random unicode, empty and oversized strings, huge repeated fields,
 // metadata keys with "$" or ".", NUL bytes, invalid ids, timestamps and durations. The server
 // never crashes, answers only OK or a documented client error with an ErrorInfo reason, logs no

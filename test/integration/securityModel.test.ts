@@ -1,8 +1,9 @@
-// Model-based property test of the README's "Security model", "Authorization" and "Key lifecycle":
+// Model-based property test of docs/security.md ("Security model", "Authorization") and the "Key
+// lifecycle" of docs/api.md:
 // random sequences of every KeyService RPC and VerifyKey, made by every kind of caller (org admin,
 // member, staff acting as the org, another org's admin, and API keys of random strength created
 // during the run), against one real server and database. A reference model, written here from the
-// README and independent of src/, predicts each answer (OK, or the refusal that applies) and the
+// docs and independent of src/, predicts each answer (OK, or the refusal that applies) and the
 // whole state of the organization; after every step the server's state is compared with it.
 //
 // Besides the model's exact predictions, the promises themselves are checked as invariants, so a
@@ -137,7 +138,7 @@ function worlds(w: Window, o: { caller?: Caller; target?: Target; param?: number
   return c.flatMap((callerExpired) => t.flatMap((targetExpired) => p.map((paramPast) => ({ callerExpired, targetExpired, paramPast }))));
 }
 
-/** The dominance rule, as the README states it. Null when `holder` dominates `key`, else the first dimension it fails. */
+/** The dominance rule, as docs/security.md states it. Null when `holder` dominates `key`, else the first dimension it fails. */
 function escalation(holder: Bounds, key: Bounds): string | null {
   if (!key.scopes.every((s) => holder.scopes.includes(s))) return 'SCOPE_ESCALATION';
   if (key.environment !== holder.environment) return 'ENVIRONMENT_ESCALATION';

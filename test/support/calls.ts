@@ -31,7 +31,7 @@ export async function failure(p: Promise<unknown>): Promise<Failure> {
   return describeFailure(err);
 }
 
-/** "OK", or "CODE/REASON" (e.g. "PERMISSION_DENIED/INSUFFICIENT_SCOPE"): reads like the README table. */
+/** "OK", or "CODE/REASON" (e.g. "PERMISSION_DENIED/INSUFFICIENT_SCOPE"): reads like the authorization table of docs/security.md. */
 export async function outcome<T>(p: Promise<T>): Promise<{ text: string; value?: T }> {
   try {
     return { text: 'OK', value: await p };

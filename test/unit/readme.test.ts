@@ -1,9 +1,11 @@
-// The README is part of the contract with gateway authors and operators: its error table must be
-// REASON_STATUS exactly, and its configuration table and .env.example must name every variable
-// that src/config/config.ts reads. No database, no server: it only reads files.
+// The docs are part of the contract with gateway authors and operators: the README's error table
+// must be REASON_STATUS exactly; docs/configuration.md's table and .env.example must name every
+// variable that src/config/config.ts reads, and the README's shorter table no other, with the same
+// defaults; every relative link in the docs must lead somewhere. No database, no server: it only
+// reads files.
 import { status } from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { REASON_STATUS } from '../../src/transport/errors';
 
 const ROOT = join(__dirname, '..', '..');
@@ -11,12 +13,13 @@ const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
 const unquote = (cell: string) => cell.trim().replace(/^`(.*)`$/, '$1').trim();
 
-/** The body rows of the first markdown table whose header row is exactly `header` (cells compared trimmed). */
-function tableRows(markdown: string, header: string[]): string[][] {
+/** The body rows of the first markdown table in `file` whose header row is exactly `header` (cells compared trimmed). */
+function tableRows(file: string, header: string[]): string[][] {
+  const markdown = read(file);
   const lines = markdown.split('\n');
   const cellsOf = (line: string) => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
   const start = lines.findIndex((l) => l.trim().startsWith('|') && cellsOf(l).join('\u0000') === header.join('\u0000'));
-  if (start < 0) throw new Error(`README has no table with header | ${header.join(' | ')} |`);
+  if (start < 0) throw new Error(`${file} has no table with header | ${header.join(' | ')} |`);
   const rows: string[][] = [];
   for (const line of lines.slice(start + 1)) {
     if (!line.trim().startsWith('|')) break;
@@ -57,7 +60,7 @@ describe('README', () => {
   });
 
   describe('error table', () => {
-    const rows = tableRows(readme, ['Reason', 'gRPC code', 'HTTP']);
+    const rows = tableRows('README.md', ['Reason', 'gRPC code', 'HTTP']);
     const documented = rows.map(([reason, code, http]) => ({ reason: unquote(reason), code: unquote(code), http: unquote(http) }));
     const hint = `\nThe README's error table must be exactly:\n\n${expectedErrorTable()}\n`;
 
@@ -92,14 +95,56 @@ describe('README', () => {
     });
   });
 
-  it('configuration table names every variable of src/config/config.ts, and no other', () => {
-    const documented = tableRows(readme, ['Variable', 'Default', 'Meaning']).map(([name]) => unquote(name)).sort();
+  it("docs/configuration.md's table names every variable of src/config/config.ts, and no other", () => {
+    const documented = tableRows('docs/configuration.md', ['Variable', 'Default', 'Meaning']).map(([name]) => unquote(name)).sort();
     expect(documented).toEqual(configVariables());
+  });
+
+  it("the README's configuration table is a part of docs/configuration.md's, with the same defaults", () => {
+    const full = new Map(tableRows('docs/configuration.md', ['Variable', 'Default', 'Meaning']).map(([name, dflt]) => [unquote(name), dflt]));
+    const short = tableRows('README.md', ['Variable', 'Default', 'What for']).map(([name, dflt]) => [unquote(name), dflt]);
+    expect(short.length).toBeGreaterThan(0);
+    expect(short.filter(([name, dflt]) => full.get(name) !== dflt)).toEqual([]);
   });
 
   it('.env.example names every variable of src/config/config.ts, and no other', () => {
     const env = read('.env.example');
     const names = [...env.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]);
     expect([...new Set(names)].sort()).toEqual(configVariables());
+  });
+});
+
+/** README.md, bench/README.md and every markdown file under docs/. */
+function markdownFiles(): string[] {
+  const under = (dir: string): string[] =>
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? under(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : [],
+    );
+  return ['README.md', 'bench/README.md', ...under('docs')];
+}
+
+/** The anchor GitHub gives a heading: lowercase, punctuation dropped, spaces to hyphens. */
+const slug = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+
+describe('links between the docs', () => {
+  it.each(markdownFiles())('%s: every relative link leads to a file, and to a heading in it', (file) => {
+    const text = read(file).replace(/^```[\s\S]*?^```$/gm, ''); // code is not links
+    const broken = [...text.matchAll(/\]\(([^)\s]+)\)/g)]
+      .map((m) => m[1])
+      .filter((target) => !/^[a-z]+:/.test(target))
+      .filter((target) => {
+        const [path, anchor] = target.split('#');
+        const resolved = path ? relative(ROOT, join(ROOT, dirname(file), path)) : file;
+        if (!existsSync(join(ROOT, resolved))) return true;
+        if (!anchor) return false;
+        const headings = [...read(resolved).matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1]));
+        return !headings.includes(anchor);
+      });
+    expect(broken).toEqual([]);
   });
 });

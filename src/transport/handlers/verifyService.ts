@@ -31,7 +31,7 @@ export function verifyServiceHandlers(verifier: Verifier, logger: Logger, metric
         workspaceId: key?.workspace_id ?? '',
         scopes: key?.scopes ?? [],
         metadata: key?.metadata ?? {},
-        expireTime: key?.expires_at ?? undefined,
+        expireTime: key?.expires_at_ms != null ? new Date(key.expires_at_ms) : undefined,
         rateLimit: rate && { limit: rate.limit, remaining: rate.remaining, resetTime: new Date(rate.resetAt) },
       };
     }),

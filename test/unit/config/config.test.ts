@@ -47,6 +47,7 @@ describe('loadConfig defaults', () => {
       negativeCacheMaxEntries: 10_000,
       invalidationPollMs: 500,
       revocationBoundMs: 1_000,
+      maxConcurrentReads: 100,
       usageFlushIntervalMs: 10_000,
     });
     expect(c.authFailures).toEqual({ limit: 30, windowMs: 10_000 });
@@ -134,6 +135,15 @@ describe('ConfigError', () => {
     expect(e.problems.find((p) => p.startsWith('VERIFY_REVOCATION_BOUND_MS'))).toMatch(/greater than INVALIDATION_POLL_MS \(1000\)/);
     expect(named(configError({ VERIFY_REVOCATION_BOUND_MS: '500' }))).toEqual(['VERIFY_REVOCATION_BOUND_MS']);
     expect(loadConfig({ INVALIDATION_POLL_MS: '60000', VERIFY_REVOCATION_BOUND_MS: '120000' }).verify.revocationBoundMs).toBe(120_000);
+  });
+
+  it('requires the change log to be kept a minute longer than a cached key lives', () => {
+    // Default TTL (60 s) + 60 s: the 60 s minimum is not enough with it, 120 s is.
+    expect(named(configError({ KEY_CHANGE_RETENTION_SECONDS: '119' }))).toEqual(['KEY_CHANGE_RETENTION_SECONDS']);
+    expect(loadConfig({ KEY_CHANGE_RETENTION_SECONDS: '120' }).retention.keyChangeSeconds).toBe(120);
+    const e = configError({ VERIFY_CACHE_TTL_MS: '3600000' });
+    expect(e.problems).toEqual([expect.stringMatching(/^KEY_CHANGE_RETENTION_SECONDS: must be at least 3660 \(VERIFY_CACHE_TTL_MS 3600000/)]);
+    expect(loadConfig({ VERIFY_CACHE_TTL_MS: '3600000', KEY_CHANGE_RETENTION_SECONDS: '3660' }).verify.cacheTtlMs).toBe(3_600_000);
   });
 });
 

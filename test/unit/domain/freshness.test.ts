@@ -45,6 +45,7 @@ function setup() {
     rateLimiter: new RateLimiter(),
     revocationBoundMs: BOUND_MS,
     announcementTtlMs: 60_000,
+    maxConcurrentReads: 1_000,
   });
   const logs: Array<{ level: number; msg: string }> = [];
   const logger = createLogger('info', {

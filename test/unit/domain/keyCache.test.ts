@@ -6,6 +6,8 @@ const SETTINGS: KeyCacheSettings = { maxEntries: 3, negativeMaxEntries: 2, ttlMs
 const cache = (over: Partial<KeyCacheSettings> = {}) => new KeyCache({ ...SETTINGS, ...over });
 /** No change-log lag: every entry is trusted as far as the revocation bound goes. */
 const ANY = -Infinity;
+/** A cache entry as a read that started at `readAt` makes it. */
+const entry = (readAt: number, over: Parameters<typeof fakeKey>[0] = {}) => verifiedKey(fakeKey(over), readAt);
 
 describe('KeyCache TTLs', () => {
   it('misses on an empty cache', () => {
@@ -16,8 +18,8 @@ describe('KeyCache TTLs', () => {
 
   it('a found key is served before the TTL, then dropped', () => {
     const c = cache();
-    const key = fakeKey();
-    c.store('h', key, 10_000);
+    const key = entry(10_000);
+    c.store('h', key);
     expect(c.lookup('h', 10_000, ANY)).toEqual({ state: 'found', key });
     expect(c.lookup('h', 10_999, ANY)).toEqual({ state: 'found', key });
     expect(c.lookup('h', 11_000, ANY)).toEqual({ state: 'miss' });
@@ -29,23 +31,23 @@ describe('KeyCache TTLs', () => {
 
   it('the TTL runs from when the read started, and a lookup does not extend it', () => {
     const c = cache();
-    c.store('h', fakeKey(), 0);
+    c.store('h', entry(0));
     expect(c.lookup('h', 900, ANY).state).toBe('found');
     expect(c.lookup('h', 1000, ANY).state).toBe('miss');
   });
 
   it('storing again restarts the TTL', () => {
     const c = cache();
-    c.store('h', fakeKey({ etag: 'old' }), 0);
-    const newer = fakeKey({ etag: 'new' });
-    c.store('h', newer, 800);
+    c.store('h', entry(0, { etag: 'old' }));
+    const newer = entry(800, { etag: 'new' });
+    c.store('h', newer);
     expect(c.lookup('h', 1500, ANY)).toEqual({ state: 'found', key: newer });
     expect(c.size).toBe(1);
   });
 
   it('an absent entry uses the negative TTL', () => {
     const c = cache();
-    c.store('h', null, 0);
+    c.storeAbsent('h', 0);
     expect(c.lookup('h', 0, ANY)).toEqual({ state: 'absent' });
     expect(c.lookup('h', 99, ANY)).toEqual({ state: 'absent' });
     expect(c.lookup('h', 100, ANY)).toEqual({ state: 'miss' });
@@ -54,11 +56,11 @@ describe('KeyCache TTLs', () => {
 
   it('a key found after being absent replaces the absent entry, and the other way round', () => {
     const c = cache();
-    c.store('h', null, 0);
-    const key = fakeKey();
-    c.store('h', key, 1);
+    c.storeAbsent('h', 0);
+    const key = entry(1);
+    c.store('h', key);
     expect(c.lookup('h', 2, ANY)).toEqual({ state: 'found', key });
-    c.store('h', null, 3);
+    c.storeAbsent('h', 3);
     expect(c.lookup('h', 4, ANY)).toEqual({ state: 'absent' });
     expect(c.size).toBe(1);
   });
@@ -67,8 +69,8 @@ describe('KeyCache TTLs', () => {
 describe('KeyCache: the revocation bound', () => {
   it('a found key read before trustReadsFrom is a miss, counted as unconfirmed, and kept', () => {
     const c = cache();
-    const key = fakeKey();
-    c.store('h', key, 100);
+    const key = entry(100);
+    c.store('h', key);
     expect(c.lookup('h', 500, 101)).toEqual({ state: 'miss' });
     expect(c.stats).toMatchObject({ hits: 0, misses: 0, unconfirmed: 1 });
     // Once the change log confirms the cache again, the same entry is served without a read.
@@ -78,7 +80,7 @@ describe('KeyCache: the revocation bound', () => {
 
   it('absent entries are not subject to it (they fail closed)', () => {
     const c = cache();
-    c.store('h', null, 0);
+    c.storeAbsent('h', 0);
     expect(c.lookup('h', 50, 40)).toEqual({ state: 'absent' });
   });
 });
@@ -86,7 +88,7 @@ describe('KeyCache: the revocation bound', () => {
 describe('KeyCache LRU', () => {
   it('evicts the least recently stored found key beyond maxEntries', () => {
     const c = cache();
-    for (const h of ['a', 'b', 'c', 'd']) c.store(h, fakeKey({ hash: h }), 0);
+    for (const h of ['a', 'b', 'c', 'd']) c.store(h, entry(0, { hash: h }));
     expect(c.size).toBe(3);
     expect(c.lookup('a', 1, ANY).state).toBe('miss');
     for (const h of ['b', 'c', 'd']) expect(c.lookup(h, 1, ANY).state).toBe('found');
@@ -95,31 +97,31 @@ describe('KeyCache LRU', () => {
 
   it('a looked-up entry survives; the least recently used one goes', () => {
     const c = cache();
-    for (const h of ['a', 'b', 'c']) c.store(h, fakeKey({ hash: h }), 0);
+    for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));
     expect(c.lookup('a', 1, ANY).state).toBe('found'); // a is now most recently used; b is the LRU
-    c.store('d', fakeKey({ hash: 'd' }), 2);
+    c.store('d', entry(2, { hash: 'd' }));
     expect(c.lookup('b', 3, ANY).state).toBe('miss');
     expect(c.lookup('a', 3, ANY).state).toBe('found');
-    c.store('e', fakeKey({ hash: 'e' }), 4); // order was c, d, a(looked up at 3) → c goes
+    c.store('e', entry(4, { hash: 'e' })); // order was c, d, a(looked up at 3) → c goes
     expect(c.lookup('c', 5, ANY).state).toBe('miss');
     for (const h of ['a', 'd', 'e']) expect(c.lookup(h, 5, ANY).state).toBe('found');
   });
 
   it('re-storing an entry makes it most recent without evicting anything', () => {
     const c = cache();
-    for (const h of ['a', 'b', 'c']) c.store(h, fakeKey({ hash: h }), 0);
-    c.store('a', fakeKey({ hash: 'a' }), 1);
+    for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));
+    c.store('a', entry(1, { hash: 'a' }));
     expect(c.size).toBe(3);
     expect(c.stats.evictions.capacity).toBe(0);
-    c.store('d', fakeKey({ hash: 'd' }), 2);
+    c.store('d', entry(2, { hash: 'd' }));
     expect(c.lookup('b', 3, ANY).state).toBe('miss');
     expect(c.lookup('a', 3, ANY).state).toBe('found');
   });
 
   it('absent entries have their own LRU: any number of them never evicts a found key', () => {
     const c = cache();
-    for (const h of ['a', 'b', 'c']) c.store(h, fakeKey({ hash: h }), 0);
-    for (let i = 0; i < 1000; i++) c.store(`unknown ${i}`, null, 0);
+    for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));
+    for (let i = 0; i < 1000; i++) c.storeAbsent(`unknown ${i}`, 0);
     expect(c.size).toBe(3 + SETTINGS.negativeMaxEntries);
     for (const h of ['a', 'b', 'c']) expect(c.lookup(h, 1, ANY).state).toBe('found');
     expect(c.lookup('unknown 999', 1, ANY).state).toBe('absent');
@@ -129,13 +131,13 @@ describe('KeyCache LRU', () => {
 
   it('maxEntries 0 stores no found keys, negativeMaxEntries 0 no absent ones', () => {
     const c = cache({ maxEntries: 0 });
-    c.store('h', fakeKey(), 0);
-    c.store('n', null, 0);
+    c.store('h', entry(0));
+    c.storeAbsent('n', 0);
     expect(c.lookup('h', 0, ANY)).toEqual({ state: 'miss' });
     expect(c.lookup('n', 0, ANY)).toEqual({ state: 'absent' });
     const d = cache({ negativeMaxEntries: 0 });
-    d.store('h', fakeKey(), 0);
-    d.store('n', null, 0);
+    d.store('h', entry(0));
+    d.storeAbsent('n', 0);
     expect(d.lookup('h', 0, ANY).state).toBe('found');
     expect(d.lookup('n', 0, ANY)).toEqual({ state: 'miss' });
   });
@@ -144,8 +146,8 @@ describe('KeyCache LRU', () => {
 describe('KeyCache.evict and evictUnlessCurrent', () => {
   it('evict removes a found or absent entry at once; an absent hash is a no-op, not counted', () => {
     const c = cache();
-    c.store('a', fakeKey(), 0);
-    c.store('n', null, 0);
+    c.store('a', entry(0));
+    c.storeAbsent('n', 0);
     c.evict('a');
     c.evict('n');
     c.evict('zzz');
@@ -157,8 +159,8 @@ describe('KeyCache.evict and evictUnlessCurrent', () => {
 
   it('keeps a found key that already is the logged version; evicts an older one', () => {
     const c = cache();
-    c.store('current', fakeKey({ etag: 'e2' }), 0);
-    c.store('older', fakeKey({ etag: 'e1' }), 0);
+    c.store('current', entry(0, { etag: 'e2' }));
+    c.store('older', entry(0, { etag: 'e1' }));
     c.evictUnlessCurrent('current', 'e2');
     c.evictUnlessCurrent('older', 'e2');
     expect(c.lookup('current', 1, ANY).state).toBe('found');
@@ -168,9 +170,9 @@ describe('KeyCache.evict and evictUnlessCurrent', () => {
 
   it('a deletion ("") evicts a found key and keeps an absent entry; a creation evicts an absent entry', () => {
     const c = cache();
-    c.store('deleted', fakeKey(), 0);
-    c.store('known absent', null, 0);
-    c.store('created', null, 0);
+    c.store('deleted', entry(0));
+    c.storeAbsent('known absent', 0);
+    c.storeAbsent('created', 0);
     c.evictUnlessCurrent('deleted', '');
     c.evictUnlessCurrent('known absent', '');
     c.evictUnlessCurrent('created', 'e1');
@@ -183,28 +185,45 @@ describe('KeyCache.evict and evictUnlessCurrent', () => {
 });
 
 describe('verifiedKey', () => {
-  it('keeps only what Verify and API-key authentication use', () => {
-    const doc = fakeKey({ scopes: ['read', 'write'], metadata: { team: 'a' }, rate_limit: { limit: 5, window_seconds: 60 } });
-    expect(verifiedKey(doc)).toEqual({
+  it('keeps only what Verify and API-key authentication use, with the expiry as epoch milliseconds', () => {
+    const expires = new Date('2030-01-01T00:00:00.000Z');
+    const doc = fakeKey({ scopes: ['read', 'write'], metadata: { team: 'a' }, rate_limit: { limit: 5, window_seconds: 60 }, expires_at: expires });
+    expect(verifiedKey(doc, 42)).toStrictEqual({
       _id: doc._id,
       org_id: doc.org_id,
       workspace_id: null,
       scopes: ['read', 'write'],
       environment: 'live',
-      expires_at: null,
+      expires_at_ms: expires.getTime(),
       rate_limit: { limit: 5, window_seconds: 60 },
       metadata: { team: 'a' },
       created_by: doc.created_by,
       allow_self_revoke: false,
       status: 'active',
       etag: 'e1',
+      read_at: 42,
     });
   });
 
-  it('shares one copy of a scope set across keys, even when each was decoded on its own', () => {
-    const decoded = () => BSON.deserialize(BSON.serialize(fakeKey({ scopes: ['read', 'write'] }))) as ReturnType<typeof fakeKey>;
-    const [a, b] = [verifiedKey(decoded()), verifiedKey(decoded())];
-    expect(a.scopes).toBe(b.scopes);
-    expect(Object.isFrozen(a.scopes)).toBe(true);
+  const decoded = (over: Parameters<typeof fakeKey>[0]) => BSON.deserialize(BSON.serialize(fakeKey(over))) as ReturnType<typeof fakeKey>;
+
+  it('shares one frozen copy of a scope set, a rate limit and small metadata across keys, even when each was decoded on its own', () => {
+    const over = { scopes: ['read', 'write'], rate_limit: { limit: 7, window_seconds: 10 }, metadata: { tier: 'pro', team: 'billing' } };
+    const [a, b] = [verifiedKey(decoded(over), 0), verifiedKey(decoded(over), 1)];
+    for (const field of ['scopes', 'rate_limit', 'metadata'] as const) {
+      expect(a[field]).toBe(b[field]);
+      expect(Object.isFrozen(a[field])).toBe(true);
+    }
+  });
+
+  it('keeps metadata apart when it differs, and does not share large metadata', () => {
+    expect(verifiedKey(decoded({ metadata: { a: '1' } }), 0).metadata).not.toBe(verifiedKey(decoded({ metadata: { a: '2' } }), 0).metadata);
+    // Same pairs in another order are another map: no sorting on the hot path's miss either.
+    expect(verifiedKey(decoded({ metadata: { a: '1', b: '2' } }), 0).metadata).toEqual({ a: '1', b: '2' });
+    const big = { blob: 'x'.repeat(300) };
+    const [x, y] = [verifiedKey(decoded({ metadata: big }), 0), verifiedKey(decoded({ metadata: big }), 0)];
+    expect(x.metadata).toEqual(big);
+    expect(x.metadata).not.toBe(y.metadata);
+    expect(Object.isFrozen(x.metadata)).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { keyState } from '../../../src/domain/keyState';
+import { documentState } from '../../../src/domain/keyState';
 import type { KeyStatus } from '../../../src/domain/model';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
@@ -18,12 +18,12 @@ describe('keyState', () => {
     ['revoked', past, 'REVOKED'],
     ['revoked', future, 'REVOKED'],
   ])('status %s, expires_at %p → %s', (status, expires_at, expected) => {
-    expect(keyState({ status, expires_at }, NOW)).toBe(expected);
+    expect(documentState({ status, expires_at }, NOW)).toBe(expected);
   });
 
   it('depends on the clock passed in, not the wall clock', () => {
     const doc = { status: 'active' as const, expires_at: new Date('2000-01-01T00:00:00Z') };
-    expect(keyState(doc, new Date('1999-12-31T23:59:59Z'))).toBe('ACTIVE');
-    expect(keyState(doc, new Date('2000-01-01T00:00:00Z'))).toBe('EXPIRED');
+    expect(documentState(doc, new Date('1999-12-31T23:59:59Z'))).toBe('ACTIVE');
+    expect(documentState(doc, new Date('2000-01-01T00:00:00Z'))).toBe('EXPIRED');
   });
 });

@@ -6,7 +6,7 @@ import { DomainError } from '../../../src/domain/errors';
 import { newId } from '../../../src/domain/ids';
 import { hashSecret } from '../../../src/domain/keyFormat';
 import { KeyManager, type KeyManagerDeps } from '../../../src/domain/keys';
-import { keyState } from '../../../src/domain/keyState';
+import { documentState } from '../../../src/domain/keyState';
 import { SecretBox } from '../../../src/domain/secretBox';
 import type { CreateKeyInput, UpdateKeyInput } from '../../../src/domain/validation';
 import { InMemoryAuditStore } from '../../support/fakes/auditStore';
@@ -337,7 +337,7 @@ describe('rotate', () => {
       [successor._id, 'created'],
     ]);
     t.clock.advance(600_000);
-    expect(keyState(await t.manager.get(admin, key._id), t.clock.now())).toBe('EXPIRED');
+    expect(documentState(await t.manager.get(admin, key._id), t.clock.now())).toBe('EXPIRED');
   });
 
   it('keeps an earlier expiry, and uses the default overlap when none is given', async () => {
@@ -478,7 +478,7 @@ describe('archive and reactivate', () => {
     await t.manager.archive(admin, key._id);
     t.clock.advance(MINUTE);
     const back = await t.manager.reactivate(admin, key._id);
-    expect([back.status, keyState(back, t.clock.now())]).toEqual(['active', 'EXPIRED']);
+    expect([back.status, documentState(back, t.clock.now())]).toEqual(['active', 'EXPIRED']);
   });
 
   it('refuses at the plan cap and leaves the key archived', async () => {

@@ -49,6 +49,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_
     rateLimiter: new RateLimiter(),
     revocationBoundMs,
     announcementTtlMs: CACHE.ttlMs,
+    maxConcurrentReads: 1_000,
   };
   const verifier = new Verifier(deps);
   const verify = (secret: string, scopes: string[] = [], opts?: VerifyOptions) => verifier.verify(secret, scopes, opts);
@@ -83,7 +84,7 @@ describe('Verifier: lookups and caching', () => {
     const { storage, verify } = setup();
     const secret = generateSecret('sk', 'live');
     const doc = storage.put(secret);
-    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
+    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined });
     await expect(verify(secret, ['read'])).resolves.toMatchObject({ code: 'VALID' });
     expect(storage.reads).toEqual([hashSecret(secret)]);
   });
@@ -97,7 +98,7 @@ describe('Verifier: lookups and caching', () => {
     // After the negative TTL storage is asked again (and may know the key by now).
     const doc = storage.put(secret);
     wallClock += CACHE.negativeTtlMs;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, wallClock), rate: undefined });
     expect(storage.reads).toHaveLength(2);
   });
 
@@ -202,6 +203,37 @@ describe('Verifier: lookups and caching', () => {
   });
 });
 
+describe('Verifier: a saturated database', () => {
+  it('past maxConcurrentReads distinct reads in flight, a miss answers STORAGE_UNAVAILABLE at once; joiners and hits still pass', async () => {
+    const { storage, deps, verifier } = setup();
+    const gates: (() => void)[] = [];
+    const gated = storage.findByHash;
+    deps.findByHash = (hash) => new Promise((resolve) => gates.push(() => resolve(gated(hash))));
+    deps.maxConcurrentReads = 2;
+    const [a, b, c, warm] = [0, 1, 2, 3].map(() => generateSecret('sk', 'live'));
+    for (const secret of [a, b, c, warm]) storage.put(secret);
+    // A key cached before the database fell behind.
+    const warming = verifier.verify(warm, []);
+    gates.shift()!();
+    expect((await warming).code).toBe('VALID');
+
+    const pending = [verifier.verify(a, []), verifier.verify(b, []), verifier.verify(a, [])];
+    await expect(verifier.verify(c, [])).rejects.toMatchObject({
+      reason: 'STORAGE_UNAVAILABLE',
+      metadata: { cause: 'TooManyReads', max_concurrent_reads: '2' },
+    });
+    expect(verifier.shed).toBe(1);
+    expect((await verifier.verify(warm, [])).code).toBe('VALID'); // a hit needs no read
+    for (const open of gates.splice(0)) open();
+    expect((await Promise.all(pending)).map((r) => r.code)).toEqual(['VALID', 'VALID', 'VALID']);
+    // Room again: the shed key is read now.
+    const retry = verifier.verify(c, []);
+    gates.shift()!();
+    expect((await retry).code).toBe('VALID');
+    expect(verifier.shed).toBe(1);
+  });
+});
+
 describe('Verifier: storage failures', () => {
   it('an uncached key with storage down → DomainError STORAGE_UNAVAILABLE, nothing cached', async () => {
     const { storage, deps, verify } = setup();
@@ -219,7 +251,7 @@ describe('Verifier: storage failures', () => {
     expect(deps.usage.pending).toBe(0);
     // Recovery: the failure was not cached as "not found".
     storage.failing = false;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc), rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined });
   });
 
   it('an expired negative entry is not used once storage fails', async () => {
@@ -453,7 +485,7 @@ describe('Verifier: check order', () => {
     const doc = storage.put(secret, over);
     const result = await verify(secret, scopes);
     expect(result.code).toBe(code);
-    expect(result.key).toEqual(verifiedKey(doc)); // the key is reported whenever it was found
+    expect(result.key).toEqual(verifiedKey(doc, NOW.getTime())); // the key is reported whenever it was found
   });
 
   it('expiry uses deps.now, not the wall clock', async () => {
@@ -491,7 +523,7 @@ describe('Verifier: rate limits', () => {
       ['VALID', 0],
       ['RATE_LIMITED', 0],
     ]);
-    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: verifiedKey(doc), rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
+    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: verifiedKey(doc, NOW.getTime()), rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
   });
 
   it('explicit enforceRateLimit: true enforces too', async () => {

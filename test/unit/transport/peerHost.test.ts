@@ -1,4 +1,4 @@
-import { peerHost } from '../../../src/transport/interceptor';
+import { peerHost } from '../../../src/transport/interceptors/authentication';
 
 describe('peerHost: failed authentications are counted per client host, not per connection', () => {
   it.each([

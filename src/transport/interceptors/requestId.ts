@@ -1,0 +1,67 @@
+import { Metadata, type ServerInterceptor } from '@grpc/grpc-js';
+import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
+import { randomUUID } from 'node:crypto';
+import { DomainError } from '../../domain/errors';
+import { toStatus } from '../errors';
+import { InterceptorCall } from './interceptorCall';
+
+const HEADER = 'x-request-id';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const invalid = () =>
+  new DomainError('INVALID_REQUEST_ID_HEADER', 'x-request-id must be 1–128 characters of [A-Za-z0-9._:-]', [
+    { field: HEADER, reason: 'INVALID_REQUEST_ID_HEADER', description: 'must match ^[A-Za-z0-9._:-]{1,128}$' },
+  ]);
+
+class RequestIdCall extends InterceptorCall {
+  private id?: string;
+
+  /** Generated when first needed: the caller sent none, or one this call refuses. */
+  private answered(): string {
+    return (this.id ??= randomUUID());
+  }
+
+  override onReceiveMetadata(metadata: Metadata): void {
+    const given = metadata.get(HEADER);
+    if (given.length === 0) {
+      metadata.set(HEADER, this.answered());
+    } else if (given.length === 1 && typeof given[0] === 'string' && REQUEST_ID.test(given[0])) {
+      this.id = given[0];
+    } else {
+      this.sendStatus(toStatus(invalid()));
+      return;
+    }
+    super.onReceiveMetadata(metadata);
+  }
+
+  override sendMetadata(metadata: Metadata): void {
+    metadata.set(HEADER, this.answered());
+    super.sendMetadata(metadata);
+  }
+
+  override sendStatus(status: PartialStatusObject): void {
+    const metadata = status.metadata ?? new Metadata();
+    metadata.set(HEADER, this.answered());
+    super.sendStatus({ ...status, metadata });
+  }
+}
+
+/**
+ * Takes the caller's x-request-id (one value, ^[A-Za-z0-9._:-]{1,128}$) or generates one, and
+ * echoes it in headers and trailers, refusals included. An invalid one is refused with
+ * INVALID_REQUEST_ID_HEADER (answered under a generated id). Past this interceptor the request
+ * metadata holds exactly one valid x-request-id: requestIdOf reads it.
+ */
+export function requestIdInterceptor(): ServerInterceptor {
+  return (_descriptor, call) => new RequestIdCall(call);
+}
+
+/** The call's request id, as requestIdInterceptor left it in the request metadata. */
+export function requestIdOf(metadata: Metadata): string {
+  return metadata.get(HEADER)[0] as string;
+}
+
+/** The request id a status carries back to the client (requestIdInterceptor put it there). */
+export function answeredRequestIdOf(status: PartialStatusObject): string | undefined {
+  return status.metadata?.get(HEADER)[0] as string | undefined;
+}
