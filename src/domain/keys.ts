@@ -382,8 +382,8 @@ export class KeyManager {
       const keyId = newId('key');
       const now = this.d.now();
       const expiresAt = new Date(now.getTime() + this.d.idempotencyWindowSeconds * 1000);
-      const mine = { org_id: ctx.orgId, key_id: keyId, caller, fingerprint, created_at: now, expires_at: expiresAt, completed: false, secret_box: null };
-      if (await this.d.createRequests.claim(requestId, mine)) {
+      const newClaim = { org_id: ctx.orgId, key_id: keyId, caller, fingerprint, created_at: now, expires_at: expiresAt, completed: false, secret_box: null };
+      if (await this.d.createRequests.claim(requestId, newClaim)) {
         try {
           const created = await this.insertNewKey(ctx, v, keyId);
           const sealed = this.d.secretBox ? this.d.secretBox.seal(created.secret) : null;

@@ -1,6 +1,6 @@
 /**
- * What the domain needs from the world, declared by the domain. Storage implements these;
- * src/app.ts is the one place that hands the implementations in.
+ * What the domain needs from the world, declared by the domain. src/storage implements the
+ * stores, src/auth the user-token keys; src/app.ts is the one place that hands them in.
  */
 import type { JWTVerifyGetKey } from 'jose';
 import type { VerifiedKeyFields } from './keyCache';

@@ -1,12 +1,6 @@
-import type { UsageEntries } from './model';
+import type { DailyCount, UsageEntries } from './model';
 import type { Clock, UsageSink, UsageWriteOutcome } from './ports';
 import type { RateLimiter } from './rateLimiter';
-
-interface Daily {
-  keyId: string;
-  day: string;
-  count: number;
-}
 
 /**
  * Notes key usage in memory so Verify never writes; take() hands over one batch (one entry per
@@ -15,7 +9,7 @@ interface Daily {
 export class UsageRecorder {
   private lastUsed = new Map<string, Date>();
   /** By `${keyId}|${day}`, only to merge notes of one key and day. */
-  private daily = new Map<string, Daily>();
+  private daily = new Map<string, DailyCount>();
   // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
   private day = { start: 0, end: 0, label: '' };
 
