@@ -6,12 +6,13 @@
  */
 import { BSON } from 'mongodb';
 import { newId } from '../src/domain/ids';
-import { KeyCache, VERIFIED_KEY_FIELDS, type VerifiedKeyFields } from '../src/domain/keyCache';
+import { KeyCache, type VerifiedKeyFields } from '../src/domain/keyCache';
 import { generateSecret, hashSecret } from '../src/domain/keyFormat';
 import { RateLimiter } from '../src/domain/rateLimiter';
 import type { UsageRecorder } from '../src/domain/usageRecorder';
 import { Verifier } from '../src/domain/verification';
 import type { KeyDocument } from '../src/storage/documents';
+import { VERIFIED_KEY_FIELDS } from '../src/storage/keyRepository';
 
 const ENTRIES = Number(process.env.ENTRIES ?? 100_000);
 const gc = (globalThis as { gc?: () => void }).gc;

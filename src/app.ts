@@ -1,5 +1,6 @@
 import type { Server } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
+import { loadUserTokenKeys } from './auth/jwtKeys';
 import type { Config } from './config/config';
 import { AuditLog } from './domain/audit';
 import { AuthFailureLimiter } from './domain/authFailureLimiter';
@@ -12,7 +13,8 @@ import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
 import { UsageRecorder, usageFlushTask } from './domain/usageRecorder';
-import { Verifier, type KeyLookup } from './domain/verification';
+import type { KeyLookup } from './domain/ports';
+import { Verifier } from './domain/verification';
 import type { Logger } from './logging/logger';
 import { Metrics, serveMetrics, type MetricsEndpoint } from './observability/metrics';
 import { StorageHealthMonitor } from './observability/storageHealth';
@@ -109,7 +111,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     onFollowUpFailed: reportFollowUp,
   });
   const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
-  const authenticator = new Authenticator({ keyPrefix: config.keyPrefix, ...config.auth }, verifier, authFailures);
+  const authenticator = new Authenticator(
+    { keyPrefix: config.keyPrefix, ...config.auth, userTokenKeys: loadUserTokenKeys(config.auth) },
+    verifier,
+    authFailures,
+  );
   const background = [
     new Periodic(
       'invalidation',

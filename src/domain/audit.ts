@@ -4,9 +4,8 @@ import { isId, newId } from './ids';
 import { positionFromToken, toPage } from './paging';
 import type { CallContext } from './principal';
 import { normalizePageSize, validateAuditFilter } from './validation';
-import type { AuditEventDocument } from '../storage/documents';
-import type { AuditRepository } from '../storage/auditRepository';
-import { isDuplicateKey as isDuplicateEvent } from '../storage/slotRepository';
+import type { AuditEntry } from './model';
+import type { AuditStore, Clock } from './ports';
 
 /** What happened, for the audit trail: "key.create", "key.revoke", "key.secret.read", … */
 export type AuditAction =
@@ -38,22 +37,22 @@ const RECORD_RETRY_MS = 50;
 /** Writes one audit event per audited call, with the real actor (staff acting-as included). */
 export class AuditLog {
   constructor(
-    private readonly repo: AuditRepository,
-    private readonly now: () => Date,
+    private readonly store: AuditStore,
+    private readonly now: Clock,
     private readonly pageTokenKey: Buffer,
     /** An event that could not be written after retries: logged and counted, never the caller's failure. */
     private readonly onRecordFailed: (what: string, err: unknown) => void,
   ) {}
 
   /** ListAuditEvents: the organization's trail, newest first, filtered (AIP-158 pages). */
-  list(ctx: CallContext, q: ListAuditInput): Promise<{ events: AuditEventDocument[]; nextPageToken: string }> {
+  list(ctx: CallContext, q: ListAuditInput): Promise<{ events: AuditEntry[]; nextPageToken: string }> {
     return this.around(ctx, 'audit.list', null, false, async () => {
       authorize(ctx, 'read');
       const pageSize = normalizePageSize(q.pageSize);
       validateAuditFilter(q);
       const scope = ['audit', ctx.orgId, q.action, q.keyId, q.startTime?.toISOString() ?? '', q.endTime?.toISOString() ?? ''].join('|');
       const pos = positionFromToken(q.pageToken, scope, this.pageTokenKey);
-      const rows = await this.repo.list({
+      const rows = await this.store.list({
         orgId: ctx.orgId,
         action: q.action || undefined,
         keyId: q.keyId || undefined,
@@ -99,10 +98,9 @@ export class AuditLog {
     for (let attempt = 1; ; attempt++) {
       try {
         // The same _id on every attempt: a write that landed but whose answer was lost is not doubled.
-        await this.repo.insert(event);
+        await this.store.insert(event);
         return;
       } catch (err) {
-        if (isDuplicateEvent(err)) return;
         if (attempt >= RECORD_ATTEMPTS) {
           this.onRecordFailed(`audit event ${action}`, err);
           return;
@@ -112,7 +110,7 @@ export class AuditLog {
     }
   }
 
-  private event(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): AuditEventDocument {
+  private event(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): AuditEntry {
     const p = ctx.principal;
     return {
       _id: newId('evt'),

@@ -1,18 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  errors as joseErrors,
-  jwtVerify,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from 'jose';
-import { jwksUrl, type Config } from '../config/config';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { Config } from '../config/config';
 import { DomainError } from './errors';
 import { isId } from './ids';
 import { parseSecret } from './keyFormat';
 import type { AuthFailureLimiter } from './authFailureLimiter';
+import type { UserTokenKeys } from './ports';
 import type { Principal, UserPrincipal } from './principal';
 import type { Verifier } from './verification';
 
@@ -31,8 +24,11 @@ export interface Authenticated {
   actingAs: boolean;
 }
 
-/** The auth part of the configuration, plus the key prefix to recognise API keys by. */
-export type AuthenticatorSettings = Config['auth'] & { keyPrefix: string };
+/**
+ * The auth part of the configuration, the key prefix to recognise API keys by, and the keys
+ * user tokens are checked with (unset: user tokens are refused).
+ */
+export type AuthenticatorSettings = Omit<Config['auth'], 'jwtSecret' | 'jwks'> & { keyPrefix: string; userTokenKeys?: UserTokenKeys };
 
 const MAX_CREDENTIAL_LENGTH = 8192;
 const ORG_ID = /^org_[0-9a-hjkmnp-tv-z]{26}$/;
@@ -46,7 +42,6 @@ const unauthenticated = (reason: 'UNAUTHENTICATED' | 'INVALID_TOKEN' | 'TOKEN_EX
  * users (JWT), API keys issued by this service, and internal services (configured tokens).
  */
 export class Authenticator {
-  private readonly jwtKey?: Uint8Array | JWTVerifyGetKey;
   private readonly serviceTokenHashes: Buffer[];
 
   constructor(
@@ -54,16 +49,14 @@ export class Authenticator {
     private readonly verifier: Verifier,
     private readonly failures?: AuthFailureLimiter,
   ) {
-    this.jwtKey = loadJwtKey(s);
     // Hashing first gives equal-length buffers, so the comparison is constant-time.
     this.serviceTokenHashes = s.verifyTokens.map(sha256);
   }
 
-  async authenticate(c: Credentials): Promise<Authenticated> {
-    return this.effectiveOrganization(await this.principalOf(c), c.organizationId);
-  }
-
-  /** Who is calling (step 1 of authenticate); the interceptor logs it even when step 2 refuses. */
+  /**
+   * Step 1: who is calling. Step 2 (effectiveOrganization) is separate so the interceptor can
+   * log the caller even when step 2 refuses.
+   */
   async principalOf(c: Credentials): Promise<Principal> {
     if (c.authorization.length + c.apiKey.length === 0) {
       throw unauthenticated('UNAUTHENTICATED', 'missing credentials: send "authorization: Bearer <token>" or "x-api-key: <key>"');
@@ -127,18 +120,20 @@ export class Authenticator {
   }
 
   private async userPrincipal(token: string): Promise<UserPrincipal> {
-    if (!this.jwtKey) throw unauthenticated('INVALID_TOKEN', 'user tokens are not accepted: no JWT key is configured');
+    const keys = this.s.userTokenKeys;
+    if (!keys) throw unauthenticated('INVALID_TOKEN', 'user tokens are not accepted: no JWT key is configured');
+    const options = {
+      issuer: this.s.jwtIssuer,
+      audience: this.s.jwtAudience,
+      requiredClaims: ['exp', 'sub'],
+      // Also requires `iat`: a token that does not say when it was issued has no age to bound.
+      maxTokenAge: this.s.jwtMaxAgeSeconds,
+      // The shared secret is for HS256 only; a JWKS's keys decide their own algorithms.
+      algorithms: keys.kind === 'secret' ? ['HS256'] : undefined,
+    };
     let payload: JWTPayload;
     try {
-      const verified = await jwtVerify(token, this.jwtKey as Uint8Array, {
-        issuer: this.s.jwtIssuer,
-        audience: this.s.jwtAudience,
-        requiredClaims: ['exp', 'sub'],
-        // Also requires `iat`: a token that does not say when it was issued has no age to bound.
-        maxTokenAge: this.s.jwtMaxAgeSeconds,
-        // The shared secret is for HS256 only; a JWKS's keys decide their own algorithms.
-        algorithms: this.jwtKey instanceof Uint8Array ? ['HS256'] : undefined,
-      });
+      const verified = keys.kind === 'secret' ? await jwtVerify(token, keys.secret, options) : await jwtVerify(token, keys.keyFor, options);
       payload = verified.payload;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) {
@@ -209,12 +204,4 @@ function emailDomain(email: string): string {
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
-}
-
-function loadJwtKey(s: AuthenticatorSettings): Uint8Array | JWTVerifyGetKey | undefined {
-  if (s.jwks) {
-    const url = jwksUrl(s.jwks);
-    return url ? createRemoteJWKSet(url) : createLocalJWKSet(JSON.parse(readFileSync(s.jwks, 'utf8')));
-  }
-  return s.jwtSecret ? new TextEncoder().encode(s.jwtSecret) : undefined;
 }

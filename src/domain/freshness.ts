@@ -1,15 +1,15 @@
+import type { LoggedChange } from './model';
+import type { ChangeLog, Clock } from './ports';
 import type { Verifier } from './verification';
 import type { Logger } from '../logging/logger';
-import type { ChangeLogRepository } from '../storage/changeLogRepository';
-import type { KeyChangeDocument } from '../storage/documents';
 
 /** Margin for clock skew between instances: changes are re-read this far back each poll. */
 const SKEW_MARGIN_MS = 2_000;
 
 export interface InvalidationDeps {
-  changeLog: Pick<ChangeLogRepository, 'since'>;
+  changeLog: Pick<ChangeLog, 'since'>;
   verifier: Pick<Verifier, 'invalidate' | 'synced' | 'lagMs'>;
-  now: () => Date;
+  now: Clock;
   /** VERIFY_REVOCATION_BOUND_MS: past it, operators are told that cached keys are being re-read. */
   revocationBoundMs: number;
   logger: Logger;
@@ -46,8 +46,8 @@ export function invalidationTask(d: InvalidationDeps): () => Promise<void> {
 }
 
 /** Only a key's latest logged version matters: applying an older one would evict the current entry. */
-function latestPerKey(changes: KeyChangeDocument[]): KeyChangeDocument[] {
-  const latest = new Map<string, KeyChangeDocument>();
+function latestPerKey(changes: LoggedChange[]): LoggedChange[] {
+  const latest = new Map<string, LoggedChange>();
   for (const c of changes) {
     const seen = latest.get(c.hash);
     if (!seen || c.at.getTime() >= seen.at.getTime()) latest.set(c.hash, c);

@@ -65,13 +65,3 @@ export function encodeBase32(bytes: Uint8Array): string {
   }
   return out;
 }
-
-/** The creation millisecond recorded in an id (of any kind), or null if it is not an id. */
-export function idTimestamp(value: string): number | null {
-  const match = /^(?:key|org|usr|evt)_([0-9a-hjkmnp-tv-z]{26})$/.exec(value);
-  if (!match) return null;
-  // First 10 chars = 50 bits = 2 padding bits + the 48-bit timestamp.
-  let ms = 0;
-  for (const ch of match[1]!.slice(0, 10)) ms = ms * 32 + ALPHABET.indexOf(ch);
-  return ms <= MAX_TIMESTAMP ? ms : null;
-}

@@ -1,4 +1,4 @@
-import type { KeyDocument } from '../storage/documents';
+import type { StoredKey } from './model';
 
 /**
  * What the lookup by hash reads: the stored fields Verify answers and decides with, and what
@@ -7,7 +7,7 @@ import type { KeyDocument } from '../storage/documents';
  */
 export type VerifiedKeyFields = Readonly<
   Pick<
-    KeyDocument,
+    StoredKey,
     | '_id'
     | 'org_id'
     | 'workspace_id'
@@ -23,22 +23,6 @@ export type VerifiedKeyFields = Readonly<
   >
 >;
 
-/** The fields of VerifiedKeyFields, as a projection for the lookup by hash. */
-export const VERIFIED_KEY_FIELDS = {
-  _id: 1,
-  org_id: 1,
-  workspace_id: 1,
-  scopes: 1,
-  environment: 1,
-  expires_at: 1,
-  rate_limit: 1,
-  metadata: 1,
-  created_by: 1,
-  allow_self_revoke: 1,
-  status: 1,
-  etag: 1,
-} as const satisfies Record<keyof VerifiedKeyFields, 1>;
-
 /**
  * A Verify cache entry: those fields in their most compact form, and when the read that produced
  * them started. One object per entry (no wrapper), expiry as epoch milliseconds (a Date costs
@@ -50,14 +34,14 @@ export interface VerifiedKey {
   readonly workspace_id: string | null;
   /** Frozen and shared between entries (typed mutable only because generated messages are). */
   readonly scopes: string[];
-  readonly environment: KeyDocument['environment'];
+  readonly environment: StoredKey['environment'];
   readonly expires_at_ms: number | null;
-  readonly rate_limit: Readonly<NonNullable<KeyDocument['rate_limit']>> | null;
+  readonly rate_limit: Readonly<NonNullable<StoredKey['rate_limit']>> | null;
   /** Frozen, and shared between entries where it repeats. */
   readonly metadata: Record<string, string>;
   readonly created_by: string;
   readonly allow_self_revoke: boolean;
-  readonly status: KeyDocument['status'];
+  readonly status: StoredKey['status'];
   readonly etag: string;
   /** When the storage read that produced it started: the entry is current as of then. */
   readonly read_at: number;

@@ -9,6 +9,8 @@ import { positionFromToken, toPage } from './paging';
 import { encodePageToken } from './pageToken';
 import type { CallContext } from './principal';
 import type { SecretBox } from './secretBox';
+import type { KeyChange, KeyStatus, StoredKey } from './model';
+import type { ChangeLog, Clock, CreateRequestStore, KeyStore, KeyUpdate, OrganizationSettings, SlotStore } from './ports';
 import {
   normalizePageSize,
   validateComment,
@@ -21,31 +23,25 @@ import {
   type UpdateKeyInput,
   type ValidCreateKey,
 } from './validation';
-import type { ChangeLogRepository } from '../storage/changeLogRepository';
-import type { CreateRequestRepository } from '../storage/createRequestRepository';
-import type { KeyChangeDocument, KeyDocument, StoredStatus } from '../storage/documents';
-import type { KeyRepository } from '../storage/keyRepository';
-import type { OrganizationRepository } from '../storage/organizationRepository';
-import type { SlotRepository } from '../storage/slotRepository';
 
 export interface KeyManagerDeps {
-  keys: KeyRepository;
-  slots: SlotRepository;
-  organizations: OrganizationRepository;
-  createRequests: CreateRequestRepository;
+  keys: KeyStore;
+  slots: SlotStore;
+  organizations: OrganizationSettings;
+  createRequests: CreateRequestStore;
   audit: AuditLog;
   /** Unset: recoverable keys are refused. */
   secretBox?: SecretBox;
-  now: () => Date;
+  now: Clock;
   keyPrefix: string;
   orgKeyLimit: number;
   pageTokenKey: Buffer;
   rotation: { maxOverlapSeconds: number; defaultOverlapSeconds: number };
   idempotencyWindowSeconds: number;
   /** Other instances learn of every change from this log; each entry is written before its change lands. */
-  changeLog: Pick<ChangeLogRepository, 'record'>;
+  changeLog: Pick<ChangeLog, 'record'>;
   /** Called after any change to a key, so this instance's Verify cache drops it before the RPC answers. */
-  onKeyChanged: (key: KeyDocument) => void;
+  onKeyChanged: (key: StoredKey) => void;
   /**
    * A follow-up of a change that already happened failed (a slot release, a sealed copy's
    * removal): the client still gets success, and operators hear of it here.
@@ -62,7 +58,7 @@ export interface ListKeysInput {
 }
 
 export interface KeyPage {
-  keys: KeyDocument[];
+  keys: StoredKey[];
   nextPageToken: string;
 }
 
@@ -73,7 +69,7 @@ const IDEMPOTENT_WAIT_MS = 5_000;
 const UNUSED_SCAN_PAGES = 5;
 
 /** The dimensions of a stored key that the dominance rule compares. */
-export function boundsOf(doc: Pick<KeyDocument, 'scopes' | 'environment' | 'expires_at' | 'rate_limit' | 'workspace_id'>): KeyBounds {
+export function boundsOf(doc: Pick<StoredKey, 'scopes' | 'environment' | 'expires_at' | 'rate_limit' | 'workspace_id'>): KeyBounds {
   return {
     scopes: doc.scopes,
     environment: doc.environment,
@@ -113,11 +109,11 @@ interface Claim {
   /** AIP-154: when given, the key must still be at this etag (else ABORTED). */
   etag?: string;
   /** Extra checks on the current document (throw to refuse). */
-  check?: (doc: KeyDocument) => void;
+  check?: (doc: StoredKey) => void;
 }
 
 interface Change extends Claim {
-  set: (doc: KeyDocument, now: Date) => Partial<KeyDocument>;
+  set: (doc: StoredKey, now: Date) => KeyUpdate;
 }
 
 /**
@@ -128,7 +124,7 @@ interface Change extends Claim {
 export class KeyManager {
   constructor(private readonly d: KeyManagerDeps) {}
 
-  create(ctx: CallContext, input: CreateKeyInput): Promise<{ key: KeyDocument; secret: string }> {
+  create(ctx: CallContext, input: CreateKeyInput): Promise<{ key: StoredKey; secret: string }> {
     return this.d.audit.around(ctx, 'key.create', (r) => r.key._id, true, async () => {
       authorize(ctx, 'write');
       const now = this.d.now();
@@ -144,7 +140,7 @@ export class KeyManager {
     });
   }
 
-  async get(ctx: CallContext, id: string): Promise<KeyDocument> {
+  async get(ctx: CallContext, id: string): Promise<StoredKey> {
     return this.d.audit.around(ctx, 'key.get', id, false, async () => {
       authorize(ctx, 'read');
       return this.find(ctx, id);
@@ -156,14 +152,14 @@ export class KeyManager {
       authorize(ctx, 'read');
       const pageSize = normalizePageSize(input.pageSize);
       const unusedSince = validateOptionalTime(input.unusedSince, 'unused_since');
-      const statuses: StoredStatus[] = ['active'];
+      const statuses: KeyStatus[] = ['active'];
       if (input.includeArchived) statuses.push('archived');
       if (input.includeRevoked) statuses.push('revoked');
       // A token is only valid with the organization and filters it was issued for (AIP-158).
       const scope = ['keys', ctx.orgId, statuses.join(','), unusedSince?.toISOString() ?? ''].join('|');
       const pos = positionFromToken(input.pageToken, scope, this.d.pageTokenKey);
       const after = pos && { createdAt: new Date(pos.t), id: pos.id };
-      const positionOf = (k: KeyDocument) => ({ t: k.created_at.getTime(), id: k._id });
+      const positionOf = (k: StoredKey) => ({ t: k.created_at.getTime(), id: k._id });
       if (!unusedSince) {
         // One extra row tells whether another page exists without a count query.
         const rows = await this.d.keys.list({ orgId: ctx.orgId, statuses, after, limit: pageSize + 1 });
@@ -174,7 +170,7 @@ export class KeyManager {
     });
   }
 
-  update(ctx: CallContext, id: string, input: UpdateKeyInput, mask: string[], etag: string): Promise<KeyDocument> {
+  update(ctx: CallContext, id: string, input: UpdateKeyInput, mask: string[], etag: string): Promise<StoredKey> {
     return this.d.audit.around(ctx, 'key.update', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id, 'key.id');
@@ -192,7 +188,7 @@ export class KeyManager {
     });
   }
 
-  revoke(ctx: CallContext, id: string, comment: string): Promise<KeyDocument> {
+  revoke(ctx: CallContext, id: string, comment: string): Promise<StoredKey> {
     return this.d.audit.around(ctx, 'key.revoke', id, true, async () => {
       const self = isSelfRevoke(ctx.principal, id);
       if (!self) authorize(ctx, 'write');
@@ -211,7 +207,7 @@ export class KeyManager {
   }
 
   /** A reversible soft delete; the key fails verification at once and frees its slot. */
-  archive(ctx: CallContext, id: string): Promise<KeyDocument> {
+  archive(ctx: CallContext, id: string): Promise<StoredKey> {
     return this.d.audit.around(ctx, 'key.archive', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id);
@@ -226,11 +222,11 @@ export class KeyManager {
   }
 
   /** Back to ACTIVE (or EXPIRED, if its time has passed); counts against the cap again. */
-  reactivate(ctx: CallContext, id: string): Promise<KeyDocument> {
+  reactivate(ctx: CallContext, id: string): Promise<StoredKey> {
     return this.d.audit.around(ctx, 'key.reactivate', id, true, async () => {
       authorize(ctx, 'write');
       validateKeyId(id);
-      const check = (doc: KeyDocument) => {
+      const check = (doc: StoredKey) => {
         assertDominates(ctx, boundsOf(doc));
         // Its place went to its successor: a rotated-away key only ever retires.
         if (doc.replaced_by) throw retiring(doc, 'a key rotated away cannot be reactivated');
@@ -276,19 +272,19 @@ export class KeyManager {
       validateKeyId(id);
       const overlapMs = validateOverlap(overlap, this.d.rotation);
       const old = await this.find(ctx, id);
-      const check = (doc: KeyDocument) => {
+      const check = (doc: StoredKey) => {
         this.checkRotatable(doc);
         assertDominates(ctx, boundsOf(doc));
       };
       check(old);
       const secret = generateSecret(this.d.keyPrefix, old.environment);
       const now = this.d.now();
-      const successor: KeyDocument = {
+      const successor: StoredKey = {
         ...this.newDocument(ctx, this.successorSpec(old), secret, newId('key'), now),
         rotated_from: old._id,
       };
       await this.d.keys.insert(successor);
-      let previous: KeyDocument;
+      let previous: StoredKey;
       try {
         previous = await this.change(ctx, id, {
           from: ['ACTIVE'],
@@ -332,13 +328,13 @@ export class KeyManager {
    */
   private async listUnused(
     orgId: string,
-    statuses: StoredStatus[],
+    statuses: KeyStatus[],
     since: Date,
     start: { createdAt: Date; id: string } | undefined,
     pageSize: number,
     tokenFor: (after: { createdAt: Date; id: string }) => string,
   ): Promise<KeyPage> {
-    const found: KeyDocument[] = [];
+    const found: StoredKey[] = [];
     let after = start;
     for (let scanned = 0; scanned < UNUSED_SCAN_PAGES; scanned++) {
       const rows = await this.d.keys.list({ orgId, statuses, after, limit: pageSize });
@@ -357,7 +353,7 @@ export class KeyManager {
 
   // ---- creation ----
 
-  private async insertNewKey(ctx: CallContext, v: ValidCreateKey, id: string): Promise<{ key: KeyDocument; secret: string }> {
+  private async insertNewKey(ctx: CallContext, v: ValidCreateKey, id: string): Promise<{ key: StoredKey; secret: string }> {
     const now = this.d.now();
     const secret = generateSecret(this.d.keyPrefix, v.environment);
     const doc = this.newDocument(ctx, v, secret, id, now);
@@ -378,7 +374,7 @@ export class KeyManager {
    * the same parameters (within the idempotency window) get the same key, and its secret when it
    * could be kept sealed. Anyone else replaying the id is refused: a request id is not a handle.
    */
-  private async createOnce(ctx: CallContext, v: ValidCreateKey, requestId: string): Promise<{ key: KeyDocument; secret: string }> {
+  private async createOnce(ctx: CallContext, v: ValidCreateKey, requestId: string): Promise<{ key: StoredKey; secret: string }> {
     const deadline = Date.now() + IDEMPOTENT_WAIT_MS;
     const caller = ctx.principal.id;
     const fingerprint = requestFingerprint(v);
@@ -386,7 +382,8 @@ export class KeyManager {
       const keyId = newId('key');
       const now = this.d.now();
       const expiresAt = new Date(now.getTime() + this.d.idempotencyWindowSeconds * 1000);
-      if (await this.d.createRequests.claim({ orgId: ctx.orgId, requestId, keyId, caller, fingerprint, now, expiresAt })) {
+      const newClaim = { org_id: ctx.orgId, key_id: keyId, caller, fingerprint, created_at: now, expires_at: expiresAt, completed: false, secret_box: null };
+      if (await this.d.createRequests.claim(requestId, newClaim)) {
         try {
           const created = await this.insertNewKey(ctx, v, keyId);
           const sealed = this.d.secretBox ? this.d.secretBox.seal(created.secret) : null;
@@ -422,7 +419,7 @@ export class KeyManager {
     throw new DomainError('STORAGE_UNAVAILABLE', 'a create with this request_id is still in progress; retry shortly');
   }
 
-  private newDocument(ctx: CallContext, v: ValidCreateKey, secret: string, id: string, now: Date): KeyDocument {
+  private newDocument(ctx: CallContext, v: ValidCreateKey, secret: string, id: string, now: Date): StoredKey {
     const described = describeSecret(secret);
     return {
       _id: id,
@@ -458,7 +455,7 @@ export class KeyManager {
 
   // ---- rotation ----
 
-  private successorSpec(old: KeyDocument): ValidCreateKey {
+  private successorSpec(old: StoredKey): ValidCreateKey {
     return {
       name: old.name,
       scopes: old.scopes,
@@ -473,7 +470,7 @@ export class KeyManager {
     };
   }
 
-  private checkRotatable(doc: KeyDocument): void {
+  private checkRotatable(doc: StoredKey): void {
     if (doc.replaced_by) {
       throw new DomainError('KEY_ROTATED', `key ${doc._id} was already rotated; rotate its successor ${doc.replaced_by}`, [], {
         replaced_by: doc.replaced_by,
@@ -483,13 +480,13 @@ export class KeyManager {
   }
 
   /** A retiring key may be narrowed or renamed, never widened: it must stay dominated by itself. */
-  private checkRetiringUpdate(doc: KeyDocument, after: KeyDocument): void {
+  private checkRetiringUpdate(doc: StoredKey, after: StoredKey): void {
     if (!doc.replaced_by) return;
     const e = escalation(boundsOf(doc), boundsOf(after));
     if (e) throw retiring(doc, `a key rotated away can only be narrowed: ${e.message}`);
   }
 
-  private retireFields(ctx: CallContext, doc: KeyDocument, successorId: string, overlapMs: number, now: Date): Partial<KeyDocument> {
+  private retireFields(ctx: CallContext, doc: StoredKey, successorId: string, overlapMs: number, now: Date): KeyUpdate {
     if (overlapMs === 0) {
       return { replaced_by: successorId, status: 'revoked', revoked_at: now, revoked_by: actorId(ctx), revoked_comment: 'rotated' };
     }
@@ -499,14 +496,14 @@ export class KeyManager {
 
   // ---- changes to one key ----
 
-  private async find(ctx: CallContext, id: string): Promise<KeyDocument> {
+  private async find(ctx: CallContext, id: string): Promise<StoredKey> {
     validateKeyId(id);
     const doc = await this.d.keys.findInOrg(ctx.orgId, id);
     if (!doc) throw keyNotFound(id);
     return doc;
   }
 
-  private requireState(doc: KeyDocument, allowed: KeyStateName[]): void {
+  private requireState(doc: StoredKey, allowed: KeyStateName[]): void {
     const state = documentState(doc, this.d.now());
     if (!allowed.includes(state)) {
       throw new DomainError(STATE_REASON[state], `key ${doc._id} is ${state.toLowerCase()}; allowed from: ${allowed.join(', ').toLowerCase()}`, [], {
@@ -517,11 +514,11 @@ export class KeyManager {
   }
 
   /**
-   * Applies a change to one key, serialized per version (see KeyRepository.claimVersion). The
+   * Applies a change to one key, serialized per version (see KeyStore.claimVersion). The
    * change-log entry goes first: an instance that reads it before the change lands re-reads it
    * on its next poll (the skew margin), so a crash between the two never hides a change.
    */
-  private async change(ctx: CallContext, id: string, c: Change): Promise<KeyDocument> {
+  private async change(ctx: CallContext, id: string, c: Change): Promise<StoredKey> {
     const { doc, now } = await this.claim(ctx, id, c);
     const etag = newEtag();
     await this.logChange(doc, 'changed', etag, now);
@@ -531,7 +528,7 @@ export class KeyManager {
     return updated;
   }
 
-  private logChange(doc: KeyDocument, kind: KeyChangeDocument['kind'], etag: string, at: Date): Promise<void> {
+  private logChange(doc: StoredKey, kind: KeyChange['kind'], etag: string, at: Date): Promise<void> {
     return this.d.changeLog.record({ _id: newId('chg'), key_id: doc._id, org_id: doc.org_id, hash: doc.hash, etag, kind, at });
   }
 
@@ -550,7 +547,7 @@ export class KeyManager {
     }
   }
 
-  private async claim(ctx: CallContext, id: string, c: Claim): Promise<{ doc: KeyDocument; now: Date }> {
+  private async claim(ctx: CallContext, id: string, c: Claim): Promise<{ doc: StoredKey; now: Date }> {
     for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
       const doc = await this.find(ctx, id);
       if (c.etag !== undefined && doc.etag !== c.etag) throw etagMismatch(id);
@@ -585,7 +582,7 @@ function createBounds(v: ValidCreateKey): KeyBounds {
   return { scopes: v.scopes, environment: v.environment, expiresAt: v.expiresAt, rateLimit: r && { limit: r.limit, windowSeconds: r.window_seconds }, workspaceId: v.workspaceId };
 }
 
-const retiring = (doc: KeyDocument, why: string) =>
+const retiring = (doc: StoredKey, why: string) =>
   new DomainError('KEY_RETIRING', `key ${doc._id} was rotated to ${doc.replaced_by}; ${why}`, [], {
     key_id: doc._id,
     replaced_by: doc.replaced_by ?? '',

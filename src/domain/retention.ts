@@ -1,4 +1,4 @@
-import type { OnDeleted, RetentionRepository } from '../storage/retentionRepository';
+import type { Clock, OnDeleted, RetentionStore } from './ports';
 
 export interface RetentionPolicy {
   usageDays: number;
@@ -24,20 +24,20 @@ const DAY_MS = 86_400_000;
  * Each collection is swept even when another fails; the first failure is rethrown at the end.
  */
 export function retentionSweepTask(
-  repo: Pick<RetentionRepository, keyof RetentionRepository>,
+  store: RetentionStore,
   policy: RetentionPolicy,
-  now: () => Date,
+  now: Clock,
   onDeleted: (collection: RetainedCollection, count: number) => void,
 ): () => Promise<void> {
   const before = (at: Date, ms: number) => new Date(at.getTime() - ms);
   const rules: [RetainedCollection, (at: Date, counted: OnDeleted) => Promise<number>][] = [
     // First: a request may hold a sealed copy of a secret, which must go when its window ends.
-    ['create_requests', (at, counted) => repo.createRequestsExpired(at, before(at, policy.idempotencyWindowSeconds * 1000), DELETES_PER_RUN, counted)],
-    ['key_changes', (at, counted) => repo.keyChangesBefore(before(at, policy.keyChangeSeconds * 1000), DELETES_PER_RUN, counted)],
-    ['key_mutations', (at, counted) => repo.finishedClaims(at, before(at, CLAIMS_FINISHED_AFTER_MS), DELETES_PER_RUN, counted)],
+    ['create_requests', (at, counted) => store.createRequestsExpired(at, before(at, policy.idempotencyWindowSeconds * 1000), DELETES_PER_RUN, counted)],
+    ['key_changes', (at, counted) => store.keyChangesBefore(before(at, policy.keyChangeSeconds * 1000), DELETES_PER_RUN, counted)],
+    ['key_mutations', (at, counted) => store.finishedClaims(at, before(at, CLAIMS_FINISHED_AFTER_MS), DELETES_PER_RUN, counted)],
     // A day is kept while any of it is within the retention.
-    ['key_usage_daily', (at, counted) => repo.usageDaysBefore(utcDay(before(at, policy.usageDays * DAY_MS)), DELETES_PER_RUN, counted)],
-    ['audit_events', (at, counted) => repo.auditEventsBefore(before(at, policy.auditDays * DAY_MS), DELETES_PER_RUN, counted)],
+    ['key_usage_daily', (at, counted) => store.usageDaysBefore(utcDay(before(at, policy.usageDays * DAY_MS)), DELETES_PER_RUN, counted)],
+    ['audit_events', (at, counted) => store.auditEventsBefore(before(at, policy.auditDays * DAY_MS), DELETES_PER_RUN, counted)],
   ];
   return async () => {
     let failure: unknown;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import type { SealedSecret } from '../storage/documents';
+import type { SealedSecret } from './model';
 
 /** Full 128-bit GCM tags only; `seal` always writes 16 bytes. */
 const TAG_LENGTH = 16;

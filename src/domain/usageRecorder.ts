@@ -1,12 +1,6 @@
-import type { UsageEntries, UsageRepository } from '../storage/usageRepository';
-import { UsageNotWritten } from '../storage/usageRepository';
+import type { DailyCount, UsageEntries } from './model';
+import type { Clock, UsageSink, UsageWriteOutcome } from './ports';
 import type { RateLimiter } from './rateLimiter';
-
-interface Daily {
-  keyId: string;
-  day: string;
-  count: number;
-}
 
 /**
  * Notes key usage in memory so Verify never writes; take() hands over one batch (one entry per
@@ -15,7 +9,7 @@ interface Daily {
 export class UsageRecorder {
   private lastUsed = new Map<string, Date>();
   /** By `${keyId}|${day}`, only to merge notes of one key and day. */
-  private daily = new Map<string, Daily>();
+  private daily = new Map<string, DailyCount>();
   // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
   private day = { start: 0, end: 0, label: '' };
 
@@ -65,21 +59,29 @@ export class UsageRecorder {
   }
 }
 
+/** A flush that stopped part way; what it did not write is back in the recorder. */
+class UsageNotWritten extends Error {
+  constructor(cause: unknown) {
+    super(`usage flush failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'UsageNotWritten';
+  }
+}
+
 /** Writes the usage noted since the last flush; what was not written is kept for the next one. */
-export function usageFlushTask(
-  repo: Pick<UsageRepository, 'write'>,
-  usage: UsageRecorder,
-  rateLimiter: RateLimiter,
-  now: () => Date,
-): () => Promise<void> {
+export function usageFlushTask(sink: UsageSink, usage: UsageRecorder, rateLimiter: RateLimiter, now: Clock): () => Promise<void> {
   return async () => {
     rateLimiter.prune(now().getTime(), 86_400_000);
     const batch = usage.take();
+    let outcome: UsageWriteOutcome;
     try {
-      await repo.write(batch);
+      outcome = await sink.write(batch);
     } catch (err) {
-      usage.restore(err instanceof UsageNotWritten ? err.unwritten : batch);
+      usage.restore(batch);
       throw err;
+    }
+    if (!outcome.ok) {
+      usage.restore(outcome.unwritten);
+      throw new UsageNotWritten(outcome.error);
     }
   };
 }

@@ -1,7 +1,8 @@
 import { DomainError } from './errors';
 import { hashSecret, parseSecret } from './keyFormat';
-import { verifiedKey, type KeyCache, type VerifiedKey, type VerifiedKeyFields } from './keyCache';
+import { verifiedKey, type KeyCache, type VerifiedKey } from './keyCache';
 import { keyState } from './keyState';
+import type { Clock, KeyLookup } from './ports';
 import type { RateDecision, RateLimiter } from './rateLimiter';
 import type { UsageRecorder } from './usageRecorder';
 
@@ -23,13 +24,10 @@ export interface VerifyResult {
   rate?: RateDecision;
 }
 
-/** Verify's one storage read: the key with this secret hash, or null. */
-export type KeyLookup = (hash: string) => Promise<VerifiedKeyFields | null>;
-
 export interface VerifierDeps {
   keyPrefix: string;
   findByHash: KeyLookup;
-  now: () => Date;
+  now: Clock;
   cache: KeyCache;
   usage: UsageRecorder;
   rateLimiter: RateLimiter;

@@ -1,26 +1,24 @@
 import type { Filter } from 'mongodb';
+import type { AuditEntry } from '../domain/model';
+import type { AuditQuery, AuditStore } from '../domain/ports';
 import type { AuditEventDocument } from './documents';
 import type { Collections } from './mongo';
+import { isDuplicateKey } from './slotRepository';
 
-export interface AuditQuery {
-  orgId: string;
-  action?: string;
-  keyId?: string;
-  startTime?: Date;
-  endTime?: Date;
-  after?: { time: Date; id: string };
-  limit: number;
-}
-
-export class AuditRepository {
+export class AuditRepository implements AuditStore {
   constructor(private readonly audit: Collections['audit']) {}
 
-  async insert(event: AuditEventDocument): Promise<void> {
-    await this.audit.insertOne(event);
+  async insert(event: AuditEntry): Promise<void> {
+    try {
+      await this.audit.insertOne(event);
+    } catch (err) {
+      // The event is there already: an earlier attempt landed but its answer was lost.
+      if (!isDuplicateKey(err)) throw err;
+    }
   }
 
   /** Newest first; `after` continues below a previous page's last event. */
-  list(q: AuditQuery): Promise<AuditEventDocument[]> {
+  list(q: AuditQuery): Promise<AuditEntry[]> {
     const filter: Filter<AuditEventDocument> = { org_id: q.orgId };
     if (q.action) filter.action = q.action;
     if (q.keyId) filter.key_id = q.keyId;

@@ -1,4 +1,5 @@
-import type { KeyChangeDocument } from './documents';
+import type { KeyChange, LoggedChange } from '../domain/model';
+import type { ChangeLog } from '../domain/ports';
 import type { Collections } from './mongo';
 
 /**
@@ -6,17 +7,17 @@ import type { Collections } from './mongo';
  * (no two writers ever share a document), read by time; pruned by the retention sweep, so a poll
  * costs what changed recently, never what is stored.
  */
-export class ChangeLogRepository {
+export class ChangeLogRepository implements ChangeLog {
   constructor(private readonly changes: Collections['changes']) {}
 
-  async record(entry: KeyChangeDocument): Promise<void> {
+  async record(entry: KeyChange): Promise<void> {
     await this.changes.insertOne(entry);
   }
 
   /** Entries logged at or after `since` (index `at`). */
-  since(since: Date): Promise<KeyChangeDocument[]> {
-    return this.changes.find({ at: { $gte: since } }, { projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } }).toArray() as Promise<
-      KeyChangeDocument[]
-    >;
+  since(since: Date): Promise<LoggedChange[]> {
+    return this.changes
+      .find({ at: { $gte: since } }, { projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange | '_id', 0 | 1> })
+      .toArray();
   }
 }

@@ -1,35 +1,16 @@
-import type { CreateRequestDocument, SealedSecret } from './documents';
+import type { CreateRequestClaim, SealedSecret } from '../domain/model';
+import type { CreateRequestStore } from '../domain/ports';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
-export interface NewCreateRequest {
-  orgId: string;
-  requestId: string;
-  keyId: string;
-  caller: string;
-  fingerprint: string;
-  now: Date;
-  expiresAt: Date;
-}
-
 /** AIP-155 request ids: the first CreateKey with an id claims it; retries find the claim. */
-export class CreateRequestRepository {
+export class CreateRequestRepository implements CreateRequestStore {
   constructor(private readonly requests: Collections['createRequests']) {}
 
   /** True when this call now owns the request id; false when another call already does. */
-  async claim(r: NewCreateRequest): Promise<boolean> {
+  async claim(requestId: string, claim: CreateRequestClaim): Promise<boolean> {
     try {
-      await this.requests.insertOne({
-        _id: `${r.orgId}:${r.requestId}`,
-        org_id: r.orgId,
-        key_id: r.keyId,
-        caller: r.caller,
-        fingerprint: r.fingerprint,
-        created_at: r.now,
-        expires_at: r.expiresAt,
-        completed: false,
-        secret_box: null,
-      });
+      await this.requests.insertOne({ _id: `${claim.org_id}:${requestId}`, ...claim });
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) return false;
@@ -37,7 +18,7 @@ export class CreateRequestRepository {
     }
   }
 
-  find(orgId: string, requestId: string): Promise<CreateRequestDocument | null> {
+  find(orgId: string, requestId: string): Promise<CreateRequestClaim | null> {
     return this.requests.findOne({ _id: `${orgId}:${requestId}` });
   }
 

@@ -1,22 +1,31 @@
 import type { Filter } from 'mongodb';
-import { VERIFIED_KEY_FIELDS, type VerifiedKeyFields } from '../domain/keyCache';
-import type { KeyDocument, StoredStatus } from './documents';
+import type { StoredKey } from '../domain/model';
+import type { KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
+import type { KeyDocument } from './documents';
 import type { Collections } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
 /** How long a version claim may stand without its change before another change may take it over. */
 export const CLAIM_GRACE_MS = 30_000;
 
-export interface ListQuery {
-  orgId: string;
-  statuses: StoredStatus[];
-  /** Exclusive position to continue after (newest first). */
-  after?: { createdAt: Date; id: string };
-  limit: number;
-}
+/** The fields of VerifiedKeyFields, as a projection for the lookup by hash. */
+export const VERIFIED_KEY_FIELDS = {
+  _id: 1,
+  org_id: 1,
+  workspace_id: 1,
+  scopes: 1,
+  environment: 1,
+  expires_at: 1,
+  rate_limit: 1,
+  metadata: 1,
+  created_by: 1,
+  allow_self_revoke: 1,
+  status: 1,
+  etag: 1,
+} as const satisfies Record<keyof VerifiedKeyFields, 1>;
 
 /** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
-export class KeyRepository {
+export class KeyRepository implements KeyStore {
   private readonly keys: Collections['keys'];
   private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
@@ -27,12 +36,12 @@ export class KeyRepository {
     this.mutations = c.mutations;
   }
 
-  async insert(doc: KeyDocument): Promise<void> {
-    const { last_used_at: _notStored, ...stored } = doc;
-    await this.keys.insertOne(stored as KeyDocument);
+  async insert(key: StoredKey): Promise<void> {
+    const { last_used_at: _notStored, ...stored } = key;
+    await this.keys.insertOne(stored);
   }
 
-  async findInOrg(orgId: string, id: string): Promise<KeyDocument | null> {
+  async findInOrg(orgId: string, id: string): Promise<StoredKey | null> {
     const doc = await this.keys.findOne({ _id: id, org_id: orgId });
     return doc && (await this.withLastUse([doc]))[0];
   }
@@ -42,7 +51,7 @@ export class KeyRepository {
     return this.keys.findOne({ hash }, { projection: VERIFIED_KEY_FIELDS });
   }
 
-  async list(q: ListQuery): Promise<KeyDocument[]> {
+  async list(q: KeyListQuery): Promise<StoredKey[]> {
     const filter: Filter<KeyDocument> = { org_id: q.orgId, status: { $in: q.statuses } };
     if (q.after) {
       filter.$or = [{ created_at: { $lt: q.after.createdAt } }, { created_at: q.after.createdAt, _id: { $lt: q.after.id } }];
@@ -50,8 +59,8 @@ export class KeyRepository {
     return this.withLastUse(await this.keys.find(filter).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray());
   }
 
-  private async withLastUse(docs: KeyDocument[]): Promise<KeyDocument[]> {
-    if (docs.length === 0) return docs;
+  private async withLastUse(docs: KeyDocument[]): Promise<StoredKey[]> {
+    if (docs.length === 0) return [];
     const uses = await this.lastUsed.find({ _id: { $in: docs.map((d) => d._id) } }).toArray();
     const at = new Map(uses.map((u) => [u._id, u.last_used_at]));
     return docs.map((d) => ({ ...d, last_used_at: at.get(d._id) ?? null }));
@@ -84,7 +93,7 @@ export class KeyRepository {
   }
 
   /** Writes a claimed change; the etag filter makes it a no-op if the version moved anyway. */
-  async applyChange(orgId: string, id: string, fromEtag: string, set: Partial<KeyDocument>): Promise<KeyDocument | null> {
+  async applyChange(orgId: string, id: string, fromEtag: string, set: KeyUpdate): Promise<StoredKey | null> {
     const res = await this.keys.updateOne({ _id: id, org_id: orgId, etag: fromEtag }, { $set: set });
     if (res.matchedCount === 0) return null;
     return this.findInOrg(orgId, id);

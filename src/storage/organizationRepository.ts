@@ -1,11 +1,12 @@
 import type { Collection } from 'mongodb';
+import type { OrganizationSettings } from '../domain/ports';
 import type { OrganizationDocument } from './documents';
 
 /**
  * organizations: per-organization settings. Operators raise a plan's cap by setting `key_limit`
  * on the organization's document (docs/architecture.md, "Storage").
  */
-export class OrganizationRepository {
+export class OrganizationRepository implements OrganizationSettings {
   constructor(private readonly organizations: Collection<OrganizationDocument>) {}
 
   /** The organization's cap on live keys: its own `key_limit`, else the deployment default. */

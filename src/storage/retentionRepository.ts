@@ -1,10 +1,8 @@
 import type { Collection, Document, Filter } from 'mongodb';
+import type { OnDeleted, RetentionStore } from '../domain/ports';
 import { CLAIM_GRACE_MS } from './keyRepository';
 import type { Collections } from './mongo';
 import { MAX_DOCUMENTS_PER_WRITE } from './writeBatches';
-
-/** Called after each delete command with the number of documents it removed. */
-export type OnDeleted = (count: number) => void;
 
 /**
  * Deletes what the retention sweep expires, without TTL indexes (FerretDB has none): ids found
@@ -12,7 +10,7 @@ export type OnDeleted = (count: number) => void;
  * matches or `budget` documents were removed. Each delete repeats the filter, so a document
  * replaced under the same _id since it was found is kept.
  */
-export class RetentionRepository {
+export class RetentionRepository implements RetentionStore {
   constructor(private readonly c: Pick<Collections, 'keys' | 'usage' | 'audit' | 'mutations' | 'createRequests' | 'changes'>) {}
 
   /** Daily usage counts of days before `day` (YYYY-MM-DD, UTC). */

@@ -1,4 +1,5 @@
 import { MongoServerError, type Collection } from 'mongodb';
+import type { SlotStore } from '../domain/ports';
 import type { KeyDocument, KeySlotDocument } from './documents';
 
 /** How long a slot may exist without its key before it is treated as leaked (crash mid-create). */
@@ -13,7 +14,7 @@ export const isDuplicateKey = (err: unknown) => err instanceof MongoServerError 
  * creates. A counter with a conditional $inc would be simpler, but MongoDB-wire servers without
  * document-level atomicity (FerretDB on SQLite, measured here) lose such updates.
  */
-export class SlotRepository {
+export class SlotRepository implements SlotStore {
   constructor(
     private readonly slots: Collection<KeySlotDocument>,
     private readonly keys: Collection<KeyDocument>,

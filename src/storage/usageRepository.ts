@@ -1,40 +1,13 @@
+import type { UsageEntries } from '../domain/model';
+import type { UsageSink, UsageWriteOutcome } from '../domain/ports';
 import type { Collections } from './mongo';
 import { chunks } from './writeBatches';
-
-export interface LastUse {
-  keyId: string;
-  at: Date;
-}
-
-export interface DailyCount {
-  keyId: string;
-  /** UTC day, YYYY-MM-DD. */
-  day: string;
-  count: number;
-}
-
-/** What one usage flush writes: the latest use per key, and verification counts per key and day. */
-export interface UsageEntries {
-  lastUsed: LastUse[];
-  daily: DailyCount[];
-}
-
-/** A flush that stopped part way: `unwritten` holds the entries of the failed command and after it. */
-export class UsageNotWritten extends Error {
-  constructor(
-    readonly unwritten: UsageEntries,
-    cause: unknown,
-  ) {
-    super(`usage flush failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'UsageNotWritten';
-  }
-}
 
 /**
  * key_last_used and key_usage_daily. Usage never touches api_keys, so it cannot race a change to
  * a key. Writes go in commands of at most MAX_DOCUMENTS_PER_WRITE statements.
  */
-export class UsageRepository {
+export class UsageRepository implements UsageSink {
   private readonly usage: Collections['usage'];
   private readonly lastUsed: Collections['lastUsed'];
 
@@ -49,7 +22,7 @@ export class UsageRepository {
    * failed command may still have landed, so its counts can be added twice: at most one command's
    * worth, only when storage fails mid-flush).
    */
-  async write(entries: UsageEntries): Promise<void> {
+  async write(entries: UsageEntries): Promise<UsageWriteOutcome> {
     const lastUsed = chunks(entries.lastUsed);
     const daily = chunks(entries.daily);
     let i = 0;
@@ -75,8 +48,9 @@ export class UsageRepository {
           { ordered: false },
         );
       }
-    } catch (err) {
-      throw new UsageNotWritten({ lastUsed: lastUsed.slice(i).flat(), daily: daily.slice(j).flat() }, err);
+    } catch (error) {
+      return { ok: false, unwritten: { lastUsed: lastUsed.slice(i).flat(), daily: daily.slice(j).flat() }, error };
     }
+    return { ok: true };
   }
 }

@@ -1,6 +1,6 @@
 import { KeyState, type Key } from '../gen/apikeys/v1/key';
 import { documentState, type KeyStateName } from '../domain/keyState';
-import type { KeyDocument } from '../storage/documents';
+import type { StoredKey } from '../domain/model';
 
 const STATE: Record<KeyStateName, KeyState> = {
   ACTIVE: KeyState.KEY_STATE_ACTIVE,
@@ -12,7 +12,7 @@ const STATE: Record<KeyStateName, KeyState> = {
 const opt = <T>(v: T | null): T | undefined => v ?? undefined;
 
 /** Stored document → the public Key message. The hash never leaves the service. */
-export function toProtoKey(doc: KeyDocument, now: Date): Key {
+export function toProtoKey(doc: StoredKey, now: Date): Key {
   return {
     id: doc._id,
     orgId: doc.org_id,

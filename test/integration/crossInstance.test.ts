@@ -1,6 +1,6 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { bearer } from '../../src/client/promiseClient';
-import type { KeyLookup } from '../../src/domain/verification';
+import type { KeyLookup } from '../../src/domain/ports';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
 

@@ -54,7 +54,9 @@ describe('FerretDB and multi-statement updates', () => {
       for (const part of chunks(ids)) await c.lastUsed.insertMany(part.map((_id) => ({ _id, last_used_at: new Date(0) })));
 
       const at = new Date();
-      const sizes = await updateSizes(client, () => new UsageRepository(c).write({ lastUsed: ids.map((keyId) => ({ keyId, at })), daily: [] }));
+      const sizes = await updateSizes(client, async () => {
+        expect(await new UsageRepository(c).write({ lastUsed: ids.map((keyId) => ({ keyId, at })), daily: [] })).toEqual({ ok: true });
+      });
       expect(sizes).toEqual([MAX_DOCUMENTS_PER_WRITE, MAX_DOCUMENTS_PER_WRITE]);
       expect(await c.lastUsed.countDocuments({ last_used_at: at })).toBe(100);
 

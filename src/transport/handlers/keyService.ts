@@ -3,11 +3,11 @@ import type { KeyServiceServer } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
 import type { KeyManager } from '../../domain/keys';
 import type { Logger } from '../../logging/logger';
-import type { AuditEventDocument } from '../../storage/documents';
+import type { AuditEntry } from '../../domain/model';
 import { toProtoKey } from '../keyMapping';
 import { unary } from './unary';
 
-function toProtoEvent(e: AuditEventDocument): AuditEvent {
+function toProtoEvent(e: AuditEntry): AuditEvent {
   return {
     id: e._id,
     orgId: e.org_id,

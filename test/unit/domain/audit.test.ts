@@ -1,79 +1,142 @@
-import { MongoServerError } from 'mongodb';
-import { AuditLog } from '../../../src/domain/audit';
+import { AuditLog, type ListAuditInput } from '../../../src/domain/audit';
 import { DomainError } from '../../../src/domain/errors';
-import type { CallContext } from '../../../src/domain/principal';
-import type { AuditRepository } from '../../../src/storage/auditRepository';
-import type { AuditEventDocument } from '../../../src/storage/documents';
+import { newId } from '../../../src/domain/ids';
+import { InMemoryAuditStore } from '../../support/fakes/auditStore';
+import { ManualClock } from '../../support/fakes/clock';
+import { contextOf, userContext } from './contexts';
 
-const ctx: CallContext = {
-  principal: { kind: 'user', id: 'usr_01jabcdefghjkmnpqrstvwxyz0', emailVerified: true, orgId: 'org_01jabcdefghjkmnpqrstvwxyz0', role: 'admin', staff: false },
-  orgId: 'org_01jabcdefghjkmnpqrstvwxyz0',
-  actingAs: false,
-  requestId: 'req-1',
-  method: '/apikeys.v1.KeyService/RevokeKey',
-};
-const KEY = 'key_01jabcdefghjkmnpqrstvwxyz0';
+const ORG = newId('org');
+const KEY = newId('key');
+const ctx = userContext(ORG);
 
-/** An audit store whose first `failures` inserts fail; `lostAnswer` makes a failing insert land anyway. */
-function store(failures: number, opts: { lostAnswer?: boolean } = {}) {
-  const events: AuditEventDocument[] = [];
-  let attempts = 0;
-  const repo = {
-    async insert(e: AuditEventDocument) {
-      attempts++;
-      if (events.some((x) => x._id === e._id)) throw new MongoServerError({ message: 'E11000 duplicate key', code: 11000 });
-      if (attempts <= failures) {
-        if (opts.lostAnswer) events.push(e);
-        throw new Error('connection reset');
-      }
-      events.push(e);
-    },
-  } as unknown as AuditRepository;
-  return { repo, events, attempts: () => attempts };
+function setup() {
+  const store = new InMemoryAuditStore();
+  const clock = new ManualClock(Date.parse('2025-06-01T12:00:00.000Z'));
+  const reported: string[] = [];
+  const log = new AuditLog(store, clock.now, Buffer.alloc(32, 7), (what) => reported.push(what));
+  return { store, clock, reported, log };
 }
 
 describe('AuditLog.around', () => {
-  it('records one event for a change, retrying a failed write', async () => {
-    const s = store(2);
-    const reported: string[] = [];
-    const log = new AuditLog(s.repo, () => new Date(), Buffer.alloc(32), (what) => reported.push(what));
+  it('records one event for a change, with the caller, the key and the outcome', async () => {
+    const { store, log, reported } = setup();
     await expect(log.around(ctx, 'key.revoke', KEY, true, async () => 'done')).resolves.toBe('done');
-    expect(s.events).toHaveLength(1);
-    expect(s.events[0]).toMatchObject({ action: 'key.revoke', key_id: KEY, outcome: 'OK', actor: ctx.principal.id });
+    expect(store.events).toEqual([
+      {
+        _id: expect.stringMatching(/^evt_/),
+        org_id: ORG,
+        actor: ctx.principal.id,
+        acting_as: null,
+        action: 'key.revoke',
+        key_id: KEY,
+        time: new Date('2025-06-01T12:00:00.000Z'),
+        request_id: 'req-1',
+        outcome: 'OK',
+        method: ctx.method,
+      },
+    ]);
     expect(reported).toEqual([]);
   });
 
-  it('never doubles an event whose write landed but whose answer was lost', async () => {
-    const s = store(1, { lostAnswer: true });
-    const log = new AuditLog(s.repo, () => new Date(), Buffer.alloc(32), () => undefined);
+  it('retries a failed write with the same event id, and reports nothing once it lands', async () => {
+    const { store, log, reported } = setup();
+    store.failNext(2);
     await log.around(ctx, 'key.revoke', KEY, true, async () => 'done');
-    expect(s.events).toHaveLength(1);
-    expect(s.attempts()).toBe(2);
+    expect(store.attempts).toHaveLength(3);
+    expect(new Set(store.attempts.map((e) => e._id)).size).toBe(1);
+    expect(store.events).toHaveLength(1);
+    expect(reported).toEqual([]);
   });
 
-  it('answers a change that happened as success when the event cannot be written, and reports it', async () => {
-    const s = store(Infinity);
-    const reported: string[] = [];
-    const log = new AuditLog(s.repo, () => new Date(), Buffer.alloc(32), (what) => reported.push(what));
+  it('never doubles, nor reports as failed, an event whose write landed but whose answer was lost', async () => {
+    const { store, log, reported } = setup();
+    store.failNext(1, { landing: true });
+    await log.around(ctx, 'key.revoke', KEY, true, async () => 'done');
+    expect(store.attempts).toHaveLength(2);
+    expect(store.events).toHaveLength(1);
+    expect(reported).toEqual([]);
+  });
+
+  it('answers a change that happened as success when its event cannot be written, and reports it once', async () => {
+    const { store, log, reported } = setup();
+    store.failNext(Infinity);
     await expect(log.around(ctx, 'key.revoke', KEY, true, async () => 'done')).resolves.toBe('done');
+    expect(store.attempts).toHaveLength(3);
+    expect(new Set(store.attempts.map((e) => e._id)).size).toBe(1);
     expect(reported).toEqual(['audit event key.revoke']);
   });
 
   it('keeps a failure its own error, even when its event cannot be written', async () => {
-    const s = store(Infinity);
-    const reported: string[] = [];
-    const log = new AuditLog(s.repo, () => new Date(), Buffer.alloc(32), (what) => reported.push(what));
+    const { store, log, reported } = setup();
+    store.failNext(Infinity);
     const refused = new DomainError('KEY_REVOKED', 'already revoked');
     await expect(log.around(ctx, 'key.revoke', KEY, true, async () => Promise.reject(refused))).rejects.toBe(refused);
     expect(reported).toEqual(['audit event key.revoke']);
   });
 
-  it('records a refusal with its reason, and reads only when acting as another organization', async () => {
-    const s = store(0);
-    const log = new AuditLog(s.repo, () => new Date(), Buffer.alloc(32), () => undefined);
+  it('records a refusal with its reason, and any other failure as INTERNAL', async () => {
+    const { store, log } = setup();
     await expect(log.around(ctx, 'key.revoke', KEY, true, () => Promise.reject(new DomainError('SCOPE_ESCALATION', 'no')))).rejects.toThrow('no');
+    await expect(log.around(ctx, 'key.archive', KEY, true, () => Promise.reject(new Error('bug')))).rejects.toThrow('bug');
+    expect(store.events.map((e) => `${e.action}:${e.outcome}`)).toEqual(['key.revoke:SCOPE_ESCALATION', 'key.archive:INTERNAL']);
+  });
+
+  it('records reads only when staff act on another organization, with the staff email', async () => {
+    const { store, log } = setup();
+    const staff = contextOf({ kind: 'user', id: newId('usr'), email: 'ops@staff.example', emailVerified: true, orgId: newId('org'), role: 'admin', staff: true }, ORG, {
+      actingAs: true,
+    });
     await log.around(ctx, 'key.get', KEY, false, async () => 1);
-    await log.around({ ...ctx, actingAs: true }, 'key.get', KEY, false, async () => 1);
-    expect(s.events.map((e) => `${e.action}:${e.outcome}`)).toEqual(['key.revoke:SCOPE_ESCALATION', 'key.get:OK']);
+    await log.around(staff, 'key.get', KEY, false, async () => 1);
+    expect(store.events).toEqual([expect.objectContaining({ action: 'key.get', org_id: ORG, actor: staff.principal.id, acting_as: 'ops@staff.example' })]);
+  });
+
+  it('takes a create’s key id from its result, and keeps only well-formed key ids', async () => {
+    const { store, log } = setup();
+    await log.around(ctx, 'key.create', (r: { id: string }) => r.id, true, async () => ({ id: KEY }));
+    await expect(log.around(ctx, 'key.get', 'key_<script>', true, () => Promise.reject(new DomainError('INVALID_ID', 'bad')))).rejects.toThrow();
+    expect(store.events.map((e) => [e.action, e.key_id])).toEqual([
+      ['key.create', KEY],
+      ['key.get', null],
+    ]);
+  });
+});
+
+describe('AuditLog.list', () => {
+  const query = (over: Partial<ListAuditInput> = {}): ListAuditInput => ({ pageSize: 2, pageToken: '', action: '', keyId: '', ...over });
+
+  async function withEvents() {
+    const s = setup();
+    for (const action of ['key.create', 'key.update', 'key.revoke', 'key.delete'] as const) {
+      await s.log.around(ctx, action, KEY, true, async () => undefined);
+      s.clock.advance(1_000);
+    }
+    await s.log.around(userContext(newId('org')), 'key.create', KEY, true, async () => undefined);
+    return s;
+  }
+
+  it('pages through the organization’s trail, newest first', async () => {
+    const { log } = await withEvents();
+    const first = await log.list(ctx, query());
+    expect(first.events.map((e) => e.action)).toEqual(['key.delete', 'key.revoke']);
+    const second = await log.list(ctx, query({ pageToken: first.nextPageToken }));
+    expect(second.events.map((e) => e.action)).toEqual(['key.update', 'key.create']);
+    expect(second.nextPageToken).toBe('');
+  });
+
+  it('filters by action and time, and refuses a token issued for other filters', async () => {
+    const { log } = await withEvents();
+    const revokes = await log.list(ctx, query({ action: 'key.revoke' }));
+    expect(revokes.events.map((e) => e.action)).toEqual(['key.revoke']);
+    const window = await log.list(ctx, query({ startTime: new Date('2025-06-01T12:00:01.000Z'), endTime: new Date('2025-06-01T12:00:03.000Z') }));
+    expect(window.events.map((e) => e.action)).toEqual(['key.revoke', 'key.update']);
+    const first = await log.list(ctx, query());
+    await expect(log.list(ctx, query({ pageToken: first.nextPageToken, action: 'key.create' }))).rejects.toMatchObject({ reason: 'INVALID_PAGE_TOKEN' });
+  });
+
+  it('is for users and API keys of the organization, not services', async () => {
+    const { log } = await withEvents();
+    await expect(log.list(userContext(ORG, 'member'), query())).resolves.toMatchObject({ events: expect.any(Array) });
+    await expect(log.list(contextOf({ kind: 'service', id: 'service:1' }, ''), query())).rejects.toMatchObject({ reason: 'PERMISSION_DENIED' });
   });
 });

@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadUserTokenKeys } from '../../../src/auth/jwtKeys';
+import type { Config } from '../../../src/config/config';
 import { Authenticator, type AuthenticatorSettings, type Credentials } from '../../../src/domain/authentication';
 import { newId } from '../../../src/domain/ids';
 import type { Verifier } from '../../../src/domain/verification';
@@ -12,13 +14,27 @@ import type { Verifier } from '../../../src/domain/verification';
 const secret = randomBytes(32).toString('hex');
 const orgId = newId('org');
 
-function authenticator(settings: Partial<AuthenticatorSettings> = {}, verify = jest.fn(async () => ({ code: 'NOT_FOUND' }))) {
+/** Settings as configured: the JWT key (the HS256 `secret` unless given) is loaded as the service loads it. */
+type TestSettings = Partial<AuthenticatorSettings> & Pick<Config['auth'], 'jwtSecret' | 'jwks'>;
+
+function authenticator(settings: TestSettings = {}, verify = jest.fn(async () => ({ code: 'NOT_FOUND' }))) {
+  const { jwtSecret, jwks, ...rest } = { jwtSecret: secret, ...settings };
   const a = new Authenticator(
-    { keyPrefix: 'sk', jwtSecret: secret, jwtMaxAgeSeconds: 86_400, verifyTokens: [], staffEmailDomains: ['staff.example'], ...settings },
+    {
+      keyPrefix: 'sk',
+      jwtMaxAgeSeconds: 86_400,
+      verifyTokens: [],
+      staffEmailDomains: ['staff.example'],
+      ...rest,
+      userTokenKeys: loadUserTokenKeys({ jwtSecret, jwks }),
+    },
     { verify } as unknown as Verifier,
   );
   return { a, verify };
 }
+
+/** The interceptor's two steps: who is calling, then on which organization the call acts. */
+const authenticate = async (a: Authenticator, c: Credentials) => a.effectiveOrganization(await a.principalOf(c), c.organizationId);
 
 const creds = (c: Partial<Credentials>): Credentials => ({ authorization: [], apiKey: [], organizationId: [], ...c });
 const bearer = (token: string, organizationId: string[] = []) => creds({ authorization: [`Bearer ${token}`], organizationId });
@@ -42,13 +58,13 @@ const result = (p: Promise<unknown>) => p.then(
 describe('user tokens', () => {
   it('accepts HS256 with the shared secret, and no other algorithm with it', async () => {
     const { a } = authenticator();
-    expect(await result(a.authenticate(bearer(await sign({}))))).toBe('OK');
-    expect(await result(a.authenticate(bearer(await sign({}, { alg: 'HS512' }))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await sign({}))))).toBe('OK');
+    expect(await result(authenticate(a, bearer(await sign({}, { alg: 'HS512' }))))).toBe('INVALID_TOKEN');
   });
 
   it('requires exp', async () => {
     const { a } = authenticator();
-    expect(await result(a.authenticate(bearer(await sign({}, { exp: false }))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await sign({}, { exp: false }))))).toBe('INVALID_TOKEN');
   });
 
   it('checks issuer and audience when configured', async () => {
@@ -61,7 +77,7 @@ describe('user tokens', () => {
       [{}, 'INVALID_TOKEN'],
     ];
     for (const [claims, expected] of cases) {
-      expect([claims, await result(a.authenticate(bearer(await sign(claims))))]).toEqual([claims, expected]);
+      expect([claims, await result(authenticate(a, bearer(await sign(claims))))]).toEqual([claims, expected]);
     }
   });
 
@@ -72,24 +88,24 @@ describe('user tokens', () => {
     writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(mine.publicKey)), alg: 'ES256', kid: 'k1' }] }));
     const { a } = authenticator({ jwks: file, jwtSecret: undefined });
     const es256 = (key: CryptoKey) => sign({}, { alg: 'ES256', key });
-    expect(await result(a.authenticate(bearer(await es256(mine.privateKey))))).toBe('OK');
-    expect(await result(a.authenticate(bearer(await es256(theirs.privateKey))))).toBe('INVALID_TOKEN');
-    expect(await result(a.authenticate(bearer(await sign({}))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await es256(mine.privateKey))))).toBe('OK');
+    expect(await result(authenticate(a, bearer(await es256(theirs.privateKey))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await sign({}))))).toBe('INVALID_TOKEN');
   });
 
   it('refuses tokens issued longer ago than the maximum age, or that do not say when they were issued', async () => {
     const { a } = authenticator({ jwtMaxAgeSeconds: 3600 });
     const now = Math.floor(Date.now() / 1000);
-    expect(await result(a.authenticate(bearer(await sign({}, { iat: now - 3590 }))))).toBe('OK');
-    const old = a.authenticate(bearer(await sign({}, { iat: now - 3610 })));
+    expect(await result(authenticate(a, bearer(await sign({}, { iat: now - 3590 }))))).toBe('OK');
+    const old = authenticate(a, bearer(await sign({}, { iat: now - 3610 })));
     await expect(old).rejects.toMatchObject({ reason: 'TOKEN_EXPIRED', message: expect.stringContaining('3600 seconds') });
-    expect(await result(a.authenticate(bearer(await sign({}, { iat: false }))))).toBe('INVALID_TOKEN');
-    expect(await result(a.authenticate(bearer(await sign({}, { iat: now + 600 }))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await sign({}, { iat: false }))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await sign({}, { iat: now + 600 }))))).toBe('INVALID_TOKEN');
   });
 
   it('refuses user tokens when no JWT key is configured', async () => {
     const { a } = authenticator({ jwtSecret: undefined });
-    expect(await result(a.authenticate(bearer(await sign({}))))).toBe('INVALID_TOKEN');
+    expect(await result(authenticate(a, bearer(await sign({}))))).toBe('INVALID_TOKEN');
   });
 });
 
@@ -107,17 +123,17 @@ describe('staff', () => {
     const { a } = authenticator();
     const token = await sign({ email, email_verified: verified });
     const target = newId('org');
-    expect(await result(a.authenticate(bearer(token, [target])))).toBe(staff ? 'OK' : 'ACTING_AS_FORBIDDEN');
+    expect(await result(authenticate(a, bearer(token, [target])))).toBe(staff ? 'OK' : 'ACTING_AS_FORBIDDEN');
   });
 
   it('act on the target organization with the header, on their own without it', async () => {
     const { a } = authenticator();
     const token = await sign({ email: 'ops@staff.example', email_verified: true });
     const target = newId('org');
-    expect(await a.authenticate(bearer(token, [target]))).toMatchObject({ orgId: target, actingAs: true });
-    expect(await a.authenticate(bearer(token, [orgId]))).toMatchObject({ orgId, actingAs: false });
-    expect(await a.authenticate(bearer(token))).toMatchObject({ orgId, actingAs: false });
-    expect(await result(a.authenticate(bearer(token, [target, target])))).toBe('INVALID_ORGANIZATION_ID');
+    expect(await authenticate(a, bearer(token, [target]))).toMatchObject({ orgId: target, actingAs: true });
+    expect(await authenticate(a, bearer(token, [orgId]))).toMatchObject({ orgId, actingAs: false });
+    expect(await authenticate(a, bearer(token))).toMatchObject({ orgId, actingAs: false });
+    expect(await result(authenticate(a, bearer(token, [target, target])))).toBe('INVALID_ORGANIZATION_ID');
   });
 });
 
@@ -131,7 +147,7 @@ describe('staff email domains compare as ASCII only', () => {
   ])('%s is staff: %s', async (email, staff) => {
     const { a } = authenticator({ staffEmailDomains: ['ops.work'] });
     const token = await sign({ email, email_verified: true });
-    expect(await result(a.authenticate(bearer(token, [newId('org')])))).toBe(staff ? 'OK' : 'ACTING_AS_FORBIDDEN');
+    expect(await result(authenticate(a, bearer(token, [newId('org')])))).toBe(staff ? 'OK' : 'ACTING_AS_FORBIDDEN');
   });
 });
 
@@ -139,16 +155,16 @@ describe('credentials', () => {
   it('takes exactly one, and does not look up an oversized API key', async () => {
     const { a, verify } = authenticator();
     const token = await sign({});
-    expect(await result(a.authenticate(creds({ authorization: [`Bearer ${token}`], apiKey: ['x'] })))).toBe('UNAUTHENTICATED');
-    expect(await result(a.authenticate(creds({ apiKey: ['a', 'b'] })))).toBe('UNAUTHENTICATED');
-    expect(await result(a.authenticate(creds({ apiKey: ['k'.repeat(8193)] })))).toBe('INVALID_API_KEY');
+    expect(await result(authenticate(a, creds({ authorization: [`Bearer ${token}`], apiKey: ['x'] })))).toBe('UNAUTHENTICATED');
+    expect(await result(authenticate(a, creds({ apiKey: ['a', 'b'] })))).toBe('UNAUTHENTICATED');
+    expect(await result(authenticate(a, creds({ apiKey: ['k'.repeat(8193)] })))).toBe('INVALID_API_KEY');
     expect(verify).not.toHaveBeenCalled();
   });
 
   it('tells service tokens apart, by index, without naming them', async () => {
     const tokens = [randomBytes(24).toString('hex'), randomBytes(24).toString('hex')];
     const { a } = authenticator({ verifyTokens: tokens });
-    expect(await a.authenticate(bearer(tokens[1]))).toMatchObject({ principal: { kind: 'service', id: 'service:2' }, orgId: '' });
-    expect(await result(a.authenticate(bearer(`${tokens[0]}x`)))).toBe('INVALID_TOKEN');
+    expect(await authenticate(a, bearer(tokens[1]))).toMatchObject({ principal: { kind: 'service', id: 'service:2' }, orgId: '' });
+    expect(await result(authenticate(a, bearer(`${tokens[0]}x`)))).toBe('INVALID_TOKEN');
   });
 });

@@ -1,7 +1,7 @@
-import type { KeyDocument } from '../../../src/storage/documents';
+import type { StoredKey } from '../../../src/domain/model';
 
 /** A complete, active key document for unit tests; override what the test is about. */
-export function fakeKey(over: Partial<KeyDocument> = {}): KeyDocument {
+export function fakeKey(over: Partial<StoredKey> = {}): StoredKey {
   const at = new Date('2025-01-01T00:00:00.000Z');
   return {
     _id: 'key_01jabcdefghjkmnpqrstvwxyz0',

@@ -6,32 +6,32 @@ import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder } from '../../../src/domain/usageRecorder';
 import { Verifier } from '../../../src/domain/verification';
 import { createLogger } from '../../../src/logging/logger';
-import type { KeyChangeDocument, KeyDocument } from '../../../src/storage/documents';
+import type { KeyChange, StoredKey } from '../../../src/domain/model';
 import { fakeKey } from './fakeKey';
 
 const BOUND_MS = 1_000;
 const START = Date.parse('2025-06-01T12:00:00.000Z');
 
-/** A change log in memory, as ChangeLogRepository.since answers it; it can be made to fail. */
+/** A change log in memory, as ChangeLog.since answers it; it can be made to fail. */
 class FakeChangeLog {
-  readonly entries: KeyChangeDocument[] = [];
+  readonly entries: KeyChange[] = [];
   readonly queries: Date[] = [];
   failing = false;
 
-  since = async (since: Date): Promise<KeyChangeDocument[]> => {
+  since = async (since: Date): Promise<KeyChange[]> => {
     this.queries.push(since);
     if (this.failing) throw new Error('storage down');
     return this.entries.filter((e) => e.at.getTime() >= since.getTime());
   };
 
-  log(hash: string, etag: string, at: number, kind: KeyChangeDocument['kind'] = 'changed'): void {
+  log(hash: string, etag: string, at: number, kind: KeyChange['kind'] = 'changed'): void {
     this.entries.push({ _id: `chg_${this.entries.length}`, key_id: 'key_x', org_id: 'org_x', hash, etag, kind, at: new Date(at) });
   }
 }
 
 function setup() {
   let clock = START;
-  const docs = new Map<string, KeyDocument>();
+  const docs = new Map<string, StoredKey>();
   const reads: string[] = [];
   const verifier = new Verifier({
     keyPrefix: 'sk',
@@ -58,7 +58,7 @@ function setup() {
   });
   const changeLog = new FakeChangeLog();
   const poll = invalidationTask({ changeLog, verifier, now: () => new Date(clock), revocationBoundMs: BOUND_MS, logger });
-  const put = (secret: string, over: Partial<KeyDocument> = {}) => docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
+  const put = (secret: string, over: Partial<StoredKey> = {}) => docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
   return {
     verifier,
     changeLog,

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ID_PATTERNS, type IdKind, encodeBase32, idTimestamp, isId, newId, uuidV7Bytes } from '../../../src/domain/ids';
+import { ID_PATTERNS, type IdKind, encodeBase32, isId, newId, uuidV7Bytes } from '../../../src/domain/ids';
 
 const KINDS: IdKind[] = ['key', 'org', 'usr', 'evt'];
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
@@ -41,15 +41,6 @@ describe('newId', () => {
     const ids = Array.from({ length: 200 }, (_, i) => newId('evt', base + i));
     const shuffled = [...ids].reverse().sort();
     expect(shuffled).toEqual(ids);
-  });
-
-  it('encodes the timestamp so it can be read back', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: MAX_TS }), (t) => {
-        expect(idTimestamp(newId('org', t))).toBe(t);
-      }),
-    );
-    expect(idTimestamp('not-an-id')).toBeNull();
   });
 
   it('sets the UUIDv7 version and variant bits and the big-endian timestamp', () => {

@@ -1,12 +1,12 @@
 import { documentState } from '../../../src/domain/keyState';
-import type { StoredStatus } from '../../../src/storage/documents';
+import type { KeyStatus } from '../../../src/domain/model';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
 const past = new Date(NOW.getTime() - 1);
 const future = new Date(NOW.getTime() + 1);
 
 describe('keyState', () => {
-  it.each<[StoredStatus, Date | null, string]>([
+  it.each<[KeyStatus, Date | null, string]>([
     ['active', null, 'ACTIVE'],
     ['active', future, 'ACTIVE'],
     ['active', past, 'EXPIRED'],

@@ -1,5 +1,5 @@
 import { retentionSweepTask, type RetainedCollection } from '../../../src/domain/retention';
-import type { OnDeleted } from '../../../src/storage/retentionRepository';
+import type { OnDeleted } from '../../../src/domain/ports';
 
 const now = new Date('2026-03-01T12:00:00.000Z');
 const policy = { usageDays: 400, auditDays: 90, keyChangeSeconds: 3600, idempotencyWindowSeconds: 86_400 };

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SecretBox } from '../../../src/domain/secretBox';
-import type { SealedSecret } from '../../../src/storage/documents';
+import type { SealedSecret } from '../../../src/domain/model';
 
 const SECRET = 'sk_live_0123456789ABCDEFGHIJKLMNOPQRSTUVabcdef';
 

@@ -1,6 +1,6 @@
 import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder, usageFlushTask } from '../../../src/domain/usageRecorder';
-import { UsageNotWritten, type UsageEntries } from '../../../src/storage/usageRepository';
+import type { UsageEntries } from '../../../src/domain/model';
 
 const t = (iso: string) => new Date(iso);
 /** A batch as maps, so order does not matter: key → last use, and `key|day` → count. */
@@ -134,7 +134,7 @@ describe('usageFlushTask', () => {
     u.note('b', t('2025-03-01T11:00:00Z'));
     const expected = entriesOf(u);
     const written: UsageEntries[] = [];
-    await usageFlushTask({ write: async (e) => void written.push(e) }, u, new RateLimiter(), () => t('2025-03-01T12:00:00Z'))();
+    await usageFlushTask({ write: async (e) => (written.push(e), { ok: true }) }, u, new RateLimiter(), () => t('2025-03-01T12:00:00Z'))();
     expect(written).toEqual([expected]);
     expect(u.take()).toEqual({ lastUsed: [], daily: [] });
   });
@@ -145,11 +145,7 @@ describe('usageFlushTask', () => {
     u.note('b', t('2025-03-01T11:00:00Z'));
     const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', day: '2025-03-01', count: 1 }] };
     const failing = usageFlushTask(
-      {
-        write: async () => {
-          throw new UsageNotWritten(unwritten, new Error('connection reset'));
-        },
-      },
+      { write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) },
       u,
       new RateLimiter(),
       () => t('2025-03-01T12:00:00Z'),

@@ -15,27 +15,10 @@ import {
   durationProblem,
   timestampProblem,
 } from '../../../src/domain/validation';
+import { createInput, updateInput } from './requests';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
 const METADATA_KEY = /^[A-Za-z0-9_-]{1,64}$/;
-
-function createInput(over: Partial<CreateKeyInput> = {}): CreateKeyInput {
-  return {
-    name: 'ci deploy key',
-    scopes: ['read'],
-    environment: 'live',
-    metadata: {},
-    workspaceId: '',
-    allowSelfRevoke: false,
-    recoverable: false,
-    requestId: '',
-    ...over,
-  };
-}
-
-function updateInput(over: Partial<UpdateKeyInput> = {}): UpdateKeyInput {
-  return { name: '', scopes: [], metadata: {}, ...over };
-}
 
 /** The DomainError `fn` throws; fails the test if it returns or throws anything else. */
 function domainError(fn: () => unknown): DomainError {

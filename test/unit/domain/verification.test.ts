@@ -4,7 +4,7 @@ import { checksumOf, generateSecret, hashSecret } from '../../../src/domain/keyF
 import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder } from '../../../src/domain/usageRecorder';
 import { Verifier, type VerifyOptions } from '../../../src/domain/verification';
-import type { KeyDocument } from '../../../src/storage/documents';
+import type { StoredKey } from '../../../src/domain/model';
 import { fakeKey } from './fakeKey';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
@@ -18,17 +18,17 @@ class StorageDown extends Error {
 
 /** In-memory storage keyed by hash; counts reads; can be switched to failing. */
 class FakeStorage {
-  readonly docs = new Map<string, KeyDocument>();
+  readonly docs = new Map<string, StoredKey>();
   readonly reads: string[] = [];
   failing = false;
 
-  put(secret: string, over: Partial<KeyDocument> = {}): KeyDocument {
+  put(secret: string, over: Partial<StoredKey> = {}): StoredKey {
     const doc = fakeKey({ hash: hashSecret(secret), ...over });
     this.docs.set(doc.hash, doc);
     return doc;
   }
 
-  findByHash = (hash: string): Promise<KeyDocument | null> => {
+  findByHash = (hash: string): Promise<StoredKey | null> => {
     this.reads.push(hash);
     if (this.failing) return Promise.reject(new StorageDown('connect ECONNREFUSED 10.0.0.1:27017'));
     return Promise.resolve(this.docs.get(hash) ?? null);
@@ -42,7 +42,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_
   const storage = new FakeStorage();
   const deps = {
     keyPrefix: 'sk',
-    findByHash: (hash: string): Promise<KeyDocument | null> => storage.findByHash(hash),
+    findByHash: (hash: string): Promise<StoredKey | null> => storage.findByHash(hash),
     now: () => new Date(wallClock),
     cache: new KeyCache({ ...CACHE, ...cache }),
     usage: new UsageRecorder(),
@@ -130,7 +130,7 @@ describe('Verifier: lookups and caching', () => {
     const { storage, deps, verify } = setup();
     const secret = generateSecret('sk', 'live');
     const doc = fakeKey({ hash: hashSecret(secret) });
-    let release!: (d: KeyDocument) => void;
+    let release!: (d: StoredKey) => void;
     let calls = 0;
     deps.findByHash = () => {
       calls++;
@@ -471,7 +471,7 @@ describe('Verifier: a flood of unknown keys', () => {
 
 describe('Verifier: check order', () => {
   const past = new Date(NOW.getTime() - 1);
-  it.each<[string, Partial<KeyDocument>, string[], string]>([
+  it.each<[string, Partial<StoredKey>, string[], string]>([
     ['revoked + expired + missing scope', { status: 'revoked', expires_at: past }, ['admin'], 'REVOKED'],
     ['archived + expired + missing scope', { status: 'archived', expires_at: past }, ['admin'], 'ARCHIVED'],
     ['expired + missing scope', { expires_at: past }, ['admin'], 'EXPIRED'],

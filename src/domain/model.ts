@@ -1,0 +1,124 @@
+/**
+ * The records the domain keeps through its ports (ports.ts). Field names are snake_case so a
+ * store can keep them as they are; what a store adds or leaves out is its own business.
+ */
+
+/** What a key's lifecycle stores; EXPIRED is derived from expires_at (keyState.ts), never stored. */
+export type KeyStatus = 'active' | 'archived' | 'revoked';
+
+export interface StoredKey {
+  _id: string;
+  org_id: string;
+  workspace_id: string | null;
+  name: string;
+  scopes: string[];
+  environment: 'live' | 'test';
+  /** SHA-256 hex of the secret; unique. The secret itself is never stored in clear. */
+  hash: string;
+  start: string;
+  masked_key: string;
+  fingerprint: string;
+  metadata: Record<string, string>;
+  created_at: Date;
+  updated_at: Date;
+  /** The latest verification noted by a usage flush; changes to the key never write it. */
+  last_used_at: Date | null;
+  expires_at: Date | null;
+  created_by: string;
+  status: KeyStatus;
+  revoked_at: Date | null;
+  revoked_by: string | null;
+  revoked_comment: string | null;
+  archived_at: Date | null;
+  allow_self_revoke: boolean;
+  recoverable: boolean;
+  etag: string;
+  rotated_from: string | null;
+  replaced_by: string | null;
+  rate_limit: { limit: number; window_seconds: number } | null;
+  /** Recoverable keys only: the secret sealed with AES-256-GCM (never the plaintext). */
+  secret_box: SealedSecret | null;
+}
+
+export interface SealedSecret {
+  /** Which encryption key sealed it, so keys can be rotated. */
+  kid: string;
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+
+/** AIP-155: the key a CreateKey request_id stands for, per organization. */
+export interface CreateRequestClaim {
+  org_id: string;
+  key_id: string;
+  /** The principal that made the request: only it may replay the id. */
+  caller: string;
+  /** Digest of the request's parameters: a replay must carry the same ones. */
+  fingerprint: string;
+  created_at: Date;
+  /** End of the idempotency window; the retention sweep removes the claim after it. */
+  expires_at: Date;
+  /** The key exists: replays answer with it. */
+  completed: boolean;
+  /**
+   * Sealed copy of the secret so a retry can return it (only when encryption is configured);
+   * removed with the claim at the window's end, and at once when the key is revoked or deleted.
+   */
+  secret_box: SealedSecret | null;
+}
+
+/** One audit event; `_id` is chosen before the first write, so a retried write is not doubled. */
+export interface AuditEntry {
+  _id: string;
+  org_id: string;
+  actor: string;
+  /** Staff acting on another organization: the staff member's email. */
+  acting_as: string | null;
+  action: string;
+  key_id: string | null;
+  time: Date;
+  request_id: string;
+  outcome: string;
+  method: string;
+}
+
+/**
+ * One entry of the key change log: every change that can end, narrow or create a key, written
+ * before the change itself lands. Other instances poll this log to evict what they cached;
+ * deleted keys leave their tombstone here.
+ */
+export interface KeyChange {
+  /** Unique per entry (a "chg_" id). */
+  _id: string;
+  key_id: string;
+  org_id: string;
+  /** SHA-256 of the secret: the Verify cache's key. */
+  hash: string;
+  /** The version the change produces ("" for a deletion). */
+  etag: string;
+  kind: 'created' | 'changed' | 'deleted';
+  /** When the change was logged (the writer's clock). */
+  at: Date;
+}
+
+/** What a poll of the change log needs of each entry. */
+export type LoggedChange = Pick<KeyChange, 'key_id' | 'hash' | 'etag' | 'kind' | 'at'>;
+
+export interface LastUse {
+  keyId: string;
+  at: Date;
+}
+
+export interface DailyCount {
+  keyId: string;
+  /** UTC day, YYYY-MM-DD. */
+  day: string;
+  count: number;
+}
+
+/** What one usage flush writes: the latest use per key, and verification counts per key and day. */
+export interface UsageEntries {
+  lastUsed: LastUse[];
+  daily: DailyCount[];
+}

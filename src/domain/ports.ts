@@ -1,0 +1,136 @@
+/**
+ * What the domain needs from the world, declared by the domain. src/storage implements the
+ * stores, src/auth the user-token keys; src/app.ts is the one place that hands them in.
+ */
+import type { JWTVerifyGetKey } from 'jose';
+import type { VerifiedKeyFields } from './keyCache';
+import type { AuditEntry, CreateRequestClaim, KeyChange, KeyStatus, LoggedChange, SealedSecret, StoredKey, UsageEntries } from './model';
+
+/** The service's clock; injected so every use case and test reads the same time. */
+export type Clock = () => Date;
+
+// ---- keys ----
+
+export interface KeyListQuery {
+  orgId: string;
+  statuses: KeyStatus[];
+  /** Exclusive position to continue after (newest first). */
+  after?: { createdAt: Date; id: string };
+  limit: number;
+}
+
+/** Fields a change may set; a key's identity, org, hash and usage are never changed by one. */
+export type KeyUpdate = Partial<Omit<StoredKey, '_id' | 'org_id' | 'hash' | 'last_used_at'>>;
+
+/** The keys, every read scoped by organization; changes serialized per version. */
+export interface KeyStore {
+  /** Fails when the hash or id is already stored. */
+  insert(key: StoredKey): Promise<void>;
+  findInOrg(orgId: string, id: string): Promise<StoredKey | null>;
+  /** Newest first (created_at, then id, descending). */
+  list(q: KeyListQuery): Promise<StoredKey[]>;
+  /**
+   * Claims the right to change the key at version `etag`: true for exactly one caller per
+   * version. A claim whose change never landed is taken over once it has gone stale.
+   */
+  claimVersion(keyId: string, etag: string, now: Date): Promise<boolean>;
+  /** Writes a claimed change; null (and nothing written) when the key is gone or no longer at `fromEtag`. */
+  applyChange(orgId: string, id: string, fromEtag: string, set: KeyUpdate): Promise<StoredKey | null>;
+  /** The key and everything stored about it. */
+  remove(orgId: string, id: string): Promise<void>;
+}
+
+export type { VerifiedKeyFields };
+
+/** Verify's one storage read: the key with this secret hash, or null. */
+export type KeyLookup = (hash: string) => Promise<VerifiedKeyFields | null>;
+
+/** The cap on live keys per organization: each live key holds one slot. */
+export interface SlotStore {
+  /** Takes a free slot for `keyId` and returns its id; null when all `cap` slots are held by live keys. */
+  acquire(orgId: string, keyId: string, cap: number, now: Date): Promise<string | null>;
+  /** Frees every slot the key holds (it stopped being live). */
+  release(orgId: string, keyId: string): Promise<void>;
+  /** Frees one slot (an acquisition whose change did not happen). */
+  releaseSlot(slotId: string): Promise<void>;
+  /** Rotation: the successor takes its predecessor's slot, so the live count is unchanged. */
+  transfer(orgId: string, fromKeyId: string, toKeyId: string): Promise<void>;
+}
+
+export interface OrganizationSettings {
+  /** The organization's cap on live keys: its own limit when it has one, else `fallback`. */
+  keyLimit(orgId: string, fallback: number): Promise<number>;
+}
+
+/** AIP-155 request ids: the first CreateKey with an id claims it; retries find the claim. */
+export interface CreateRequestStore {
+  /** True when this call now owns the request id (in claim.org_id); false when another call already does. */
+  claim(requestId: string, claim: CreateRequestClaim): Promise<boolean>;
+  find(orgId: string, requestId: string): Promise<CreateRequestClaim | null>;
+  /** The key exists; `box` is the sealed secret replays may return (null: they return none). */
+  complete(orgId: string, requestId: string, box: SealedSecret | null): Promise<void>;
+  /** The key ended: no replay may hand its secret out again. */
+  forgetSecret(orgId: string, keyId: string): Promise<void>;
+  /** Gives the id back if it is still claimed for `keyId`. */
+  release(orgId: string, requestId: string, keyId: string): Promise<void>;
+}
+
+/** The key change log other instances poll. */
+export interface ChangeLog {
+  record(entry: KeyChange): Promise<void>;
+  /** Entries logged at or after `since`. */
+  since(since: Date): Promise<LoggedChange[]>;
+}
+
+// ---- audit ----
+
+export interface AuditQuery {
+  orgId: string;
+  action?: string;
+  keyId?: string;
+  startTime?: Date;
+  endTime?: Date;
+  /** Exclusive position to continue after (newest first). */
+  after?: { time: Date; id: string };
+  limit: number;
+}
+
+export interface AuditStore {
+  /** Stores the event; one whose _id is already stored counts as stored (a retry of a write that landed). */
+  insert(event: AuditEntry): Promise<void>;
+  /** Newest first (time, then id, descending). */
+  list(q: AuditQuery): Promise<AuditEntry[]>;
+}
+
+// ---- usage and retention ----
+
+/** A write that stopped part way hands back what it did not write, from the failed command on. */
+export type UsageWriteOutcome = { ok: true } | { ok: false; unwritten: UsageEntries; error: unknown };
+
+export interface UsageSink {
+  /** Keeps last use monotonic and adds counts, whatever order instances write in. */
+  write(entries: UsageEntries): Promise<UsageWriteOutcome>;
+}
+
+/** Called after each delete with the number of records it removed. */
+export type OnDeleted = (count: number) => void;
+
+/** Each method removes at most `budget` records, reports each delete, and returns how many went. */
+export interface RetentionStore {
+  /** Daily usage counts of days before `day` (YYYY-MM-DD, UTC). */
+  usageDaysBefore(day: string, budget: number, onDeleted: OnDeleted): Promise<number>;
+  auditEventsBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
+  /** Requests past the end stamped on them, or created before `createdBefore` (a window since shortened). */
+  createRequestsExpired(now: Date, createdBefore: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
+  keyChangesBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
+  /** Version claims that can no longer decide a change; any claim older than `finishedBefore` is over. */
+  finishedClaims(now: Date, finishedBefore: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
+}
+
+// ---- authentication ----
+
+/**
+ * How user tokens' signatures are checked: a shared HS256 secret, or a key set (JWKS) that
+ * resolves each token's key. Reading a JWKS file or fetching one is infrastructure (src/auth).
+ */
+export type UserTokenKeys = { kind: 'secret'; secret: Uint8Array } | { kind: 'keySet'; keyFor: JWTVerifyGetKey };
