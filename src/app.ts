@@ -59,10 +59,10 @@ export interface StartOptions {
 /** Wires config → storage → domain → transport and starts serving. */
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
-  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, config.mongodbTimeoutMs, logger);
+  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs }, logger);
   const metrics = new Metrics();
   metrics.observeMongo(storage.client);
-  const keyRepo = new KeyRepository(storage.collections);
+  const keyRepo = new KeyRepository(storage.collections, storage.limits);
   const cache = new KeyCache({
     maxEntries: config.verify.cacheMaxEntries,
     ttlMs: config.verify.cacheTtlMs,
@@ -91,17 +91,17 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     metrics.followUpFailed(what);
     logger.error({ what, err: { name: (err as Error).name, message: (err as Error).message } }, 'work after a completed change failed');
   };
-  const audit = new AuditLog(new AuditRepository(storage.collections.audit), now, tokenKey, reportFollowUp);
-  const changeLog = new ChangeLogRepository(storage.collections.changes);
+  const audit = new AuditLog(new AuditRepository(storage.collections.audit, storage.limits), now, tokenKey, reportFollowUp);
+  const changeLog = new ChangeLogRepository(storage.collections.changes, storage.limits);
   const keys = new KeyManager({
     keys: keyRepo,
-    slots: new SlotRepository(storage.collections.slots, storage.collections.keys),
-    organizations: new OrganizationRepository(storage.collections.organizations),
+    slots: new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits),
+    organizations: new OrganizationRepository(storage.collections.organizations, storage.limits),
     now,
     keyPrefix: config.keyPrefix,
     orgKeyLimit: config.orgKeyLimit,
     pageTokenKey: tokenKey,
-    createRequests: new CreateRequestRepository(storage.collections.createRequests),
+    createRequests: new CreateRequestRepository(storage.collections.createRequests, storage.limits),
     audit,
     secretBox: config.secrets.encryptionKey && new SecretBox(config.secrets.encryptionKey, config.secrets.decryptionKeys),
     rotation: config.rotation,
@@ -129,7 +129,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       config.retention.sweepIntervalMs,
       metrics.observeRetentionSweep(
         retentionSweepTask(
-          new RetentionRepository(storage.collections),
+          new RetentionRepository(storage.collections, storage.limits),
           { ...config.retention, idempotencyWindowSeconds: config.idempotencyWindowSeconds },
           now,
           (collection, count) => metrics.retentionDeleted(collection, count),

@@ -75,6 +75,7 @@ const schema = z.object({
   ORG_KEY_LIMIT: positiveInt(100),
   PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MONGODB_TIMEOUT_MS: positiveInt(2000),
+  MONGODB_OPERATION_TIMEOUT_MS: positiveInt(10_000),
   // Operations: metrics, health, shutdown, transport limits.
   METRICS_ADDR: z
     .string()
@@ -138,6 +139,8 @@ export interface Config {
   pageTokenSecret?: string;
   /** How long a storage call may wait for a reachable server before failing (UNAVAILABLE). */
   mongodbTimeoutMs: number;
+  /** Queries carry it as maxTimeMS (the server gives up on them); writes fail client-side 5 s after it. */
+  mongodbOperationTimeoutMs: number;
   /** host:port of the Prometheus endpoint (`/metrics`); null when METRICS_ADDR=off. */
   metricsAddr: string | null;
   /** How often MongoDB is pinged; health is NOT_SERVING while the ping fails. */
@@ -251,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     orgKeyLimit: c.ORG_KEY_LIMIT,
     pageTokenSecret: c.PAGE_TOKEN_SECRET,
     mongodbTimeoutMs: c.MONGODB_TIMEOUT_MS,
+    mongodbOperationTimeoutMs: c.MONGODB_OPERATION_TIMEOUT_MS,
     metricsAddr: c.METRICS_ADDR === 'off' ? null : c.METRICS_ADDR,
     healthCheckIntervalMs: c.HEALTH_CHECK_INTERVAL_MS,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,

@@ -2,11 +2,14 @@ import type { Filter } from 'mongodb';
 import type { AuditEntry } from '../domain/model';
 import type { AuditQuery, AuditStore } from '../domain/ports';
 import type { AuditEventDocument } from './documents';
-import type { Collections } from './mongo';
+import type { Collections, QueryLimits } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
 export class AuditRepository implements AuditStore {
-  constructor(private readonly audit: Collections['audit']) {}
+  constructor(
+    private readonly audit: Collections['audit'],
+    private readonly limits: QueryLimits,
+  ) {}
 
   async insert(event: AuditEntry): Promise<void> {
     try {
@@ -29,6 +32,6 @@ export class AuditRepository implements AuditStore {
     if (q.after) {
       filter.$or = [{ time: { $lt: q.after.time } }, { time: q.after.time, _id: { $lt: q.after.id } }];
     }
-    return this.audit.find(filter).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
+    return this.audit.find(filter, this.limits).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
   }
 }

@@ -1,6 +1,6 @@
 import type { KeyChange, LoggedChange } from '../domain/model';
 import type { ChangeLog } from '../domain/ports';
-import type { Collections } from './mongo';
+import type { Collections, QueryLimits } from './mongo';
 
 /**
  * key_changes: the log other instances poll to learn which cached keys to drop. Only inserts
@@ -8,7 +8,10 @@ import type { Collections } from './mongo';
  * costs what changed recently, never what is stored.
  */
 export class ChangeLogRepository implements ChangeLog {
-  constructor(private readonly changes: Collections['changes']) {}
+  constructor(
+    private readonly changes: Collections['changes'],
+    private readonly limits: QueryLimits,
+  ) {}
 
   async record(entry: KeyChange): Promise<void> {
     await this.changes.insertOne(entry);
@@ -17,7 +20,7 @@ export class ChangeLogRepository implements ChangeLog {
   /** Entries logged at or after `since` (index `at`). */
   since(since: Date): Promise<LoggedChange[]> {
     return this.changes
-      .find({ at: { $gte: since } }, { projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange | '_id', 0 | 1> })
+      .find({ at: { $gte: since } }, { ...this.limits, projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange | '_id', 0 | 1> })
       .toArray();
   }
 }

@@ -1,11 +1,14 @@
 import type { CreateRequestClaim, SealedSecret } from '../domain/model';
 import type { CreateRequestStore } from '../domain/ports';
-import type { Collections } from './mongo';
+import type { Collections, QueryLimits } from './mongo';
 import { isDuplicateKey } from './slotRepository';
 
 /** AIP-155 request ids: the first CreateKey with an id claims it; retries find the claim. */
 export class CreateRequestRepository implements CreateRequestStore {
-  constructor(private readonly requests: Collections['createRequests']) {}
+  constructor(
+    private readonly requests: Collections['createRequests'],
+    private readonly limits: QueryLimits,
+  ) {}
 
   /** True when this call now owns the request id; false when another call already does. */
   async claim(requestId: string, claim: CreateRequestClaim): Promise<boolean> {
@@ -19,7 +22,7 @@ export class CreateRequestRepository implements CreateRequestStore {
   }
 
   find(orgId: string, requestId: string): Promise<CreateRequestClaim | null> {
-    return this.requests.findOne({ _id: `${orgId}:${requestId}` });
+    return this.requests.findOne({ _id: `${orgId}:${requestId}` }, this.limits);
   }
 
   /** The key exists; `box` is the sealed secret replays may return (null: they return none). */
@@ -29,7 +32,7 @@ export class CreateRequestRepository implements CreateRequestStore {
 
   /** The key ended: no replay may hand its secret out again. */
   async forgetSecret(orgId: string, keyId: string): Promise<void> {
-    const held = await this.requests.find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { projection: { _id: 1 } }).toArray();
+    const held = await this.requests.find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { ...this.limits, projection: { _id: 1 } }).toArray();
     // One document per write: never two writers on one document, never a multi-document update.
     for (const { _id } of held) await this.requests.updateOne({ _id }, { $set: { secret_box: null } });
   }

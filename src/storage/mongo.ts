@@ -24,6 +24,14 @@ export interface Collections {
   changes: import('mongodb').Collection<KeyChangeDocument>;
 }
 
+/**
+ * Options every query carries: the server stops a query whose caller has surely given up
+ * (MONGODB_OPERATION_TIMEOUT_MS), instead of working on for nobody while new calls queue behind it.
+ */
+export interface QueryLimits {
+  maxTimeMS: number;
+}
+
 /** Commands sent to MongoDB since start, by kind (bench and metrics read these). */
 export interface StorageCounters {
   reads: number;
@@ -36,9 +44,13 @@ export interface Storage {
   client: MongoClient;
   db: Db;
   collections: Collections;
+  limits: QueryLimits;
   counters: StorageCounters;
   close(): Promise<void>;
 }
+
+/** Past a query's own maxTimeMS: time for the server's answer to arrive. */
+const SOCKET_TIMEOUT_MARGIN_MS = 5_000;
 
 const READS = new Set(['find', 'aggregate', 'count', 'distinct', 'getMore']);
 const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify']);
@@ -83,10 +95,17 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' });
 }
 
-export async function connectStorage(uri: string, dbName: string, timeoutMs: number, logger: Logger): Promise<Storage> {
+export async function connectStorage(
+  uri: string,
+  dbName: string,
+  timeouts: { connectMs: number; operationMs: number },
+  logger: Logger,
+): Promise<Storage> {
   const client = new MongoClient(uri, {
     // Fail fast when the database is down: callers get UNAVAILABLE rather than a hang.
-    serverSelectionTimeoutMS: timeoutMs,
+    serverSelectionTimeoutMS: timeouts.connectMs,
+    // A backstop for writes, which carry no maxTimeMS: a reply that never comes fails the call.
+    socketTimeoutMS: timeouts.operationMs + SOCKET_TIMEOUT_MARGIN_MS,
     appName: 'apikeys',
     monitorCommands: true,
   });
@@ -103,5 +122,5 @@ export async function connectStorage(uri: string, dbName: string, timeoutMs: num
   );
   const collections = collectionsOf(db);
   await ensureIndexes(collections);
-  return { client, db, collections, counters, close: () => client.close() };
+  return { client, db, collections, limits: { maxTimeMS: timeouts.operationMs }, counters, close: () => client.close() };
 }

@@ -1,7 +1,7 @@
 import type { Collection, Document, Filter } from 'mongodb';
 import type { OnDeleted, RetentionStore } from '../domain/ports';
 import { CLAIM_GRACE_MS } from './keyRepository';
-import type { Collections } from './mongo';
+import type { Collections, QueryLimits } from './mongo';
 import { MAX_DOCUMENTS_PER_WRITE } from './writeBatches';
 
 /**
@@ -11,15 +11,18 @@ import { MAX_DOCUMENTS_PER_WRITE } from './writeBatches';
  * replaced under the same _id since it was found is kept.
  */
 export class RetentionRepository implements RetentionStore {
-  constructor(private readonly c: Pick<Collections, 'keys' | 'usage' | 'audit' | 'mutations' | 'createRequests' | 'changes'>) {}
+  constructor(
+    private readonly c: Pick<Collections, 'keys' | 'usage' | 'audit' | 'mutations' | 'createRequests' | 'changes'>,
+    private readonly limits: QueryLimits,
+  ) {}
 
   /** Daily usage counts of days before `day` (YYYY-MM-DD, UTC). */
   usageDaysBefore(day: string, budget: number, onDeleted: OnDeleted): Promise<number> {
-    return deleteMatching(this.c.usage, { day: { $lt: day } }, budget, onDeleted);
+    return deleteMatching(this.c.usage, { day: { $lt: day } }, budget, onDeleted, this.limits);
   }
 
   auditEventsBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
-    return deleteMatching(this.c.audit, { time: { $lt: time } }, budget, onDeleted);
+    return deleteMatching(this.c.audit, { time: { $lt: time } }, budget, onDeleted, this.limits);
   }
 
   /**
@@ -27,11 +30,11 @@ export class RetentionRepository implements RetentionStore {
    * configured if that ends sooner (a shortened window applies to requests already made).
    */
   createRequestsExpired(now: Date, createdBefore: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
-    return deleteMatching(this.c.createRequests, { $or: [{ expires_at: { $lt: now } }, { created_at: { $lt: createdBefore } }] }, budget, onDeleted);
+    return deleteMatching(this.c.createRequests, { $or: [{ expires_at: { $lt: now } }, { created_at: { $lt: createdBefore } }] }, budget, onDeleted, this.limits);
   }
 
   keyChangesBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
-    return deleteMatching(this.c.changes, { at: { $lt: time } }, budget, onDeleted);
+    return deleteMatching(this.c.changes, { at: { $lt: time } }, budget, onDeleted, this.limits);
   }
 
   /**
@@ -49,14 +52,14 @@ export class RetentionRepository implements RetentionStore {
     while (deleted < budget) {
       const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
       const claims = await this.c.mutations
-        .find({ _id: { $gt: after }, at: { $lt: pastGrace } }, { projection: { key_id: 1, at: 1 } })
+        .find({ _id: { $gt: after }, at: { $lt: pastGrace } }, { ...this.limits, projection: { key_id: 1, at: 1 } })
         .sort({ _id: 1 })
         .limit(limit)
         .toArray();
       if (claims.length === 0) break;
       after = claims[claims.length - 1]._id;
       const versions = await this.c.keys
-        .find({ _id: { $in: [...new Set(claims.map((m) => m.key_id))] } }, { projection: { etag: 1 } })
+        .find({ _id: { $in: [...new Set(claims.map((m) => m.key_id))] } }, { ...this.limits, projection: { etag: 1 } })
         .toArray();
       const live = new Set(versions.map((k) => `${k._id}:${k.etag}`));
       const finished = claims.filter((m) => m.at < finishedBefore || !live.has(m._id)).map((m) => m._id);
@@ -76,11 +79,12 @@ async function deleteMatching<T extends Document & { _id: string }>(
   filter: Filter<T>,
   budget: number,
   onDeleted: OnDeleted,
+  limits: QueryLimits,
 ): Promise<number> {
   let deleted = 0;
   while (deleted < budget) {
     const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
-    const ids = (await collection.find(filter, { projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
+    const ids = (await collection.find(filter, { ...limits, projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
     if (ids.length === 0) break;
     const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } } as Filter<T>);
     deleted += deletedCount;

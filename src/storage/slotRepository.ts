@@ -1,6 +1,7 @@
 import { MongoServerError, type Collection } from 'mongodb';
 import type { SlotStore } from '../domain/ports';
 import type { KeyDocument, KeySlotDocument } from './documents';
+import type { QueryLimits } from './mongo';
 
 /** How long a slot may exist without its key before it is treated as leaked (crash mid-create). */
 const ORPHAN_GRACE_MS = 60_000;
@@ -18,6 +19,7 @@ export class SlotRepository implements SlotStore {
   constructor(
     private readonly slots: Collection<KeySlotDocument>,
     private readonly keys: Collection<KeyDocument>,
+    private readonly limits: QueryLimits,
   ) {}
 
   /** Takes a free slot for `keyId` and returns its id; null when all `cap` slots are held by live keys. */
@@ -60,7 +62,7 @@ export class SlotRepository implements SlotStore {
    */
   private async freeSlot(orgId: string, cap: number): Promise<number | null> {
     const taken = new Set(
-      (await this.slots.find({ org_id: orgId }, { projection: { _id: 1 } }).toArray()).map((s) =>
+      (await this.slots.find({ org_id: orgId }, { ...this.limits, projection: { _id: 1 } }).toArray()).map((s) =>
         Number(s._id.slice(orgId.length + 1)),
       ),
     );
@@ -81,13 +83,13 @@ export class SlotRepository implements SlotStore {
   /** Frees slots whose key no longer exists or is no longer live (a create or revoke cut short). */
   private async reclaimOrphans(orgId: string, now: Date): Promise<number> {
     const old = await this.slots
-      .find({ org_id: orgId, created_at: { $lt: new Date(now.getTime() - ORPHAN_GRACE_MS) } })
+      .find({ org_id: orgId, created_at: { $lt: new Date(now.getTime() - ORPHAN_GRACE_MS) } }, this.limits)
       .toArray();
     if (old.length === 0) return 0;
     const live = new Set(
       (
         await this.keys
-          .find({ _id: { $in: old.map((s) => s.key_id) }, status: 'active' }, { projection: { _id: 1 } })
+          .find({ _id: { $in: old.map((s) => s.key_id) }, status: 'active' }, { ...this.limits, projection: { _id: 1 } })
           .toArray()
       ).map((k) => k._id),
     );

@@ -132,6 +132,8 @@ export function clipBytes(s: string, max: number): string {
 function isStorageUnavailable(err: unknown): boolean {
   const name = (err as { name?: string } | null)?.name ?? '';
   if (/^Mongo(ServerSelection|NetworkTimeout|Network|NotConnected|Topology|PoolCleared)/.test(name)) return true;
+  // MaxTimeMSExpired: the query ran past MONGODB_OPERATION_TIMEOUT_MS, so the database is behind.
+  if (name === 'MongoServerError' && (err as { code?: unknown }).code === 50) return true;
   // The driver sometimes lets a socket error through unwrapped, e.g. a plain Error with code
   // EPIPE ("This socket has been ended by the other party") when the server dies mid-write.
   const code = (err as { code?: unknown } | null)?.code;

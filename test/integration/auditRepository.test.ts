@@ -19,7 +19,7 @@ describe('AuditRepository.insert', () => {
 
   it('stores an event written twice once, without failing the second write', async () => {
     const audit = collectionsOf(t.db).audit;
-    const repo = new AuditRepository(audit);
+    const repo = new AuditRepository(audit, { maxTimeMS: 10_000 });
     const orgId = newId('org');
     const event: AuditEntry = {
       _id: newId('evt'),

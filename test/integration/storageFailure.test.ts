@@ -1,7 +1,10 @@
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { bearer } from '../../src/client/promiseClient';
+import { newId } from '../../src/domain/ids';
+import { describeSecret, generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
-import { startTestServer, type TestServer } from '../support/server';
+import { chunks } from '../../src/storage/writeBatches';
+import { decodeStatusDetails, startSecondInstance, startTestServer, type TestServer } from '../support/server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -72,4 +75,53 @@ describe('VerifyKey while the database is down', () => {
     }
     expect(now).toEqual([VerifyCode.VERIFY_CODE_VALID, VerifyCode.VERIFY_CODE_VALID]);
   }, 60_000);
+});
+
+/**
+ * A database that has fallen behind: every query carries MONGODB_OPERATION_TIMEOUT_MS as
+ * maxTimeMS, so the server gives up on it and the caller hears UNAVAILABLE, instead of both
+ * working on for a caller that has gone. Here the limit (1 ms) is far below what a scan of a few
+ * thousand keys takes on FerretDB; a second instance with the default limit reads the same key.
+ */
+describe('queries past MONGODB_OPERATION_TIMEOUT_MS', () => {
+  let s: TestServer;
+  let hurried: TestServer;
+
+  beforeAll(async () => {
+    s = await startTestServer('slow_queries');
+    hurried = await startSecondInstance(s, { MONGODB_OPERATION_TIMEOUT_MS: '1' });
+  }, 60_000);
+  afterAll(async () => {
+    await hurried?.stop();
+    await s?.stop();
+  });
+
+  it('a key read that runs past the limit answers UNAVAILABLE (STORAGE_UNAVAILABLE); the same read within it answers VALID', async () => {
+    const { metadata: admin, orgId } = await s.admin();
+    const created = await s.clients.keys.createKey({ name: 'template', scopes: ['read'] }, admin);
+    const model = (await s.collections.keys.findOne({ _id: created.key!.id }))!;
+    const secrets = Array.from({ length: 5_000 }, () => generateSecret('sk', 'live'));
+    for (const part of chunks(secrets)) {
+      await s.collections.keys.insertMany(
+        part.map((secret) => {
+          const d = describeSecret(secret);
+          return { ...model, _id: newId('key'), hash: d.hash, start: d.start, masked_key: d.maskedKey, fingerprint: d.fingerprint };
+        }),
+      );
+    }
+    const service = bearer(s.verifyToken);
+    const last = secrets[secrets.length - 1];
+    const refused = await hurried.clients.verify.verifyKey({ key: last }, service).then(
+      () => undefined,
+      (err: ServiceError) => ({ code: err.code, reason: decodeStatusDetails(err).errorInfo?.reason }),
+    );
+    expect(refused).toEqual({ code: status.UNAVAILABLE, reason: 'STORAGE_UNAVAILABLE' });
+    // Key management too: a list page is a query like any other.
+    const listed = await hurried.clients.keys.listKeys({ pageSize: 10 }, bearer(await s.userToken({ orgId }))).then(
+      () => undefined,
+      (err: ServiceError) => err.code,
+    );
+    expect(listed).toBe(status.UNAVAILABLE);
+    expect((await s.clients.verify.verifyKey({ key: last }, service)).code).toBe(VerifyCode.VERIFY_CODE_VALID);
+  }, 120_000);
 });

@@ -28,6 +28,7 @@ describe('loadConfig defaults', () => {
     expect(c.keyPrefix).toBe('sk');
     expect(c.orgKeyLimit).toBe(100);
     expect(c.mongodbTimeoutMs).toBe(2000);
+    expect(c.mongodbOperationTimeoutMs).toBe(10_000);
     expect(c.metricsAddr).toBe('0.0.0.0:9464');
     expect(c.healthCheckIntervalMs).toBe(1000);
     expect(c.shutdownGraceMs).toBe(10_000);
@@ -374,10 +375,10 @@ describe('retention settings', () => {
     const c = loadConfig({
       USAGE_RETENTION_DAYS: '30',
       AUDIT_RETENTION_DAYS: '90',
-      KEY_CHANGE_RETENTION_SECONDS: '60',
+      KEY_CHANGE_RETENTION_SECONDS: '120',
       RETENTION_SWEEP_INTERVAL_MS: '300000',
     });
-    expect(c.retention).toEqual({ usageDays: 30, auditDays: 90, keyChangeSeconds: 60, sweepIntervalMs: 300_000 });
+    expect(c.retention).toEqual({ usageDays: 30, auditDays: 90, keyChangeSeconds: 120, sweepIntervalMs: 300_000 });
   });
 
   it('refuses an audit log kept under 90 days, a change log under a minute, and a sweep rarer than every 5 minutes', () => {

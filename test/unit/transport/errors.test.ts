@@ -156,6 +156,14 @@ describe('toDomainError', () => {
     expect(lines[0]).toMatchObject({ level: 40, msg: 'storage unavailable', err: { name } });
   });
 
+  it('a query that ran past its maxTimeMS (MaxTimeMSExpired, code 50) → STORAGE_UNAVAILABLE', () => {
+    const { logger } = capturingLogger();
+    const expired = Object.assign(named('MongoServerError', 'operation exceeded time limit'), { code: 50 });
+    expect(toDomainError(expired, logger).reason).toBe('STORAGE_UNAVAILABLE');
+    const other = Object.assign(named('MongoServerError', 'E11000 duplicate key'), { code: 11000 });
+    expect(toDomainError(other, logger).reason).toBe('INTERNAL');
+  });
+
   it('a driver error that is not about reachability is INTERNAL', () => {
     const { logger } = capturingLogger();
     expect(toDomainError(named('MongoServerError', 'E11000 duplicate key'), logger).reason).toBe('INTERNAL');
