@@ -191,20 +191,21 @@ export class KeyCache {
 
   /** Stores a key storage returned (current as of its `read_at`). */
   store(hash: string, key: VerifiedKey): void {
-    this.found.delete(hash);
-    this.absent.delete(hash);
-    if (this.s.maxEntries <= 0) return;
-    this.found.set(hash, key);
-    this.stats.evictions.capacity += trim(this.found, this.s.maxEntries);
+    this.put(this.found, this.s.maxEntries, hash, key);
   }
 
   /** Stores that storage knew no key with this hash in a read that started at `readAt`. */
   storeAbsent(hash: string, readAt: number): void {
+    this.put(this.absent, this.s.negativeMaxEntries, hash, readAt);
+  }
+
+  /** A hash is in at most one of the two maps: the latest read decides which. */
+  private put<V>(map: Map<string, V>, max: number, hash: string, value: V): void {
     this.found.delete(hash);
     this.absent.delete(hash);
-    if (this.s.negativeMaxEntries <= 0) return;
-    this.absent.set(hash, readAt);
-    this.stats.evictions.capacity += trim(this.absent, this.s.negativeMaxEntries);
+    if (max <= 0) return;
+    map.set(hash, value);
+    this.stats.evictions.capacity += trim(map, max);
   }
 
   evict(hash: string): void {
