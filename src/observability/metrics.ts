@@ -32,8 +32,8 @@ export class Metrics {
   private readonly retentionSweeps: Counter<'outcome'>;
   private readonly followUpFailures: Counter<'what'>;
 
-  /** Split "/pkg.Service/Method" once per method, not once per call. */
-  private readonly methods = new Map<string, { grpc_service: string; grpc_method: string }>();
+  /** Labels made once per method (and code), not once per call. */
+  private readonly methods = new Map<string, RpcMethod>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -119,31 +119,23 @@ export class Metrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  private labelsOf(path: string): { grpc_service: string; grpc_method: string } {
-    let l = this.methods.get(path);
-    if (!l) {
+  /** Called when a call arrives; pass what it returns to rpcEnded, once, with the final code. */
+  rpcStarted(path: string): RpcMethod {
+    let m = this.methods.get(path);
+    if (!m) {
       // grpc-js runs interceptors only for registered methods, so this map stays small.
-      const [, service = 'unknown', method = 'unknown'] = /^\/([^/]+)\/([^/]+)$/.exec(path) ?? [];
-      l = { grpc_service: service, grpc_method: method };
-      this.methods.set(path, l);
+      m = new RpcMethod(path);
+      this.methods.set(path, m);
     }
-    return l;
+    this.started.inc(m.labels);
+    this.inFlight.inc();
+    return m;
   }
 
-  /** Called when a call arrives; the returned function is called once with its final code. */
-  rpcStarted(path: string): (code: number) => void {
-    const labels = this.labelsOf(path);
-    this.started.inc(labels);
-    this.inFlight.inc();
-    const end = this.handling.startTimer(labels);
-    let done = false;
-    return (code) => {
-      if (done) return;
-      done = true;
-      end();
-      this.inFlight.dec();
-      this.handled.inc({ ...labels, grpc_code: grpcStatus[code] ?? String(code) });
-    };
+  rpcEnded(m: RpcMethod, code: number, seconds: number): void {
+    this.handling.observe(m.labels, seconds);
+    this.inFlight.dec();
+    this.handled.inc(m.withCode(code));
   }
 
   verifyResult(code: VerifyCodeName): void {
@@ -280,6 +272,26 @@ export class Metrics {
         this.set(cache.size);
       },
     });
+  }
+}
+
+/** The labels of one gRPC method, and of each of its final codes. */
+export class RpcMethod {
+  readonly labels: { grpc_service: string; grpc_method: string };
+  private readonly byCode = new Map<number, { grpc_service: string; grpc_method: string; grpc_code: string }>();
+
+  constructor(path: string) {
+    const [, service = 'unknown', method = 'unknown'] = /^\/([^/]+)\/([^/]+)$/.exec(path) ?? [];
+    this.labels = { grpc_service: service, grpc_method: method };
+  }
+
+  withCode(code: number): { grpc_service: string; grpc_method: string; grpc_code: string } {
+    let l = this.byCode.get(code);
+    if (!l) {
+      l = { ...this.labels, grpc_code: grpcStatus[code] ?? String(code) };
+      this.byCode.set(code, l);
+    }
+    return l;
   }
 }
 

@@ -15,7 +15,7 @@ function reasonOf(metadata: Metadata | null | undefined): string | undefined {
 }
 
 class AccessLogCall extends InterceptorCall {
-  private readonly started = process.hrtime.bigint();
+  private readonly started = performance.now();
   private request?: Metadata;
 
   constructor(
@@ -43,7 +43,7 @@ class AccessLogCall extends InterceptorCall {
         actingAs: ctx?.actingAs || undefined,
         code: grpcStatus[status.code] ?? status.code,
         reason: status.code === grpcStatus.OK ? undefined : reasonOf(status.metadata),
-        durationMs: Number(process.hrtime.bigint() - this.started) / 1e6,
+        durationMs: performance.now() - this.started,
       },
       'rpc',
     );

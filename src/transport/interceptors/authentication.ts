@@ -42,7 +42,7 @@ class AuthenticationCall extends InterceptorCall {
   }
 
   /**
-   * Whatever throws, here or in the handler's first step, answers the call: a throw escaping
+   * Whatever throws, here or while passing the metadata on, answers the call: a throw escaping
    * this listener would leave the call hanging, and a rejection nobody handles ends the process.
    */
   override async onReceiveMetadata(metadata: Metadata): Promise<void> {

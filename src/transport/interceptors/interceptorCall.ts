@@ -8,7 +8,8 @@ type Listener = Parameters<ServerInterceptingCall['start']>[0];
  * interceptor overrides the events it cares about (onReceiveMetadata, onCancel, sendMetadata,
  * sendStatus) as methods, and everything else passes through. grpc-js's ResponderBuilder and
  * ServerListenerBuilder would cost, on every call, two builders, the objects they build and a
- * closure per hook; these are prototype methods, so a call costs this one object.
+ * closure per hook; these are prototype methods, so a call costs this one object beyond what
+ * grpc-js's ServerInterceptingCall allocates itself.
  */
 export abstract class InterceptorCall extends ServerInterceptingCall implements Listener {
   /** Toward the handler: the next interceptor's part, or grpc-js's handler. */

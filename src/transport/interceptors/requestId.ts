@@ -17,14 +17,14 @@ class RequestIdCall extends InterceptorCall {
   private id?: string;
 
   /** Generated when first needed: the caller sent none, or one this call refuses. */
-  private answered(): string {
+  private echoedId(): string {
     return (this.id ??= randomUUID());
   }
 
   override onReceiveMetadata(metadata: Metadata): void {
     const given = metadata.get(HEADER);
     if (given.length === 0) {
-      metadata.set(HEADER, this.answered());
+      metadata.set(HEADER, this.echoedId());
     } else if (given.length === 1 && typeof given[0] === 'string' && REQUEST_ID.test(given[0])) {
       this.id = given[0];
     } else {
@@ -35,14 +35,14 @@ class RequestIdCall extends InterceptorCall {
   }
 
   override sendMetadata(metadata: Metadata): void {
-    metadata.set(HEADER, this.answered());
+    metadata.set(HEADER, this.echoedId());
     super.sendMetadata(metadata);
   }
 
   override sendStatus(status: PartialStatusObject): void {
-    const metadata = status.metadata ?? new Metadata();
-    metadata.set(HEADER, this.answered());
-    super.sendStatus({ ...status, metadata });
+    // grpc-js makes a status object per call and hands it down: adding to it copies nothing.
+    (status.metadata ??= new Metadata()).set(HEADER, this.echoedId());
+    super.sendStatus(status);
   }
 }
 

@@ -66,3 +66,24 @@ describe('contextOf', () => {
     expect(() => contextOf({ metadata: md })).toThrow('no call context');
   });
 });
+
+describe('RpcContext.signal', () => {
+  const ctx = () => new RpcContext(caller, 'r', '/m', Infinity);
+
+  it('aborts, with the reason, when the call is aborted after the signal was read', () => {
+    const c = ctx();
+    const { signal } = c;
+    expect(signal.aborted).toBe(false);
+    c.abort(true);
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toMatchObject({ name: 'TimeoutError' });
+  });
+
+  it('is made already aborted when first read after the abort (it is made lazily)', () => {
+    const c = ctx();
+    c.abort(false);
+    expect(c.signal.aborted).toBe(true);
+    expect(c.signal.reason).toMatchObject({ name: 'AbortError' });
+    expect(c.signal).toBe(c.signal);
+  });
+});

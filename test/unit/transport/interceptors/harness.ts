@@ -85,6 +85,7 @@ export async function serve(interceptors: ServerInterceptor[], handler: Handler)
   }
 
   return {
+    address: `127.0.0.1:${port}`,
     start,
     call: (md?: Metadata, options?: CallOptions) => start(md, options).answer,
     stop: () => {

@@ -1,0 +1,54 @@
+import { status } from '@grpc/grpc-js';
+import { requestIdInterceptor, requestIdOf } from '../../../../src/transport/interceptors/requestId';
+import { headers, serve } from './harness';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe('requestIdInterceptor', () => {
+  let srv: Awaited<ReturnType<typeof serve>>;
+  let handled: string[];
+  beforeAll(async () => {
+    srv = await serve([requestIdInterceptor()], (call) => {
+      const id = requestIdOf(call.metadata);
+      handled.push(id);
+      if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
+      return id;
+    });
+  });
+  beforeEach(() => (handled = []));
+  afterAll(() => srv.stop());
+
+  const idsOf = (a: { headers?: { get(k: string): unknown[] }; trailers: { get(k: string): unknown[] } }) => ({
+    header: a.headers?.get('x-request-id'),
+    trailer: a.trailers.get('x-request-id'),
+  });
+
+  it('takes a valid id, gives it to the handler and echoes it in headers and trailers', async () => {
+    const a = await srv.call(headers({ 'x-request-id': 'req-2026.11:abc_1' }));
+    expect(a).toMatchObject({ code: status.OK, value: 'req-2026.11:abc_1' });
+    expect(idsOf(a)).toEqual({ header: ['req-2026.11:abc_1'], trailer: ['req-2026.11:abc_1'] });
+  });
+
+  it('generates one when none is sent, the same for the handler, headers and trailers', async () => {
+    const a = await srv.call();
+    expect(a.value).toMatch(UUID);
+    expect(idsOf(a)).toEqual({ header: [a.value], trailer: [a.value] });
+  });
+
+  it('echoes it on a failed call too', async () => {
+    const a = await srv.call(headers({ 'x-request-id': 'fails-1', 'x-fail': 'yes' }));
+    expect(a.code).toBe(status.INTERNAL);
+    expect(a.trailers.get('x-request-id')).toEqual(['fails-1']);
+  });
+
+  it.each([
+    ['too long', { 'x-request-id': 'x'.repeat(129) }],
+    ['a space', { 'x-request-id': 'has spaces' }],
+    ['two values', { 'x-request-id': ['a', 'b'] }],
+  ])('refuses one with %s before the handler, answering under a generated id', async (_what, h) => {
+    const a = await srv.call(headers(h));
+    expect(a).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST_ID_HEADER' });
+    expect(a.trailers.get('x-request-id')).toEqual([expect.stringMatching(UUID)]);
+    expect(handled).toEqual([]);
+  });
+});
