@@ -137,7 +137,16 @@ async function main(): Promise<void> {
     VERIFY_TOKENS: `vt_${randomBytes(24).toString('base64url')}`,
     PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
   };
-  const env = { ...secrets, MONGODB_URI: uri, MONGODB_DATABASE: DATABASE, LOG_LEVEL: 'warn', METRICS_ADDR: 'on' };
+  // Its callers wait up to ADMIN_DEADLINE_MS for a call that reads storage, so queries may run as
+  // long: on FerretDB every read of 20 000 keys is a scan, seconds long on a loaded machine.
+  const env = {
+    ...secrets,
+    MONGODB_URI: uri,
+    MONGODB_DATABASE: DATABASE,
+    LOG_LEVEL: 'warn',
+    METRICS_ADDR: 'on',
+    MONGODB_OPERATION_TIMEOUT_MS: String(ADMIN_DEADLINE_MS),
+  };
   const mongo = await MongoClient.connect(uri);
   const services: ServiceProcess[] = [];
   try {
