@@ -27,6 +27,7 @@ import { OrganizationRepository } from './storage/organizationRepository';
 import { RetentionRepository } from './storage/retentionRepository';
 import { SlotRepository } from './storage/slotRepository';
 import { UsageRepository } from './storage/usageRepository';
+import { currentCall } from './transport/callScope';
 import { bind, buildServer, SERVICE_NAMES } from './transport/server';
 import { shutdownGracefully } from './transport/shutdown';
 
@@ -59,7 +60,7 @@ export interface StartOptions {
 /** Wires config → storage → domain → transport and starts serving. */
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
-  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs }, logger);
+  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs }, currentCall, logger);
   const metrics = new Metrics();
   metrics.observeMongo(storage.client);
   const keyRepo = new KeyRepository(storage.collections, storage.limits);

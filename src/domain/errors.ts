@@ -58,6 +58,8 @@ export const REASONS = [
   // The service itself
   'NOT_IMPLEMENTED',
   'STORAGE_UNAVAILABLE',
+  // The caller cancelled or its deadline passed while the work ran: nobody reads this answer.
+  'CALL_ENDED',
   'INTERNAL',
 ] as const;
 

@@ -375,7 +375,8 @@ export class KeyManager {
    * could be kept sealed. Anyone else replaying the id is refused: a request id is not a handle.
    */
   private async createOnce(ctx: CallContext, v: ValidCreateKey, requestId: string): Promise<{ key: StoredKey; secret: string }> {
-    const deadline = Date.now() + IDEMPOTENT_WAIT_MS;
+    // Waiting for the first call ends at the caller's own deadline if that comes sooner.
+    const deadline = Math.min(Date.now() + IDEMPOTENT_WAIT_MS, ctx.deadline ?? Infinity);
     const caller = ctx.principal.id;
     const fingerprint = requestFingerprint(v);
     while (Date.now() < deadline) {
@@ -414,6 +415,7 @@ export class KeyManager {
         assertDominates(ctx, boundsOf(key));
         return { key, secret: claim.secret_box && this.d.secretBox ? this.d.secretBox.open(claim.secret_box) : '' };
       }
+      ctx.signal?.throwIfAborted(); // the caller has gone: stop polling for it
       await new Promise((r) => setTimeout(r, 25)); // the first call is still creating it
     }
     throw new DomainError('STORAGE_UNAVAILABLE', 'a create with this request_id is still in progress; retry shortly');

@@ -32,6 +32,6 @@ export class AuditRepository implements AuditStore {
     if (q.after) {
       filter.$or = [{ time: { $lt: q.after.time } }, { time: q.after.time, _id: { $lt: q.after.id } }];
     }
-    return this.audit.find(filter, this.limits).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
+    return this.audit.find(filter, this.limits.options()).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
   }
 }

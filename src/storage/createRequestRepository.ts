@@ -22,7 +22,7 @@ export class CreateRequestRepository implements CreateRequestStore {
   }
 
   find(orgId: string, requestId: string): Promise<CreateRequestClaim | null> {
-    return this.requests.findOne({ _id: `${orgId}:${requestId}` }, this.limits);
+    return this.requests.findOne({ _id: `${orgId}:${requestId}` }, this.limits.options());
   }
 
   /** The key exists; `box` is the sealed secret replays may return (null: they return none). */
@@ -32,7 +32,7 @@ export class CreateRequestRepository implements CreateRequestStore {
 
   /** The key ended: no replay may hand its secret out again. */
   async forgetSecret(orgId: string, keyId: string): Promise<void> {
-    const held = await this.requests.find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { ...this.limits, projection: { _id: 1 } }).toArray();
+    const held = await this.requests.find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { ...this.limits.options(), projection: { _id: 1 } }).toArray();
     // One document per write: never two writers on one document, never a multi-document update.
     for (const { _id } of held) await this.requests.updateOne({ _id }, { $set: { secret_box: null } });
   }

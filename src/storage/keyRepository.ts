@@ -45,13 +45,13 @@ export class KeyRepository implements KeyStore {
   }
 
   async findInOrg(orgId: string, id: string): Promise<StoredKey | null> {
-    const doc = await this.keys.findOne({ _id: id, org_id: orgId }, this.limits);
+    const doc = await this.keys.findOne({ _id: id, org_id: orgId }, this.limits.options());
     return doc && (await this.withLastUse([doc]))[0];
   }
 
   /** Verify's lookup: only the fields it keeps (a cache entry never holds the whole document). */
   findByHash(hash: string): Promise<VerifiedKeyFields | null> {
-    return this.keys.findOne({ hash }, { ...this.limits, projection: VERIFIED_KEY_FIELDS });
+    return this.keys.findOne({ hash }, { ...this.limits.options(), projection: VERIFIED_KEY_FIELDS });
   }
 
   async list(q: KeyListQuery): Promise<StoredKey[]> {
@@ -59,12 +59,12 @@ export class KeyRepository implements KeyStore {
     if (q.after) {
       filter.$or = [{ created_at: { $lt: q.after.createdAt } }, { created_at: q.after.createdAt, _id: { $lt: q.after.id } }];
     }
-    return this.withLastUse(await this.keys.find(filter, this.limits).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray());
+    return this.withLastUse(await this.keys.find(filter, this.limits.options()).sort({ created_at: -1, _id: -1 }).limit(q.limit).toArray());
   }
 
   private async withLastUse(docs: KeyDocument[]): Promise<StoredKey[]> {
     if (docs.length === 0) return [];
-    const uses = await this.lastUsed.find({ _id: { $in: docs.map((d) => d._id) } }, this.limits).toArray();
+    const uses = await this.lastUsed.find({ _id: { $in: docs.map((d) => d._id) } }, this.limits.options()).toArray();
     const at = new Map(uses.map((u) => [u._id, u.last_used_at]));
     return docs.map((d) => ({ ...d, last_used_at: at.get(d._id) ?? null }));
   }
@@ -78,8 +78,8 @@ export class KeyRepository implements KeyStore {
     if (await this.insertClaim(_id, keyId, now)) return true;
     // A claim whose change never landed (a crash between claim and write) must not block the key
     // for ever: past the grace period, and with the key still at that version, it is taken over.
-    const stale = await this.mutations.findOne({ _id, at: { $lt: new Date(now.getTime() - CLAIM_GRACE_MS) } }, this.limits);
-    if (!stale || !(await this.keys.findOne({ _id: keyId, etag }, { ...this.limits, projection: { _id: 1 } }))) return false;
+    const stale = await this.mutations.findOne({ _id, at: { $lt: new Date(now.getTime() - CLAIM_GRACE_MS) } }, this.limits.options());
+    if (!stale || !(await this.keys.findOne({ _id: keyId, etag }, { ...this.limits.options(), projection: { _id: 1 } }))) return false;
     // Delete-then-insert keeps the unique _id as the only arbiter between concurrent takers.
     await this.mutations.deleteOne({ _id, at: stale.at });
     return this.insertClaim(_id, keyId, now);

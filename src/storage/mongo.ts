@@ -24,12 +24,31 @@ export interface Collections {
   changes: import('mongodb').Collection<KeyChangeDocument>;
 }
 
+/** The call a query is made for: when its caller stops waiting, and a signal for when it has gone. */
+export interface QueryCaller {
+  /** Milliseconds since the epoch; Infinity when the caller set no deadline. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
 /**
- * Options every query carries: the server stops a query whose caller has surely given up
- * (MONGODB_OPERATION_TIMEOUT_MS), instead of working on for nobody while new calls queue behind it.
+ * What every query carries so the database never works for nobody: a time limit of
+ * MONGODB_OPERATION_TIMEOUT_MS, cut to the calling RPC's deadline, and that RPC's abort signal
+ * (the driver stops waiting when the client cancels). Background work has no caller: the limit alone.
  */
-export interface QueryLimits {
-  maxTimeMS: number;
+export class QueryLimits {
+  constructor(
+    private readonly maxTimeMS: number,
+    private readonly currentCaller: () => QueryCaller | undefined = () => undefined,
+  ) {}
+
+  options(): { maxTimeMS: number; signal?: AbortSignal } {
+    const caller = this.currentCaller();
+    if (!caller) return { maxTimeMS: this.maxTimeMS };
+    const left = Math.floor((caller.deadline ?? Infinity) - Date.now());
+    // maxTimeMS 0 means "no limit" to MongoDB: a call already past its deadline gets 1 ms.
+    return { maxTimeMS: Math.max(1, Math.min(this.maxTimeMS, left)), signal: caller.signal };
+  }
 }
 
 /** Commands sent to MongoDB since start, by kind (bench and metrics read these). */
@@ -99,6 +118,7 @@ export async function connectStorage(
   uri: string,
   dbName: string,
   timeouts: { connectMs: number; operationMs: number },
+  currentCaller: () => QueryCaller | undefined,
   logger: Logger,
 ): Promise<Storage> {
   const client = new MongoClient(uri, {
@@ -122,5 +142,5 @@ export async function connectStorage(
   );
   const collections = collectionsOf(db);
   await ensureIndexes(collections);
-  return { client, db, collections, limits: { maxTimeMS: timeouts.operationMs }, counters, close: () => client.close() };
+  return { client, db, collections, limits: new QueryLimits(timeouts.operationMs, currentCaller), counters, close: () => client.close() };
 }

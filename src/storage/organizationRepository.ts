@@ -15,7 +15,7 @@ export class OrganizationRepository implements OrganizationSettings {
 
   /** The organization's cap on live keys: its own `key_limit`, else the deployment default. */
   async keyLimit(orgId: string, fallback: number): Promise<number> {
-    const org = await this.organizations.findOne({ _id: orgId }, { ...this.limits, projection: { key_limit: 1 } });
+    const org = await this.organizations.findOne({ _id: orgId }, { ...this.limits.options(), projection: { key_limit: 1 } });
     return org?.key_limit ?? fallback;
   }
 }

@@ -52,14 +52,14 @@ export class RetentionRepository implements RetentionStore {
     while (deleted < budget) {
       const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
       const claims = await this.c.mutations
-        .find({ _id: { $gt: after }, at: { $lt: pastGrace } }, { ...this.limits, projection: { key_id: 1, at: 1 } })
+        .find({ _id: { $gt: after }, at: { $lt: pastGrace } }, { ...this.limits.options(), projection: { key_id: 1, at: 1 } })
         .sort({ _id: 1 })
         .limit(limit)
         .toArray();
       if (claims.length === 0) break;
       after = claims[claims.length - 1]._id;
       const versions = await this.c.keys
-        .find({ _id: { $in: [...new Set(claims.map((m) => m.key_id))] } }, { ...this.limits, projection: { etag: 1 } })
+        .find({ _id: { $in: [...new Set(claims.map((m) => m.key_id))] } }, { ...this.limits.options(), projection: { etag: 1 } })
         .toArray();
       const live = new Set(versions.map((k) => `${k._id}:${k.etag}`));
       const finished = claims.filter((m) => m.at < finishedBefore || !live.has(m._id)).map((m) => m._id);
@@ -84,7 +84,7 @@ async function deleteMatching<T extends Document & { _id: string }>(
   let deleted = 0;
   while (deleted < budget) {
     const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
-    const ids = (await collection.find(filter, { ...limits, projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
+    const ids = (await collection.find(filter, { ...limits.options(), projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
     if (ids.length === 0) break;
     const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } } as Filter<T>);
     deleted += deletedCount;

@@ -62,7 +62,7 @@ export class SlotRepository implements SlotStore {
    */
   private async freeSlot(orgId: string, cap: number): Promise<number | null> {
     const taken = new Set(
-      (await this.slots.find({ org_id: orgId }, { ...this.limits, projection: { _id: 1 } }).toArray()).map((s) =>
+      (await this.slots.find({ org_id: orgId }, { ...this.limits.options(), projection: { _id: 1 } }).toArray()).map((s) =>
         Number(s._id.slice(orgId.length + 1)),
       ),
     );
@@ -83,13 +83,13 @@ export class SlotRepository implements SlotStore {
   /** Frees slots whose key no longer exists or is no longer live (a create or revoke cut short). */
   private async reclaimOrphans(orgId: string, now: Date): Promise<number> {
     const old = await this.slots
-      .find({ org_id: orgId, created_at: { $lt: new Date(now.getTime() - ORPHAN_GRACE_MS) } }, this.limits)
+      .find({ org_id: orgId, created_at: { $lt: new Date(now.getTime() - ORPHAN_GRACE_MS) } }, this.limits.options())
       .toArray();
     if (old.length === 0) return 0;
     const live = new Set(
       (
         await this.keys
-          .find({ _id: { $in: old.map((s) => s.key_id) }, status: 'active' }, { ...this.limits, projection: { _id: 1 } })
+          .find({ _id: { $in: old.map((s) => s.key_id) }, status: 'active' }, { ...this.limits.options(), projection: { _id: 1 } })
           .toArray()
       ).map((k) => k._id),
     );

@@ -67,6 +67,7 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   RATE_LIMITED: { code: status.RESOURCE_EXHAUSTED, http: 429 },
   NOT_IMPLEMENTED: { code: status.UNIMPLEMENTED, http: 501 },
   STORAGE_UNAVAILABLE: { code: status.UNAVAILABLE, http: 503 },
+  CALL_ENDED: { code: status.CANCELLED, http: 499 },
   INTERNAL: { code: status.INTERNAL, http: 500 },
 };
 
@@ -146,6 +147,10 @@ function isStorageUnavailable(err: unknown): boolean {
  */
 export function toDomainError(err: unknown, logger: Logger): DomainError {
   if (err instanceof DomainError) return err;
+  // Storage stopped because the call's signal aborted: the client cancelled or its deadline passed.
+  if (err instanceof DOMException && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
+    return new DomainError('CALL_ENDED', err.message);
+  }
   if (isStorageUnavailable(err)) {
     logger.warn({ err: { name: (err as Error).name, message: (err as Error).message } }, 'storage unavailable');
     return new DomainError('STORAGE_UNAVAILABLE', 'storage is unavailable; retry with backoff');

@@ -3,7 +3,7 @@
 import { newId } from '../../src/domain/ids';
 import type { AuditEntry } from '../../src/domain/model';
 import { AuditRepository } from '../../src/storage/auditRepository';
-import { collectionsOf } from '../../src/storage/mongo';
+import { collectionsOf, QueryLimits } from '../../src/storage/mongo';
 import { testDb, type TestDatabase } from '../support/database';
 
 describe('AuditRepository.insert', () => {
@@ -19,7 +19,7 @@ describe('AuditRepository.insert', () => {
 
   it('stores an event written twice once, without failing the second write', async () => {
     const audit = collectionsOf(t.db).audit;
-    const repo = new AuditRepository(audit, { maxTimeMS: 10_000 });
+    const repo = new AuditRepository(audit, new QueryLimits(10_000));
     const orgId = newId('org');
     const event: AuditEntry = {
       _id: newId('evt'),

@@ -1,4 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import type { CommandStartedEvent } from 'mongodb';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { describeSecret, generateSecret } from '../../src/domain/keyFormat';
@@ -124,4 +125,28 @@ describe('queries past MONGODB_OPERATION_TIMEOUT_MS', () => {
     expect(listed).toBe(status.UNAVAILABLE);
     expect((await s.clients.verify.verifyKey({ key: last }, service)).code).toBe(VerifyCode.VERIFY_CODE_VALID);
   }, 120_000);
+
+  it("a KeyService call's queries are cut to its deadline; background queries get the full limit", async () => {
+    const { metadata: admin } = await s.admin();
+    const sent: { command: string; maxTimeMS: unknown }[] = [];
+    const record = (e: CommandStartedEvent) => {
+      if (e.commandName === 'find') sent.push({ command: `${e.commandName} ${String(e.command.find)}`, maxTimeMS: e.command.maxTimeMS });
+    };
+    s.app.storage.client.on('commandStarted', record);
+    try {
+      await s.clients.keys.listKeys({ pageSize: 5 }, admin, { deadline: Date.now() + 3_000 });
+      const listing = sent.filter((c) => c.command === 'find api_keys');
+      expect(listing).toHaveLength(1);
+      expect(listing[0].maxTimeMS).toEqual(expect.any(Number));
+      expect(listing[0].maxTimeMS as number).toBeLessThanOrEqual(3_000);
+      sent.length = 0;
+      await s.clients.keys.listKeys({ pageSize: 5 }, admin); // no deadline: the configured limit
+      expect(sent.filter((c) => c.command === 'find api_keys').map((c) => c.maxTimeMS)).toEqual([10_000]);
+      // The change-log poll runs for no call: always the configured limit.
+      await sleep(1_000);
+      expect(new Set(sent.filter((c) => c.command === 'find key_changes').map((c) => c.maxTimeMS))).toEqual(new Set([10_000]));
+    } finally {
+      s.app.storage.client.off('commandStarted', record);
+    }
+  });
 });

@@ -4,7 +4,9 @@ import type { AuditLog } from '../../domain/audit';
 import type { KeyManager } from '../../domain/keys';
 import type { Logger } from '../../logging/logger';
 import type { AuditEntry } from '../../domain/model';
+import type { CallContext } from '../../domain/principal';
 import { toProtoKey } from '../keyMapping';
+import { inCallScope } from '../callScope';
 import { unary } from './unary';
 
 function toProtoEvent(e: AuditEntry): AuditEvent {
@@ -25,8 +27,10 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
 /** Thin: decode the request, call the domain, map the result. Errors are mapped by `unary`. */
 export function keyServiceHandlers(keys: KeyManager, audit: AuditLog, logger: Logger, now: () => Date): KeyServiceServer {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
+  // Storage bounds each query by the call's deadline and stops when the client has gone.
+  const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) => unary<Req, Res>(logger, (req, ctx) => inCallScope(ctx, () => fn(req, ctx)));
   return {
-    createKey: unary(logger, async (req, ctx) => {
+    createKey: handle(async (req, ctx) => {
       const created = await keys.create(ctx, {
         name: req.name,
         scopes: req.scopes,
@@ -41,8 +45,8 @@ export function keyServiceHandlers(keys: KeyManager, audit: AuditLog, logger: Lo
       });
       return { key: key(created.key), secret: created.secret };
     }),
-    getKey: unary(logger, async (req, ctx) => ({ key: key(await keys.get(ctx, req.id)) })),
-    listKeys: unary(logger, async (req, ctx) => {
+    getKey: handle(async (req, ctx) => ({ key: key(await keys.get(ctx, req.id)) })),
+    listKeys: handle(async (req, ctx) => {
       const page = await keys.list(ctx, {
         pageSize: req.pageSize,
         pageToken: req.pageToken,
@@ -52,7 +56,7 @@ export function keyServiceHandlers(keys: KeyManager, audit: AuditLog, logger: Lo
       });
       return { keys: page.keys.map(key), nextPageToken: page.nextPageToken };
     }),
-    updateKey: unary(logger, async (req, ctx) => {
+    updateKey: handle(async (req, ctx) => {
       const k = req.key;
       const input = {
         name: k?.name ?? '',
@@ -63,19 +67,19 @@ export function keyServiceHandlers(keys: KeyManager, audit: AuditLog, logger: Lo
       };
       return { key: key(await keys.update(ctx, k?.id ?? '', input, req.updateMask ?? [], k?.etag ?? '')) };
     }),
-    revokeKey: unary(logger, async (req, ctx) => ({ key: key(await keys.revoke(ctx, req.id, req.comment)) })),
-    archiveKey: unary(logger, async (req, ctx) => ({ key: key(await keys.archive(ctx, req.id)) })),
-    reactivateKey: unary(logger, async (req, ctx) => ({ key: key(await keys.reactivate(ctx, req.id)) })),
-    deleteKey: unary(logger, async (req, ctx) => {
+    revokeKey: handle(async (req, ctx) => ({ key: key(await keys.revoke(ctx, req.id, req.comment)) })),
+    archiveKey: handle(async (req, ctx) => ({ key: key(await keys.archive(ctx, req.id)) })),
+    reactivateKey: handle(async (req, ctx) => ({ key: key(await keys.reactivate(ctx, req.id)) })),
+    deleteKey: handle(async (req, ctx) => {
       await keys.delete(ctx, req.id);
       return {};
     }),
-    rotateKey: unary(logger, async (req, ctx) => {
+    rotateKey: handle(async (req, ctx) => {
       const r = await keys.rotate(ctx, req.id, req.overlap);
       return { key: key(r.key), secret: r.secret, previousKey: key(r.previous) };
     }),
-    getKeySecret: unary(logger, async (req, ctx) => ({ id: req.id, secret: await keys.getSecret(ctx, req.id) })),
-    listAuditEvents: unary(logger, async (req, ctx) => {
+    getKeySecret: handle(async (req, ctx) => ({ id: req.id, secret: await keys.getSecret(ctx, req.id) })),
+    listAuditEvents: handle(async (req, ctx) => {
       const page = await audit.list(ctx, {
         pageSize: req.pageSize,
         pageToken: req.pageToken,

@@ -162,6 +162,29 @@ describe('create with a request id', () => {
     expect(t.keys.keys.size).toBe(1);
   });
 
+  it('a retry that finds the first call still creating waits no longer than its own caller: stops at its deadline or when it has gone', async () => {
+    const t = setup();
+    // The first call claims the request id and is held up writing the key.
+    let landKey!: () => void;
+    const insert = t.keys.insert.bind(t.keys);
+    t.keys.insert = (key) => new Promise<void>((resolve) => (landKey = resolve)).then(() => insert(key));
+    const first = t.manager.create(admin, createInput({ requestId: 'r1' }));
+    await new Promise((r) => setImmediate(r));
+    const finds = jest.spyOn(t.createRequests, 'find');
+
+    const pastDeadline = { ...admin, deadline: Date.now() - 1 };
+    expect(await refusal(t.manager.create(pastDeadline, createInput({ requestId: 'r1' })))).toBe('STORAGE_UNAVAILABLE');
+    expect(finds).not.toHaveBeenCalled(); // no attempt at all: its caller stopped waiting already
+
+    const gone = new AbortController();
+    gone.abort(new DOMException('the client cancelled the call', 'AbortError'));
+    await expect(t.manager.create({ ...admin, signal: gone.signal }, createInput({ requestId: 'r1' }))).rejects.toBe(gone.signal.reason);
+    expect(finds).toHaveBeenCalledTimes(1); // looked once, found it in progress, and stopped
+
+    landKey();
+    expect((await first).key._id).toBe([...t.keys.keys.keys()][0]);
+  });
+
   it('answers a replay without the secret when it could not be kept sealed', async () => {
     const t = setup({});
     const first = await t.manager.create(admin, createInput({ requestId: 'r1' }));
