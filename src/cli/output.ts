@@ -4,13 +4,22 @@ import type { Io } from './command';
 
 // What keyctl prints: tables and key details for people, indented JSON with --json.
 
-export const STATE: Record<number, string> = {
+const STATE: Partial<Record<number, string>> = {
   [KeyState.KEY_STATE_UNSPECIFIED]: '?',
   [KeyState.KEY_STATE_ACTIVE]: 'ACTIVE',
   [KeyState.KEY_STATE_EXPIRED]: 'EXPIRED',
   [KeyState.KEY_STATE_ARCHIVED]: 'ARCHIVED',
   [KeyState.KEY_STATE_REVOKED]: 'REVOKED',
 };
+
+/** A key state's name; a newer server may send a state this keyctl does not know. */
+export const stateName = (state: number) => STATE[state] ?? String(state);
+
+/** The key a response carries: the service always sends one, so a missing key is a broken server. */
+export function answeredKey(key: Key | undefined): Key {
+  if (!key) throw new Error('the service answered without a key');
+  return key;
+}
 
 /** RFC 3339 to the second, or `none`. */
 export const when = (d?: Date, none = '-') => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : none);
@@ -30,7 +39,7 @@ export function keyTable(keys: Key[]): string {
     keys.map((k) => [
       k.id,
       k.name,
-      STATE[k.state] ?? String(k.state),
+      stateName(k.state),
       k.environment,
       k.scopes.join(','),
       k.maskedKey,
@@ -45,7 +54,7 @@ export function keyDetails(k: Key): string {
   const rows: [string, string][] = [
     ['id', k.id],
     ['name', k.name],
-    ['state', STATE[k.state] ?? String(k.state)],
+    ['state', stateName(k.state)],
     ['organization', k.orgId],
     ['workspace', k.workspaceId || '-'],
     ['environment', k.environment],

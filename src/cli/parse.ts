@@ -21,7 +21,7 @@ function parseTime(text: string, flag: string): Date {
 
 /** An RFC 3339 time flag; undefined when it was not given. */
 export function timeFlag(v: Values, name: string): Date | undefined {
-  return typeof v[name] === 'string' ? parseTime(v[name] as string, name) : undefined;
+  return typeof v[name] === 'string' ? parseTime(v[name], name) : undefined;
 }
 
 export function parseScopes(text: string): string[] {
@@ -62,4 +62,4 @@ export function pageSize(v: Values): number | undefined {
 }
 
 /** A string flag's value; '' when it was not given (proto3's "unset"). */
-export const stringFlag = (v: Values, name: string): string => (typeof v[name] === 'string' ? (v[name] as string) : '');
+export const stringFlag = (v: Values, name: string): string => (typeof v[name] === 'string' ? v[name] : '');

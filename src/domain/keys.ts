@@ -336,7 +336,7 @@ export class KeyManager {
   ): Promise<KeyPage> {
     const found: StoredKey[] = [];
     let after = start;
-    for (let scanned = 0; scanned < UNUSED_SCAN_PAGES; scanned++) {
+    for (let scanned = 1; ; scanned++) {
       const rows = await this.d.keys.list({ orgId, statuses, after, limit: pageSize });
       for (const k of rows) {
         if (k.last_used_at && k.last_used_at >= since) continue;
@@ -346,9 +346,9 @@ export class KeyManager {
       if (rows.length < pageSize) return { keys: found, nextPageToken: '' };
       const last = rows[rows.length - 1];
       after = { createdAt: last.created_at, id: last._id };
+      // Budget spent: continue after the last key read, whether or not it matched.
+      if (scanned === UNUSED_SCAN_PAGES) return { keys: found, nextPageToken: tokenFor(after) };
     }
-    // Budget spent: continue after the last key read, whether or not it matched.
-    return { keys: found, nextPageToken: tokenFor(after!) };
   }
 
   // ---- creation ----
@@ -583,7 +583,7 @@ function createBounds(v: ValidCreateKey): KeyBounds {
 }
 
 const retiring = (doc: StoredKey, why: string) =>
-  new DomainError('KEY_RETIRING', `key ${doc._id} was rotated to ${doc.replaced_by}; ${why}`, [], {
+  new DomainError('KEY_RETIRING', `key ${doc._id} was rotated to ${doc.replaced_by ?? ''}; ${why}`, [], {
     key_id: doc._id,
     replaced_by: doc.replaced_by ?? '',
   });

@@ -40,15 +40,15 @@ export function retentionSweepTask(
     ['audit_events', (at, counted) => store.auditEventsBefore(before(at, policy.auditDays * DAY_MS), DELETES_PER_RUN, counted)],
   ];
   return async () => {
-    let failure: unknown;
+    const failures: unknown[] = [];
     for (const [collection, sweep] of rules) {
       try {
         await sweep(now(), (count) => onDeleted(collection, count));
       } catch (err) {
-        failure ??= err;
+        failures.push(err);
       }
     }
-    if (failure !== undefined) throw failure;
+    if (failures.length > 0) throw failures[0];
   };
 }
 

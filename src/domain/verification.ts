@@ -177,9 +177,9 @@ export class Verifier {
       this.inFlight.set(hash, read);
       p = read;
     }
-    return p.catch((err) => {
+    return p.catch((err: unknown) => {
       throw new DomainError('STORAGE_UNAVAILABLE', 'key storage is unreachable and this key cannot be confirmed now; retry', [], {
-        cause: (err as Error).name ?? 'Error',
+        cause: err instanceof Error ? err.name : 'Error',
       });
     });
   }

@@ -86,7 +86,7 @@ async function deleteMatching<T extends Document & { _id: string }>(
     const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
     const ids = (await collection.find(filter, { ...limits, projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
     if (ids.length === 0) break;
-    const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } } as Filter<T>);
+    const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } });
     deleted += deletedCount;
     onDeleted(deletedCount);
     // Fewer than asked for: nothing else matched. None removed: another instance is sweeping the

@@ -157,7 +157,7 @@ export function toDomainError(err: unknown, logger: Logger): DomainError {
 /** For handlers' callbacks, which take a ServiceError-shaped object. */
 export function toServiceError(error: DomainError): Partial<ServiceError> {
   const s = toStatus(error);
-  return { code: s.code, details: s.details, metadata: s.metadata, message: s.details } as Partial<ServiceError>;
+  return { code: s.code, details: s.details, metadata: s.metadata, message: s.details };
 }
 
 /** For the rpc log's reason (src/transport/interceptor.ts), read back from the trailers. */

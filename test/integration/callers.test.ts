@@ -341,7 +341,7 @@ describe('staff acting-as', () => {
 
     const events = await s.collections.audit.find({ actor: staffId }).sort({ time: 1, _id: 1 }).toArray();
     expect(events.map((e) => [e.action, e.org_id, e.acting_as, e.method, e.request_id, e.outcome])).toEqual(
-      ['CreateKey', 'ListKeys', 'RevokeKey'].map((m) => [
+      ['CreateKey', 'ListKeys', 'RevokeKey'].map((m): unknown[] => [
         expect.any(String),
         home,
         'ops@staff.example',

@@ -96,9 +96,11 @@ describe('health while the database goes away and comes back', () => {
     const Health = makeGenericClientConstructor(healthService, 'Health');
     const client = new Health(server.address, credentials.createInsecure());
     const seen: unknown[] = [];
-    const watch = (client as unknown as Record<string, Function>).Watch.call(client, { service: '' }) as ClientReadableStream<{ status: unknown }>;
+    const watch = (client as unknown as { Watch: (req: { service: string }) => ClientReadableStream<{ status: unknown }> }).Watch.call(client, {
+      service: '',
+    });
     const ended = new Promise<{ code?: number }>((resolve) => {
-      watch.on('data', (m) => seen.push(m.status));
+      watch.on('data', (m: { status: unknown }) => seen.push(m.status));
       watch.on('error', resolve);
       watch.on('end', () => resolve({}));
     });

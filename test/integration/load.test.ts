@@ -4,6 +4,7 @@ import { mintUserToken } from '../../src/dev/tokens';
 import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
+import { asServiceError } from '../support/calls';
 import { testDb, type TestDatabase } from '../support/database';
 import { sampleValue, scrape } from '../support/prometheus';
 import { startServiceProcess, type ServiceProcess } from '../support/serviceProcess';
@@ -190,11 +191,11 @@ describe(`load: ${SECONDS} s of mixed RPCs`, () => {
     // caused that on FerretDB (docs/decisions/usage-apart-from-keys.md).
     const wedged: unknown[] = [];
     for (const id of contended) {
-      const r = await clients.keys.updateKey({ key: { id, name: 'after the load' }, updateMask: ['name'] }, admin).catch(async (err: ServiceError) => {
+      const r = await clients.keys.updateKey({ key: { id, name: 'after the load' }, updateMask: ['name'] }, admin).catch(async (err: unknown) => {
         // Diagnose: a claim on the key's current version that no change followed.
         const doc = await db.db.collection<{ _id: string; etag: string }>('api_keys').findOne({ _id: id });
         const claims = await db.db.collection('key_mutations').find({ key_id: id }).toArray();
-        wedged.push({ id, code: status[err.code], etag: doc?.etag, claims: claims.map((c) => c._id) });
+        wedged.push({ id, code: status[asServiceError(err).code], etag: doc?.etag, claims: claims.map((c) => c._id) });
         return undefined;
       });
       if (r) expect(r.key!.name).toBe('after the load');

@@ -25,7 +25,7 @@ const ALLOWED = [
   'INVALID_ARGUMENT/INVALID_ORGANIZATION_ID',
   'INVALID_ARGUMENT/INVALID_REQUEST_ID_HEADER',
 ];
-const answer = (f: { code: number; reason?: string }) => `${status[f.code]}/${f.reason}`;
+const answer = (f: { code: number; reason?: string }) => `${status[f.code]}/${f.reason ?? '-'}`;
 
 let s: TestServer;
 let home: string;
@@ -98,7 +98,8 @@ function healthCheck(): Promise<string> {
   return new Promise((resolve, reject) =>
     client.check({ service: '' }, (e, r) => {
       client.close();
-      return e ? reject(e) : resolve(r!.status);
+      if (e) reject(e);
+      else resolve(r!.status);
     }),
   );
 }

@@ -97,7 +97,7 @@ describe('/metrics', () => {
   });
 
   it('answers 404 off /metrics', async () => {
-    const res = await fetch(`http://127.0.0.1:${s.app.metricsPort}/`);
+    const res = await fetch(`http://127.0.0.1:${s.app.metricsPort!}/`);
     expect(res.status).toBe(404);
     await res.text();
   });

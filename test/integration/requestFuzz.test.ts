@@ -96,12 +96,12 @@ describe('request fuzz over every RPC', () => {
   /** Notes the request's dangerous strings, and makes fast-check print the request in a counterexample. */
   function labelled(req: unknown, run: () => Promise<unknown>): () => Promise<unknown> {
     note(req);
-    const short = JSON.stringify(req, (_k, v) => (typeof v === 'string' && v.length > 80 ? `${v.slice(0, 20)}…(${v.length} chars)` : Array.isArray(v) && v.length > 10 ? `[${v.length} items]` : v));
+    const short = JSON.stringify(req, (_k, v: unknown) => (typeof v === 'string' && v.length > 80 ? `${v.slice(0, 20)}…(${v.length} chars)` : Array.isArray(v) && v.length > 10 ? `[${v.length} items]` : v));
     return Object.assign(run, { [fc.toStringMethod]: () => short });
   }
 
   /** Sends one request; returns null when the client library refused to encode it (never sent). */
-  async function answer(call: () => Promise<unknown>): Promise<{ code: number; reason?: string } | null> {
+  async function answer(call: () => Promise<unknown>): Promise<{ code: status; reason?: string } | null> {
     let p: Promise<unknown>;
     try {
       p = call();

@@ -396,7 +396,7 @@ class StepsArbitrary extends fc.Arbitrary<Step[]> {
   generate(mrng: fc.Random, biasFactor: number | undefined): fc.Value<Step[]> {
     return this.wrap(Array.from({ length: STEPS }, () => stepArb.generate(mrng, biasFactor)));
   }
-  canShrinkWithoutContext(value: unknown): value is Step[] {
+  canShrinkWithoutContext(_value: unknown): _value is Step[] {
     return false;
   }
   shrink(value: Step[], context: unknown): fc.Stream<fc.Value<Step[]>> {
@@ -604,7 +604,7 @@ function describeBounds(run: Run, b: Bounds): string {
   return parts.join(' ');
 }
 function describeKey(run: Run, k: MKey): string {
-  const flags = [k.status, k.replacedBy ? `replaced by ${run.keys.find((x) => x.id === k.replacedBy)?.label}` : '', k.allowSelfRevoke ? 'self-revoke' : '', k.recoverable ? 'recoverable' : '']
+  const flags = [k.status, k.replacedBy ? `replaced by ${run.keys.find((x) => x.id === k.replacedBy)?.label ?? k.replacedBy}` : '', k.allowSelfRevoke ? 'self-revoke' : '', k.recoverable ? 'recoverable' : '']
     .filter(Boolean)
     .join(', ');
   return `${k.label}${k.org === 'other' ? '@other' : ''} {${describeBounds(run, k)}; ${flags}}`;
@@ -650,7 +650,7 @@ function checkActsWithin(run: Run, c: Caller, holder: Bounds | null, what: strin
   }
 }
 
-function protoState(st: KeyState): State | string {
+function protoState(st: KeyState): string {
   switch (st) {
     case KeyState.KEY_STATE_ACTIVE:
       return 'ACTIVE';
@@ -748,7 +748,7 @@ async function createKey(run: Run, c: Caller, p: CreateParams, how = 'CreateKey'
     checkSecretReceiver(run, c, first!, got.secret, 'request_id replay');
     return;
   }
-  if (run.keys.some((k) => k.id === got.key?.id)) fail(run, `${how}: answered with the existing key ${got.key?.id} instead of a new one`);
+  if (run.keys.some((k) => k.id === got.key?.id)) fail(run, `${how}: answered with the existing key ${got.key?.id ?? ''} instead of a new one`);
   const b = boundsOfParams(p, c);
   const k: MKey = {
     ...b,
@@ -772,7 +772,7 @@ async function createKey(run: Run, c: Caller, p: CreateParams, how = 'CreateKey'
   checkSecretReceiver(run, c, k, got.secret, how);
   run.keys.push(k);
   if (p.requestId) {
-    run.requests.set(`${org}:${p.requestId}`, {
+    run.requests.set(`${k.org}:${p.requestId}`, {
       org: org!,
       requestId: p.requestId,
       callerId: callerId(c),
@@ -1116,7 +1116,7 @@ function checkVerify(run: Run, what: string, res: VerifyKeyResponse, k: MKey | n
   if (!codes.includes(res.code)) {
     fail(run, `${what}: ${k ? describeKey(run, k) : 'an unknown key'} verified as ${VerifyCode[res.code]}, the model expected ${codes.map((x) => VerifyCode[x]).join(' or ')}`);
   }
-  if (res.valid !== (res.code === VerifyCode.VERIFY_CODE_VALID)) fail(run, `${what}: valid=${res.valid} with code ${VerifyCode[res.code]}`);
+  if (res.valid !== (res.code === VerifyCode.VERIFY_CODE_VALID)) fail(run, `${what}: valid=${String(res.valid)} with code ${VerifyCode[res.code]}`);
   if (res.code !== VerifyCode.VERIFY_CODE_NOT_FOUND && k && (res.keyId !== k.id || res.orgId !== run.orgIds[k.org])) {
     fail(run, `${what}: the secret of ${k.label} verified as key ${res.keyId} of ${res.orgId}`);
   }
@@ -1200,7 +1200,7 @@ async function checkEverything(run: Run, retiringCeiling: Map<string, number>): 
       const e = k.expireTime?.getTime() ?? null;
       const ceiling = retiringCeiling.get(k.id);
       if (k.state !== KeyState.KEY_STATE_REVOKED && (e === null || (ceiling !== undefined && e > ceiling))) {
-        fail(run, `SECURITY: ${run.keys.find((x) => x.id === k.id)?.label}, rotated away, now expires ${rel(run, e)} (was ${rel(run, ceiling ?? null)})`);
+        fail(run, `SECURITY: ${run.keys.find((x) => x.id === k.id)?.label ?? k.id}, rotated away, now expires ${rel(run, e)} (was ${rel(run, ceiling ?? null)})`);
       }
       if (e !== null) retiringCeiling.set(k.id, Math.min(e, ceiling ?? e));
     }

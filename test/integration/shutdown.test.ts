@@ -16,7 +16,8 @@ interface CallRecord {
   kind: 'verify' | 'create' | 'list';
   started: number;
   ended: number;
-  code: number;
+  /** -1: the call failed without a gRPC status. */
+  code: status | -1;
   keyId?: string;
 }
 

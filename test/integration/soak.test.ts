@@ -40,7 +40,7 @@ function runSoak(env: Record<string, string>): Promise<{ code: number | null; ou
       try {
         resolve({ code, output, report: JSON.parse(readFileSync(results, 'utf8')) as SoakReport });
       } catch {
-        reject(new Error(`the soak wrote no report (exit ${code}):\n${output.slice(-4000)}`));
+        reject(new Error(`the soak wrote no report (exit ${String(code)}):\n${output.slice(-4000)}`));
       }
     });
   });

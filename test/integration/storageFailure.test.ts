@@ -1,9 +1,10 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { describeSecret, generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { chunks } from '../../src/storage/writeBatches';
+import { asServiceError } from '../support/calls';
 import { decodeStatusDetails, startSecondInstance, startTestServer, type TestServer } from '../support/server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,7 +50,7 @@ describe('VerifyKey while the database is down', () => {
       calls.push(
         verify(cached).then(
           (r) => ({ sentAt, outcome: VerifyCode[r.code] }),
-          (err: { code: number }) => ({ sentAt, outcome: status[err.code] }),
+          (err: unknown) => ({ sentAt, outcome: status[asServiceError(err).code] }),
         ),
       );
       await sleep(50);
@@ -113,13 +114,16 @@ describe('queries past MONGODB_OPERATION_TIMEOUT_MS', () => {
     const last = secrets[secrets.length - 1];
     const refused = await hurried.clients.verify.verifyKey({ key: last }, service).then(
       () => undefined,
-      (err: ServiceError) => ({ code: err.code, reason: decodeStatusDetails(err).errorInfo?.reason }),
+      (err: unknown) => {
+        const e = asServiceError(err);
+        return { code: e.code, reason: decodeStatusDetails(e).errorInfo?.reason };
+      },
     );
     expect(refused).toEqual({ code: status.UNAVAILABLE, reason: 'STORAGE_UNAVAILABLE' });
     // Key management too: a list page is a query like any other.
     const listed = await hurried.clients.keys.listKeys({ pageSize: 10 }, bearer(await s.userToken({ orgId }))).then(
       () => undefined,
-      (err: ServiceError) => err.code,
+      (err: unknown) => asServiceError(err).code,
     );
     expect(listed).toBe(status.UNAVAILABLE);
     expect((await s.clients.verify.verifyKey({ key: last }, service)).code).toBe(VerifyCode.VERIFY_CODE_VALID);

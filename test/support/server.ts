@@ -20,7 +20,7 @@ export interface TestServer {
   /** Every log line the server wrote, as text. */
   logs: string[];
   /** A signed user token; defaults: a new admin of a new organization. */
-  userToken(claims?: Partial<UserClaims>, ttl?: string | number): Promise<string>;
+  userToken: (claims?: Partial<UserClaims>, ttl?: string | number) => Promise<string>;
   /** Metadata for a new admin of `orgId` (a new organization when omitted). */
   admin(orgId?: string): Promise<{ orgId: string; metadata: ReturnType<typeof bearer> }>;
   verifyToken: string;

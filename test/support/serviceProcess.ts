@@ -56,10 +56,10 @@ export async function startServiceProcess(
   );
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout }).on('line', (line) => {
     try {
-      logs.push(JSON.parse(line));
+      logs.push(JSON.parse(line) as Record<string, unknown>);
     } catch {
       logs.push({ raw: line });
     }

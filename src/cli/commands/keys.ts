@@ -1,7 +1,7 @@
 import type { Key } from '../../gen/apikeys/v1/key';
 import { CreateKeyResponse, GetKeyResponse, GetKeySecretResponse, ListKeysResponse } from '../../gen/apikeys/v1/key_service';
 import { UsageError, type Command, type Options } from '../command';
-import { asJson, keyDetails, keyTable, secretBlock } from '../output';
+import { answeredKey, asJson, keyDetails, keyTable, secretBlock } from '../output';
 import { expiry, pageSize, parseMeta, parseRateLimit, parseScopes, stringFlag, timeFlag } from '../parse';
 import { PAGING, runListing } from './listing';
 
@@ -45,7 +45,7 @@ export const create: Command = {
       c.conn.md(),
       c.conn.opts,
     );
-    c.io.out(c.json ? asJson(CreateKeyResponse.toJSON(res)) : keyDetails(res.key!) + secretBlock(res.secret));
+    c.io.out(c.json ? asJson(CreateKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)) + secretBlock(res.secret));
   },
 };
 
@@ -89,7 +89,7 @@ export const get: Command = {
   needsToken: true,
   async run(c) {
     const res = await c.conn.keys.getKey({ id: c.args[0] }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(res.key!));
+    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)));
   },
 };
 
@@ -126,7 +126,7 @@ export const update: Command = {
     }
     if (mask.length === 0) throw new UsageError('nothing to update: give at least one of --name, --scopes, --meta, --clear-meta, --expires, --ttl, --never-expires, --rate-limit, --no-rate-limit');
     const res = await c.conn.keys.updateKey({ key, updateMask: mask }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(res.key!));
+    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)));
   },
 };
 

@@ -51,7 +51,7 @@ function setup() {
   const logger = createLogger('info', {
     destination: new Writable({
       write(chunk, _e, cb) {
-        logs.push(JSON.parse(String(chunk)));
+        logs.push(JSON.parse(String(chunk)) as { level: number; msg: string });
         cb();
       },
     }),

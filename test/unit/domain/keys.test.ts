@@ -89,7 +89,7 @@ describe('create', () => {
     const t = setup({ orgKeyLimit: 2 });
     await t.create();
     await t.create();
-    const err = await t.create().catch((e: DomainError) => e);
+    const err = await t.create().catch((e: unknown) => e);
     expect(err).toMatchObject({ reason: 'PLAN_LIMIT_REACHED', metadata: { limit: '2' } });
     expect(t.keys.keys.size).toBe(2);
     expect(t.auditStore.events.map((e) => e.outcome)).toEqual(['OK', 'OK', 'PLAN_LIMIT_REACHED']);
@@ -362,7 +362,7 @@ describe('rotate', () => {
     const t = setup();
     const { key } = await t.create();
     const { key: successor } = await t.manager.rotate(admin, key._id, { seconds: 60, nanos: 0 });
-    const again = await t.manager.rotate(admin, key._id, { seconds: 60, nanos: 0 }).catch((e: DomainError) => e);
+    const again = await t.manager.rotate(admin, key._id, { seconds: 60, nanos: 0 }).catch((e: unknown) => e);
     expect(again).toMatchObject({ reason: 'KEY_ROTATED', metadata: { replaced_by: successor._id } });
     await expect(t.manager.rotate(admin, successor._id, { seconds: 60, nanos: 0 })).resolves.toBeDefined();
     const { key: archived } = await t.create();

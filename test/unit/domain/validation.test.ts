@@ -5,7 +5,6 @@ import {
   type CreateKeyInput,
   LIMITS,
   UPDATABLE_FIELDS,
-  type UpdateKeyInput,
   normalizePageSize,
   validateAuditFilter,
   validateCreateKey,
