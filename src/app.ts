@@ -59,7 +59,12 @@ export interface StartOptions {
 /** Wires config → storage → domain → transport and starts serving. */
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
-  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs }, logger);
+  const storage = await connectStorage(
+    config.mongodbUri,
+    config.mongodbDatabase,
+    { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs },
+    logger,
+  );
   const metrics = new Metrics();
   metrics.observeMongo(storage.client);
   const keyRepo = new KeyRepository(storage.collections, storage.limits);
@@ -123,7 +128,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       invalidationTask({ changeLog, verifier, now, revocationBoundMs: config.verify.revocationBoundMs, logger }),
       logger,
     ),
-    new Periodic('usage-flush', config.verify.usageFlushIntervalMs, metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)), logger),
+    new Periodic(
+      'usage-flush',
+      config.verify.usageFlushIntervalMs,
+      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)),
+      logger,
+    ),
     new Periodic(
       'retention-sweep',
       config.retention.sweepIntervalMs,

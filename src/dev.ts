@@ -45,7 +45,9 @@ async function dev(): Promise<void> {
   }
   process.stdout.write(`export VERIFY_TOKEN='${config.auth.verifyTokens[0]}'\n`);
   say(`try: grpcurl -plaintext ${addr} list`);
-  say(`     grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"name":"first key","scopes":["read"]}' ${addr} apikeys.v1.KeyService/CreateKey`);
+  say(
+    `     grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"name":"first key","scopes":["read"]}' ${addr} apikeys.v1.KeyService/CreateKey`,
+  );
 
   const stop = async () => {
     await app.stop();

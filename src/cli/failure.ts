@@ -39,7 +39,8 @@ export function describeFailure(err: ServiceError, addr: string, timeoutMs: numb
   const requestId = err.metadata.get('x-request-id')[0]?.toString();
   // No ErrorInfo and a transport-level code: the call never reached the service.
   if (!details.errorInfo && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)) {
-    const what = err.code === status.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs / 1000}s` : err.details.replace(/\.? ?Resolution note: ?$/, '');
+    const what =
+      err.code === status.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs / 1000}s` : err.details.replace(/\.? ?Resolution note: ?$/, '');
     return {
       exit: EXIT.UNREACHABLE,
       message: `cannot reach the apikeys service at ${addr} (${what})`,

@@ -81,7 +81,11 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
   }
   const token = (values.token as string | undefined) ?? io.env.APIKEYS_TOKEN;
   if (command.needsToken && !token) {
-    return fail('no credential: pass --token or set APIKEYS_TOKEN', EXIT.USAGE, 'use a user JWT from your identity provider, or an API key with the needed scopes');
+    return fail(
+      'no credential: pass --token or set APIKEYS_TOKEN',
+      EXIT.USAGE,
+      'use a user JWT from your identity provider, or an API key with the needed scopes',
+    );
   }
   const org = (values.org as string | undefined) ?? io.env.APIKEYS_ORG;
 

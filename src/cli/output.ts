@@ -28,7 +28,11 @@ export const asJson = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -61,7 +65,14 @@ export function keyDetails(k: Key): string {
     ['scopes', k.scopes.join(', ')],
     ['key', k.maskedKey],
     ['fingerprint', k.fingerprint],
-    ['metadata', Object.keys(k.metadata).length ? Object.entries(k.metadata).map(([a, b]) => `${a}=${b}`).join(', ') : '-'],
+    [
+      'metadata',
+      Object.keys(k.metadata).length
+        ? Object.entries(k.metadata)
+            .map(([a, b]) => `${a}=${b}`)
+            .join(', ')
+        : '-',
+    ],
     ['rate limit', k.rateLimit ? `${k.rateLimit.limit} per ${k.rateLimit.windowSeconds}s` : '-'],
     ['created', `${when(k.createTime)}${k.createdBy ? ` by ${k.createdBy}` : ''}`],
     ['updated', when(k.updateTime)],

@@ -25,7 +25,10 @@ export function timeFlag(v: Values, name: string): Date | undefined {
 }
 
 export function parseScopes(text: string): string[] {
-  const scopes = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const scopes = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (scopes.length === 0) throw new UsageError('--scopes needs at least one scope, e.g. --scopes read,write');
   return scopes;
 }

@@ -21,18 +21,14 @@ export function checkHealth(address: string, serviceName = '', timeoutMs = 2_000
   const client = new Health(address, credentials.createInsecure());
   const check = (client as unknown as { Check: Check }).Check.bind(client);
   return new Promise((resolve, reject) => {
-    check(
-      { service: serviceName },
-      { deadline: Date.now() + timeoutMs },
-      (err, res) => {
-        client.close();
-        if (err) {
-          reject(err);
-          return;
-        }
-        const s = res?.status;
-        resolve(typeof s === 'number' ? (STATUS_NAMES[s] ?? 'UNKNOWN') : ((s as HealthAnswer | undefined) ?? 'UNKNOWN'));
-      },
-    );
+    check({ service: serviceName }, { deadline: Date.now() + timeoutMs }, (err, res) => {
+      client.close();
+      if (err) {
+        reject(err);
+        return;
+      }
+      const s = res?.status;
+      resolve(typeof s === 'number' ? (STATUS_NAMES[s] ?? 'UNKNOWN') : ((s as HealthAnswer | undefined) ?? 'UNKNOWN'));
+    });
   });
 }

@@ -125,19 +125,25 @@ export class KeyManager {
   constructor(private readonly d: KeyManagerDeps) {}
 
   create(ctx: CallContext, input: CreateKeyInput): Promise<{ key: StoredKey; secret: string }> {
-    return this.d.audit.around(ctx, 'key.create', (r) => r.key._id, true, async () => {
-      authorize(ctx, 'write');
-      const now = this.d.now();
-      const p = ctx.principal;
-      // A key's environment is part of what it holds: a key minting another one stays in its own by default.
-      const environment = input.environment === '' && p.kind === 'apiKey' ? p.environment : input.environment;
-      const v = validateCreateKey({ ...input, environment }, now);
-      assertDominates(ctx, createBounds(v));
-      if (v.recoverable && !this.d.secretBox) {
-        throw new DomainError('RECOVERY_DISABLED', 'recoverable keys need SECRET_ENCRYPTION_KEY to be configured on the service');
-      }
-      return v.requestId ? this.createOnce(ctx, v, v.requestId) : this.insertNewKey(ctx, v, newId('key'));
-    });
+    return this.d.audit.around(
+      ctx,
+      'key.create',
+      (r) => r.key._id,
+      true,
+      async () => {
+        authorize(ctx, 'write');
+        const now = this.d.now();
+        const p = ctx.principal;
+        // A key's environment is part of what it holds: a key minting another one stays in its own by default.
+        const environment = input.environment === '' && p.kind === 'apiKey' ? p.environment : input.environment;
+        const v = validateCreateKey({ ...input, environment }, now);
+        assertDominates(ctx, createBounds(v));
+        if (v.recoverable && !this.d.secretBox) {
+          throw new DomainError('RECOVERY_DISABLED', 'recoverable keys need SECRET_ENCRYPTION_KEY to be configured on the service');
+        }
+        return v.requestId ? this.createOnce(ctx, v, v.requestId) : this.insertNewKey(ctx, v, newId('key'));
+      },
+    );
   }
 
   async get(ctx: CallContext, id: string): Promise<StoredKey> {
@@ -166,7 +172,9 @@ export class KeyManager {
         const page = toPage(rows, pageSize, positionOf, scope, this.d.pageTokenKey);
         return { keys: page.items, nextPageToken: page.nextPageToken };
       }
-      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (p) => encodePageToken({ t: p.createdAt.getTime(), id: p.id }, scope, this.d.pageTokenKey));
+      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (p) =>
+        encodePageToken({ t: p.createdAt.getTime(), id: p.id }, scope, this.d.pageTokenKey),
+      );
     });
   }
 
@@ -382,7 +390,16 @@ export class KeyManager {
       const keyId = newId('key');
       const now = this.d.now();
       const expiresAt = new Date(now.getTime() + this.d.idempotencyWindowSeconds * 1000);
-      const newClaim = { org_id: ctx.orgId, key_id: keyId, caller, fingerprint, created_at: now, expires_at: expiresAt, completed: false, secret_box: null };
+      const newClaim = {
+        org_id: ctx.orgId,
+        key_id: keyId,
+        caller,
+        fingerprint,
+        created_at: now,
+        expires_at: expiresAt,
+        completed: false,
+        secret_box: null,
+      };
       if (await this.d.createRequests.claim(requestId, newClaim)) {
         try {
           const created = await this.insertNewKey(ctx, v, keyId);
@@ -506,10 +523,15 @@ export class KeyManager {
   private requireState(doc: StoredKey, allowed: KeyStateName[]): void {
     const state = documentState(doc, this.d.now());
     if (!allowed.includes(state)) {
-      throw new DomainError(STATE_REASON[state], `key ${doc._id} is ${state.toLowerCase()}; allowed from: ${allowed.join(', ').toLowerCase()}`, [], {
-        key_id: doc._id,
-        state,
-      });
+      throw new DomainError(
+        STATE_REASON[state],
+        `key ${doc._id} is ${state.toLowerCase()}; allowed from: ${allowed.join(', ').toLowerCase()}`,
+        [],
+        {
+          key_id: doc._id,
+          state,
+        },
+      );
     }
   }
 
@@ -579,7 +601,13 @@ export class KeyManager {
 /** The bounds a validated create would give the new key. */
 function createBounds(v: ValidCreateKey): KeyBounds {
   const r = v.rateLimit;
-  return { scopes: v.scopes, environment: v.environment, expiresAt: v.expiresAt, rateLimit: r && { limit: r.limit, windowSeconds: r.window_seconds }, workspaceId: v.workspaceId };
+  return {
+    scopes: v.scopes,
+    environment: v.environment,
+    expiresAt: v.expiresAt,
+    rateLimit: r && { limit: r.limit, windowSeconds: r.window_seconds },
+    workspaceId: v.workspaceId,
+  };
 }
 
 const retiring = (doc: StoredKey, why: string) =>

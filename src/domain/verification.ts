@@ -7,14 +7,7 @@ import type { RateDecision, RateLimiter } from './rateLimiter';
 import type { UsageRecorder } from './usageRecorder';
 
 export type VerifyCodeName =
-  | 'VALID'
-  | 'MALFORMED'
-  | 'NOT_FOUND'
-  | 'REVOKED'
-  | 'ARCHIVED'
-  | 'EXPIRED'
-  | 'INSUFFICIENT_SCOPE'
-  | 'RATE_LIMITED';
+  'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'REVOKED' | 'ARCHIVED' | 'EXPIRED' | 'INSUFFICIENT_SCOPE' | 'RATE_LIMITED';
 
 export interface VerifyResult {
   code: VerifyCodeName;

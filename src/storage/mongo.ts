@@ -117,7 +117,10 @@ export async function connectStorage(
   await client.connect();
   const db = client.db(dbName);
   const hello = await db.command({ hello: 1 });
-  const build = await db.admin().command({ buildInfo: 1 }).catch(() => ({ version: 'unknown' }));
+  const build = await db
+    .admin()
+    .command({ buildInfo: 1 })
+    .catch(() => ({ version: 'unknown' }));
   logger.info(
     { database: dbName, serverVersion: build.version, replicaSet: hello.setName ?? null },
     hello.setName

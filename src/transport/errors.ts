@@ -82,10 +82,7 @@ export function toStatus(error: DomainError): PartialStatusObject & { metadata: 
     Object.entries(error.metadata).map(([k, v]) => [clipBytes(k, LIMITS.fieldBytes), clipBytes(v, LIMITS.fieldBytes)]),
   );
   const details: Any[] = [
-    packAny(
-      'google.rpc.ErrorInfo',
-      ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: errorMetadata }).finish(),
-    ),
+    packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: errorMetadata }).finish()),
   ];
   if (error.fieldViolations.length > 0) {
     const badRequest = BadRequest.encode({
@@ -98,10 +95,7 @@ export function toStatus(error: DomainError): PartialStatusObject & { metadata: 
     details.push(packAny('google.rpc.BadRequest', badRequest));
   }
   const metadata = new Metadata();
-  metadata.set(
-    STATUS_DETAILS_KEY,
-    Buffer.from(Status.encode({ code, message, details }).finish()),
-  );
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata };
 }
 

@@ -24,7 +24,9 @@ describe('failed API-key authentications per peer', () => {
 
     // VerifyKey answers about the presented key are not authentication failures of the caller.
     for (let i = 0; i < 2 * LIMIT; i++) {
-      expect((await s.clients.verify.verifyKey({ key: generateSecret('sk', 'live') }, service)).code).toBe(VerifyCode.VERIFY_CODE_NOT_FOUND);
+      expect((await s.clients.verify.verifyKey({ key: generateSecret('sk', 'live') }, service)).code).toBe(
+        VerifyCode.VERIFY_CODE_NOT_FOUND,
+      );
     }
 
     for (let i = 0; i < LIMIT; i++) {

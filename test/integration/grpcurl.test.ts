@@ -24,7 +24,9 @@ function grpcurlDirectory(): string {
   if (onPath.status === 0) return join(onPath.stdout.trim(), '..');
   const r = spawnSync('go', ['install', GRPCURL_MODULE], { env: { ...process.env, GOBIN: local }, encoding: 'utf8' });
   if (r.status !== 0) {
-    throw new Error(`${PAGE} needs grpcurl: install Go ≥ 1.24 (the suite installs ${GRPCURL_MODULE} into tools/bin), or put grpcurl on PATH.\n${r.stderr ?? r.error}`);
+    throw new Error(
+      `${PAGE} needs grpcurl: install Go ≥ 1.24 (the suite installs ${GRPCURL_MODULE} into tools/bin), or put grpcurl on PATH.\n${r.stderr ?? r.error}`,
+    );
   }
   return local;
 }
@@ -82,7 +84,13 @@ describe(`${PAGE}, run as written`, () => {
     dev = spawn(process.execPath, ['--import', 'tsx', 'src/dev.ts'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, MONGODB_URI: db.uri, MONGODB_DATABASE: db.dbName, GRPC_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: 'off' },
+      env: {
+        PATH: process.env.PATH,
+        MONGODB_URI: db.uri,
+        MONGODB_DATABASE: db.dbName,
+        GRPC_ADDR: `127.0.0.1:${port}`,
+        METRICS_ADDR: 'off',
+      },
     });
     dev.stderr!.on('data', (d: Buffer) => (devOutput += d.toString()));
     await new Promise<void>((resolve, reject) => {

@@ -170,10 +170,7 @@ describe('organization isolation', () => {
     const a = await s.admin();
     const b = await s.admin();
     const key = (await s.clients.keys.createKey({ name: 'a-key', scopes: ['read'] }, a.metadata)).key!;
-    for (const call of [
-      s.clients.keys.getKey({ id: key.id }, b.metadata),
-      s.clients.keys.revokeKey({ id: key.id }, b.metadata),
-    ]) {
+    for (const call of [s.clients.keys.getKey({ id: key.id }, b.metadata), s.clients.keys.revokeKey({ id: key.id }, b.metadata)]) {
       expect(await failure(call)).toMatchObject({ code: status.NOT_FOUND, reason: 'KEY_NOT_FOUND' });
     }
     expect((await s.clients.keys.listKeys({}, b.metadata)).keys).toHaveLength(0);

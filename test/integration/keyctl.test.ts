@@ -49,13 +49,21 @@ describe('keyctl against a real server', () => {
   afterAll(() => s.stop());
 
   it('create → list → get → revoke → list, with tables by default and --json for scripts', async () => {
-    const created = await keyctl(['--json', 'create', '--name', 'billing backend', '--scopes', 'read,write', '--meta', 'team=billing', '--ttl', '30d'], env);
+    const created = await keyctl(
+      ['--json', 'create', '--name', 'billing backend', '--scopes', 'read,write', '--meta', 'team=billing', '--ttl', '30d'],
+      env,
+    );
     expect(created).toMatchObject({ code: 0, stderr: '' });
     const body = JSON.parse(created.stdout) as { key: KeyJson; secret: string };
     const id = body.key.id;
     expect(id).toMatch(/^key_[0-9a-hjkmnp-tv-z]{26}$/);
     expect(body.secret).toMatch(/^sk_live_/);
-    expect(body.key).toMatchObject({ name: 'billing backend', scopes: ['read', 'write'], metadata: { team: 'billing' }, state: 'KEY_STATE_ACTIVE' });
+    expect(body.key).toMatchObject({
+      name: 'billing backend',
+      scopes: ['read', 'write'],
+      metadata: { team: 'billing' },
+      state: 'KEY_STATE_ACTIVE',
+    });
     // --ttl 30d became an expiry about 30 days out.
     expect(Math.abs(new Date(body.key.expireTime).getTime() - (Date.now() + 30 * 86_400_000))).toBeLessThan(60_000);
 

@@ -21,7 +21,11 @@ describe('VerifyKey while the database is down', () => {
 
   beforeAll(async () => {
     // This test kills its own database server, so it cannot share the suite's.
-    s = await startTestServer('storage_failure', { VERIFY_REVOCATION_BOUND_MS: String(BOUND_MS), MONGODB_TIMEOUT_MS: '500' }, { ownDatabase: true });
+    s = await startTestServer(
+      'storage_failure',
+      { VERIFY_REVOCATION_BOUND_MS: String(BOUND_MS), MONGODB_TIMEOUT_MS: '500' },
+      { ownDatabase: true },
+    );
   }, 60_000);
   afterAll(() => s?.stop());
 
@@ -60,7 +64,9 @@ describe('VerifyKey while the database is down', () => {
     expect(late.length).toBeGreaterThan(10);
     expect(new Set(late.map((o) => o.outcome))).toEqual(new Set(['UNAVAILABLE']));
     const lastValid = outcomes.filter((o) => o.outcome === 'VERIFY_CODE_VALID').at(-1);
-    process.stdout.write(`storage down: last VALID for the cached key sent ${lastValid ? lastValid.sentAt - killedAt : '-'} ms after the kill\n`);
+    process.stdout.write(
+      `storage down: last VALID for the cached key sent ${lastValid ? lastValid.sentAt - killedAt : '-'} ms after the kill\n`,
+    );
 
     await expect(verify(uncached)).rejects.toMatchObject({ code: status.UNAVAILABLE });
     // Garbage is still answered by the parser alone.
@@ -68,7 +74,15 @@ describe('VerifyKey while the database is down', () => {
 
     await db.restart();
     const deadline = Date.now() + 15_000;
-    const codes = async () => Promise.all([cached, uncached].map((k) => verify(k).then((r) => r.code, () => undefined)));
+    const codes = async () =>
+      Promise.all(
+        [cached, uncached].map((k) =>
+          verify(k).then(
+            (r) => r.code,
+            () => undefined,
+          ),
+        ),
+      );
     let now = await codes();
     while (!now.every((c) => c === VerifyCode.VERIFY_CODE_VALID) && Date.now() < deadline) {
       await sleep(200);

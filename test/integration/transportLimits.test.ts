@@ -28,8 +28,8 @@ describe('transport limits', () => {
     expect(details.errorInfo).toMatchObject({ reason: 'INVALID_ARGUMENT', metadata: { limit_bytes: '2048' } });
     expect(details.badRequest?.fieldViolations[0]).toMatchObject({ field: 'metadata' });
     // Just under the limit reaches authentication (and fails there, as it should).
-    await expect(
-      s.clients.verify.verifyKey({ key: 'x' }, bearer('whatever', { 'x-padding': 'p'.repeat(1000) })),
-    ).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(s.clients.verify.verifyKey({ key: 'x' }, bearer('whatever', { 'x-padding': 'p'.repeat(1000) }))).rejects.toMatchObject({
+      code: status.UNAUTHENTICATED,
+    });
   });
 });

@@ -38,7 +38,11 @@ export interface TestServerOptions extends StartOptions {
  * The service on a new database of `name`, configured like production except for `env`
  * (any variable of src/config/config.ts; LOG_LEVEL also sets what `logs` collects).
  */
-export async function startTestServer(name: string, env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
+export async function startTestServer(
+  name: string,
+  env: Record<string, string> = {},
+  options: TestServerOptions = {},
+): Promise<TestServer> {
   const { ownDatabase, ...appOptions } = options;
   const database = ownDatabase ? await privateDatabase() : undefined;
   const secrets = {

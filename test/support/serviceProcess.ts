@@ -24,10 +24,7 @@ export interface ServiceProcess {
 }
 
 /** Ports are chosen up front, and readiness is the health service saying SERVING: no log parsing needed. */
-export async function startServiceProcess(
-  env: Record<string, string>,
-  options: { gcOnSignal?: boolean } = {},
-): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string>, options: { gcOnSignal?: boolean } = {}): Promise<ServiceProcess> {
   const port = await freeLoopbackPort();
   const metricsPort = env.METRICS_ADDR === 'on' ? await freeLoopbackPort() : undefined;
   // Given secrets let several instances accept the same tokens.

@@ -22,7 +22,14 @@ export const create: Command = {
   usage:
     'create --name NAME --scopes read[,write…] [--env live|test] [--expires TIME | --ttl 30d] [--meta k=v]… ' +
     '[--workspace ID] [--rate-limit 100/60s] [--allow-self-revoke] [--recoverable] [--request-id ID]',
-  options: { ...KEY_FIELDS, env: { type: 'string' }, workspace: { type: 'string' }, 'allow-self-revoke': { type: 'boolean' }, recoverable: { type: 'boolean' }, 'request-id': { type: 'string' } },
+  options: {
+    ...KEY_FIELDS,
+    env: { type: 'string' },
+    workspace: { type: 'string' },
+    'allow-self-revoke': { type: 'boolean' },
+    recoverable: { type: 'boolean' },
+    'request-id': { type: 'string' },
+  },
   args: [],
   needsToken: true,
   async run(c) {
@@ -95,8 +102,15 @@ export const get: Command = {
 
 export const update: Command = {
   summary: 'change name, scopes, metadata, expiry or rate limit (only the flags given)',
-  usage: 'update KEY_ID [--name NAME] [--scopes a,b] [--meta k=v]… [--clear-meta] [--expires TIME | --ttl 30d | --never-expires] [--rate-limit 100/60s | --no-rate-limit] [--etag ETAG]',
-  options: { ...KEY_FIELDS, 'clear-meta': { type: 'boolean' }, 'never-expires': { type: 'boolean' }, 'no-rate-limit': { type: 'boolean' }, etag: { type: 'string' } },
+  usage:
+    'update KEY_ID [--name NAME] [--scopes a,b] [--meta k=v]… [--clear-meta] [--expires TIME | --ttl 30d | --never-expires] [--rate-limit 100/60s | --no-rate-limit] [--etag ETAG]',
+  options: {
+    ...KEY_FIELDS,
+    'clear-meta': { type: 'boolean' },
+    'never-expires': { type: 'boolean' },
+    'no-rate-limit': { type: 'boolean' },
+    etag: { type: 'string' },
+  },
   args: ['KEY_ID'],
   needsToken: true,
   async run(c) {
@@ -124,7 +138,10 @@ export const update: Command = {
       key.rateLimit = typeof v['rate-limit'] === 'string' ? parseRateLimit(v['rate-limit']) : undefined;
       mask.push('rate_limit');
     }
-    if (mask.length === 0) throw new UsageError('nothing to update: give at least one of --name, --scopes, --meta, --clear-meta, --expires, --ttl, --never-expires, --rate-limit, --no-rate-limit');
+    if (mask.length === 0)
+      throw new UsageError(
+        'nothing to update: give at least one of --name, --scopes, --meta, --clear-meta, --expires, --ttl, --never-expires, --rate-limit, --no-rate-limit',
+      );
     const res = await c.conn.keys.updateKey({ key, updateMask: mask }, c.conn.md(), c.conn.opts);
     c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)));
   },

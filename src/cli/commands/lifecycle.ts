@@ -53,7 +53,8 @@ export const remove: Command = {
   needsToken: true,
   async run(c) {
     const id = c.args[0];
-    if (c.values.yes !== true) throw new UsageError(`delete is permanent: repeat with --yes to delete ${id} (or use archive, which is reversible)`);
+    if (c.values.yes !== true)
+      throw new UsageError(`delete is permanent: repeat with --yes to delete ${id} (or use archive, which is reversible)`);
     await c.conn.keys.deleteKey({ id }, c.conn.md(), c.conn.opts);
     c.io.out(c.json ? asJson({ deleted: id }) : `deleted ${id}\n`);
   },

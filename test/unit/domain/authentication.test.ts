@@ -51,10 +51,11 @@ function sign(claims: JWTPayload, opts: { alg?: string; key?: Parameters<SignJWT
 }
 
 /** "OK" or the DomainError reason. */
-const result = (p: Promise<unknown>) => p.then(
-  () => 'OK',
-  (e: unknown) => (e instanceof DomainError ? e.reason : String(e)),
-);
+const result = (p: Promise<unknown>) =>
+  p.then(
+    () => 'OK',
+    (e: unknown) => (e instanceof DomainError ? e.reason : String(e)),
+  );
 
 describe('user tokens', () => {
   it('accepts HS256 with the shared secret, and no other algorithm with it', async () => {

@@ -58,7 +58,8 @@ function setup() {
   });
   const changeLog = new FakeChangeLog();
   const poll = invalidationTask({ changeLog, verifier, now: () => new Date(clock), revocationBoundMs: BOUND_MS, logger });
-  const put = (secret: string, over: Partial<StoredKey> = {}) => docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
+  const put = (secret: string, over: Partial<StoredKey> = {}) =>
+    docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
   return {
     verifier,
     changeLog,

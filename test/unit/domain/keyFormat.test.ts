@@ -196,9 +196,7 @@ describe('hashSecret / describeSecret', () => {
 
 describe('isValidPrefix', () => {
   it.each(['sk', 'ffy', 'a1', 'abcdefghijklmnop'])('accepts %p', (p) => expect(isValidPrefix(p)).toBe(true));
-  it.each(['', 's', '1k', 'Sk', 'sk_', 's-k', 'abcdefghijklmnopq', 'sk\n'])('rejects %p', (p) =>
-    expect(isValidPrefix(p)).toBe(false),
-  );
+  it.each(['', 's', '1k', 'Sk', 'sk_', 's-k', 'abcdefghijklmnopq', 'sk\n'])('rejects %p', (p) => expect(isValidPrefix(p)).toBe(false));
 });
 
 describe('randomBase62', () => {

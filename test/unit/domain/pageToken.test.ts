@@ -1,11 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import {
-  MAX_PAGE_TOKEN_LENGTH,
-  type PagePosition,
-  decodePageToken,
-  encodePageToken,
-} from '../../../src/domain/pageToken';
+import { MAX_PAGE_TOKEN_LENGTH, type PagePosition, decodePageToken, encodePageToken } from '../../../src/domain/pageToken';
 import { newId } from '../../../src/domain/ids';
 
 const KEY = randomBytes(32);

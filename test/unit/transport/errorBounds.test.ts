@@ -17,7 +17,11 @@ describe('error size bounds', () => {
     const err = new DomainError(
       'INVALID_UPDATE_MASK',
       `invalid request: update_mask: "${huge}" cannot be updated`,
-      Array.from({ length: 50 }, () => ({ field: `update_mask.${huge}`, reason: 'INVALID_UPDATE_MASK' as const, description: `"${huge}" cannot be updated` })),
+      Array.from({ length: 50 }, () => ({
+        field: `update_mask.${huge}`,
+        reason: 'INVALID_UPDATE_MASK' as const,
+        description: `"${huge}" cannot be updated`,
+      })),
       { path: huge },
     );
     const s = toStatus(err);

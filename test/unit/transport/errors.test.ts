@@ -4,13 +4,7 @@ import { decodeStatusDetails } from '../../../src/client/statusDetails';
 import { DomainError, REASONS, keyNotFound, validationError } from '../../../src/domain/errors';
 import { Status } from '../../../src/gen/google/rpc/status';
 import { createLogger } from '../../../src/logging/logger';
-import {
-  ERROR_DOMAIN,
-  REASON_STATUS,
-  toDomainError,
-  toServiceError,
-  toStatus,
-} from '../../../src/transport/errors';
+import { ERROR_DOMAIN, REASON_STATUS, toDomainError, toServiceError, toStatus } from '../../../src/transport/errors';
 
 const DETAILS_KEY = 'grpc-status-details-bin';
 
