@@ -124,7 +124,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       invalidationTask({ changeLog, verifier, now, revocationBoundMs: config.verify.revocationBoundMs, logger }),
       logger,
     ),
-    new Periodic('usage-flush', config.verify.usageFlushIntervalMs, metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)), logger),
+    new Periodic(
+      'usage-flush',
+      config.verify.usageFlushIntervalMs,
+      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)),
+      logger,
+    ),
     new Periodic(
       'retention-sweep',
       config.retention.sweepIntervalMs,

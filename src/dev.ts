@@ -21,8 +21,8 @@ async function dev(): Promise<void> {
     env.MONGODB_URI = `${db.uri.replace(/\/$/, '')}/apikeys`;
     say(`database: ${db.description}`);
   }
-  const generatedSecret = !env.AUTH_JWT_SECRET && !env.AUTH_JWKS;
-  if (generatedSecret) env.AUTH_JWT_SECRET = randomBytes(32).toString('base64url');
+  const generatedSecret = !env.AUTH_JWT_SECRET && !env.AUTH_JWKS ? randomBytes(32).toString('base64url') : undefined;
+  if (generatedSecret) env.AUTH_JWT_SECRET = generatedSecret;
   if (!env.VERIFY_TOKENS) env.VERIFY_TOKENS = `vt_${randomBytes(24).toString('base64url')}`;
   // Loopback only: a development instance exposes nothing to the network.
   env.GRPC_ADDR ??= '127.0.0.1:50051';
@@ -36,7 +36,7 @@ async function dev(): Promise<void> {
   if (generatedSecret) {
     const orgId = newId('org');
     const token = await mintUserToken(
-      env.AUTH_JWT_SECRET!,
+      generatedSecret,
       { sub: newId('usr'), orgId, role: 'admin', email: 'dev@example.com', emailVerified: true },
       '12h',
     );
@@ -45,18 +45,21 @@ async function dev(): Promise<void> {
   }
   process.stdout.write(`export VERIFY_TOKEN='${config.auth.verifyTokens[0]}'\n`);
   say(`try: grpcurl -plaintext ${addr} list`);
-  say(`     grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"name":"first key","scopes":["read"]}' ${addr} apikeys.v1.KeyService/CreateKey`);
+  say(
+    `     grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"name":"first key","scopes":["read"]}' ${addr} apikeys.v1.KeyService/CreateKey`,
+  );
 
   const stop = async () => {
     await app.stop();
     await db?.stop();
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // A stop that fails surfaces as an unhandled rejection, which ends the process with its error.
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
 }
 
-dev().catch((err) => {
+dev().catch((err: unknown) => {
   process.stderr.write(`dev mode failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

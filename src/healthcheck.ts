@@ -17,7 +17,9 @@ function target(addr: string): string {
 async function main(): Promise<void> {
   const addr = target(process.env.GRPC_ADDR || '0.0.0.0:50051');
   const serviceName = process.argv[2] ?? '';
-  const answer = await checkHealth(addr, serviceName, TIMEOUT_MS).catch((err: Error) => `error: ${err.message}`);
+  const answer = await checkHealth(addr, serviceName, TIMEOUT_MS).catch(
+    (err: unknown) => `error: ${err instanceof Error ? err.message : String(err)}`,
+  );
   process.stdout.write(`${addr} ${serviceName || '(server)'}: ${answer}\n`);
   process.exit(answer === 'SERVING' ? 0 : 1);
 }

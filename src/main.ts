@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     app.stop().then(
       () => process.exit(0),
-      (err) => {
+      (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-main().catch((err) => {
+main().catch((err: unknown) => {
   process.stderr.write(`apikeys failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet } from 'jose';
 import { jwksUrl, type Config } from '../config/config';
 import type { UserTokenKeys } from '../domain/ports';
 
@@ -11,7 +11,8 @@ import type { UserTokenKeys } from '../domain/ports';
 export function loadUserTokenKeys(auth: Pick<Config['auth'], 'jwks' | 'jwtSecret'>): UserTokenKeys | undefined {
   if (auth.jwks) {
     const url = jwksUrl(auth.jwks);
-    const keyFor = url ? createRemoteJWKSet(url) : createLocalJWKSet(JSON.parse(readFileSync(auth.jwks, 'utf8')));
+    // The cast names what the file should hold; createLocalJWKSet checks it and throws on a malformed set.
+    const keyFor = url ? createRemoteJWKSet(url) : createLocalJWKSet(JSON.parse(readFileSync(auth.jwks, 'utf8')) as JSONWebKeySet);
     return { kind: 'keySet', keyFor };
   }
   return auth.jwtSecret ? { kind: 'secret', secret: new TextEncoder().encode(auth.jwtSecret) } : undefined;

@@ -33,11 +33,14 @@ export function describeFailure(err: ServiceError, addr: string, timeoutMs: numb
   } catch {
     // not our server's details; report the status alone
   }
-  const code = status[err.code] ?? String(err.code);
-  const requestId = err.metadata?.get('x-request-id')[0]?.toString();
+  // A server may answer with a code this grpc-js has no name for.
+  const names: Partial<Record<number, string>> = status;
+  const code = names[err.code] ?? String(err.code);
+  const requestId = err.metadata.get('x-request-id')[0]?.toString();
   // No ErrorInfo and a transport-level code: the call never reached the service.
   if (!details.errorInfo && (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED)) {
-    const what = err.code === status.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs / 1000}s` : err.details.replace(/\.? ?Resolution note: ?$/, '');
+    const what =
+      err.code === status.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs / 1000}s` : err.details.replace(/\.? ?Resolution note: ?$/, '');
     return {
       exit: EXIT.UNREACHABLE,
       message: `cannot reach the apikeys service at ${addr} (${what})`,

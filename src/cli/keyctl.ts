@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Io, type Options, type Values } from './command';
-import { COMMANDS } from './commands';
+import { COMMANDS, commandNamed } from './commands';
 import { Connection } from './connection';
 import { describeFailure, isServiceError } from './failure';
 import { commandHelp, help } from './help';
@@ -42,7 +42,7 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
 
   if (!name || name === 'help') {
     const topic = rest[0];
-    if (topic && COMMANDS[topic]) io.out(commandHelp(topic));
+    if (topic && commandNamed(topic)) io.out(commandHelp(topic));
     else if (topic) return fail(`unknown command "${topic}"`, EXIT.USAGE, "run 'keyctl help' for the list");
     else if (!name && !first.values.help) {
       io.err(help());
@@ -50,7 +50,7 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
     } else io.out(help());
     return EXIT.OK;
   }
-  const command = COMMANDS[name];
+  const command = commandNamed(name);
   if (!command) return fail(`unknown command "${name}"`, EXIT.USAGE, "run 'keyctl help' for the list");
 
   let parsed;
@@ -81,7 +81,11 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
   }
   const token = (values.token as string | undefined) ?? io.env.APIKEYS_TOKEN;
   if (command.needsToken && !token) {
-    return fail('no credential: pass --token or set APIKEYS_TOKEN', EXIT.USAGE, 'use a user JWT from your identity provider, or an API key with the needed scopes');
+    return fail(
+      'no credential: pass --token or set APIKEYS_TOKEN',
+      EXIT.USAGE,
+      'use a user JWT from your identity provider, or an API key with the needed scopes',
+    );
   }
   const org = (values.org as string | undefined) ?? io.env.APIKEYS_ORG;
 
@@ -109,8 +113,8 @@ if (require.main === module) {
     (code) => {
       process.exitCode = code;
     },
-    (err) => {
-      process.stderr.write(`keyctl: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
+    (err: unknown) => {
+      process.stderr.write(`keyctl: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exitCode = 1;
     },
   );

@@ -4,13 +4,22 @@ import type { Io } from './command';
 
 // What keyctl prints: tables and key details for people, indented JSON with --json.
 
-export const STATE: Record<number, string> = {
+const STATE: Partial<Record<number, string>> = {
   [KeyState.KEY_STATE_UNSPECIFIED]: '?',
   [KeyState.KEY_STATE_ACTIVE]: 'ACTIVE',
   [KeyState.KEY_STATE_EXPIRED]: 'EXPIRED',
   [KeyState.KEY_STATE_ARCHIVED]: 'ARCHIVED',
   [KeyState.KEY_STATE_REVOKED]: 'REVOKED',
 };
+
+/** A key state's name; a newer server may send a state this keyctl does not know. */
+export const stateName = (state: number) => STATE[state] ?? String(state);
+
+/** The key a response carries: the service always sends one, so a missing key is a broken server. */
+export function answeredKey(key: Key | undefined): Key {
+  if (!key) throw new Error('the service answered without a key');
+  return key;
+}
 
 /** RFC 3339 to the second, or `none`. */
 export const when = (d?: Date, none = '-') => (d ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : none);
@@ -19,7 +28,11 @@ export const asJson = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
 
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -30,7 +43,7 @@ export function keyTable(keys: Key[]): string {
     keys.map((k) => [
       k.id,
       k.name,
-      STATE[k.state] ?? String(k.state),
+      stateName(k.state),
       k.environment,
       k.scopes.join(','),
       k.maskedKey,
@@ -45,14 +58,21 @@ export function keyDetails(k: Key): string {
   const rows: [string, string][] = [
     ['id', k.id],
     ['name', k.name],
-    ['state', STATE[k.state] ?? String(k.state)],
+    ['state', stateName(k.state)],
     ['organization', k.orgId],
     ['workspace', k.workspaceId || '-'],
     ['environment', k.environment],
     ['scopes', k.scopes.join(', ')],
     ['key', k.maskedKey],
     ['fingerprint', k.fingerprint],
-    ['metadata', Object.keys(k.metadata).length ? Object.entries(k.metadata).map(([a, b]) => `${a}=${b}`).join(', ') : '-'],
+    [
+      'metadata',
+      Object.keys(k.metadata).length
+        ? Object.entries(k.metadata)
+            .map(([a, b]) => `${a}=${b}`)
+            .join(', ')
+        : '-',
+    ],
     ['rate limit', k.rateLimit ? `${k.rateLimit.limit} per ${k.rateLimit.windowSeconds}s` : '-'],
     ['created', `${when(k.createTime)}${k.createdBy ? ` by ${k.createdBy}` : ''}`],
     ['updated', when(k.updateTime)],

@@ -21,11 +21,14 @@ function parseTime(text: string, flag: string): Date {
 
 /** An RFC 3339 time flag; undefined when it was not given. */
 export function timeFlag(v: Values, name: string): Date | undefined {
-  return typeof v[name] === 'string' ? parseTime(v[name] as string, name) : undefined;
+  return typeof v[name] === 'string' ? parseTime(v[name], name) : undefined;
 }
 
 export function parseScopes(text: string): string[] {
-  const scopes = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const scopes = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (scopes.length === 0) throw new UsageError('--scopes needs at least one scope, e.g. --scopes read,write');
   return scopes;
 }
@@ -62,4 +65,4 @@ export function pageSize(v: Values): number | undefined {
 }
 
 /** A string flag's value; '' when it was not given (proto3's "unset"). */
-export const stringFlag = (v: Values, name: string): string => (typeof v[name] === 'string' ? (v[name] as string) : '');
+export const stringFlag = (v: Values, name: string): string => (typeof v[name] === 'string' ? v[name] : '');

@@ -26,10 +26,11 @@ export type PromiseClient<S> = {
 
 type Codecs<S> = { [K in keyof S]: { fromPartial(o: never): unknown } };
 
-function promiseClient<S extends Record<string, MethodDef<any, any>>>(client: Client, def: S, codecs: Codecs<S>): PromiseClient<S> {
+function promiseClient<S extends Record<string, MethodDef<never, unknown>>>(client: Client, def: S, codecs: Codecs<S>): PromiseClient<S> {
   const out: Record<string, unknown> = {};
   for (const name of Object.keys(def)) {
-    const m = def[name];
+    // Types erased per method: the request fromPartial builds is the one this method serialises.
+    const m = def[name] as MethodDef<unknown, unknown>;
     out[name] = (req: unknown, metadata = new Metadata(), options: CallOptions = {}) =>
       new Promise((resolve, reject) => {
         client.makeUnaryRequest(

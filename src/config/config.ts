@@ -11,11 +11,19 @@ export class ConfigError extends Error {
 const csv = z
   .string()
   .optional()
-  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 
 const base64Key = z
   .string()
-  .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded (openssl rand -base64 32)');
+  .refine(
+    (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32,
+    'must be 32 bytes, base64-encoded (openssl rand -base64 32)',
+  );
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -45,9 +53,7 @@ function crossVariableProblems(env: Record<string, string | undefined>): string[
   if (!env.AUTH_JWKS) return [];
   // A JWKS is usually an identity provider's, signing tokens for many services: without both
   // checks, a token it issued for any of them would be accepted here.
-  return ['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE']
-    .filter((name) => !env[name])
-    .map((name) => `${name}: required when AUTH_JWKS is set`);
+  return ['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE'].filter((name) => !env[name]).map((name) => `${name}: required when AUTH_JWKS is set`);
 }
 
 const schema = z.object({
@@ -59,7 +65,10 @@ const schema = z.object({
     .string()
     .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
     .default('mongodb://127.0.0.1:27017/apikeys'),
-  MONGODB_DATABASE: z.string().regex(/^[A-Za-z0-9_-]{1,38}$/, 'letters, digits, _ and - only').optional(),
+  MONGODB_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,38}$/, 'letters, digits, _ and - only')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
   AUTH_JWKS: z
@@ -71,7 +80,10 @@ const schema = z.object({
   AUTH_JWT_MAX_AGE_SECONDS: positiveInt(86_400),
   VERIFY_TOKENS: csv.pipe(z.array(z.string().min(24, 'each token must be at least 24 characters'))),
   STAFF_EMAIL_DOMAINS: csv.pipe(z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'must be a lowercase domain'))),
-  KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter').default('sk'),
+  KEY_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter')
+    .default('sk'),
   ORG_KEY_LIMIT: positiveInt(100),
   PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MONGODB_TIMEOUT_MS: positiveInt(2000),
@@ -83,10 +95,25 @@ const schema = z.object({
     .default('0.0.0.0:9464'),
   HEALTH_CHECK_INTERVAL_MS: positiveInt(1000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
-  GRPC_MAX_RECEIVE_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-  GRPC_MAX_SEND_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  GRPC_MAX_RECEIVE_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  GRPC_MAX_SEND_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
   // Node's HTTP/2 layer refuses header blocks over 64 KiB whatever is set here.
-  GRPC_MAX_METADATA_BYTES: z.coerce.number().int().min(1024).max(65_535).default(16 * 1024),
+  GRPC_MAX_METADATA_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(65_535)
+    .default(16 * 1024),
   GRPC_KEEPALIVE_TIME_MS: positiveInt(60_000),
   GRPC_KEEPALIVE_TIMEOUT_MS: positiveInt(20_000),
   GRPC_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(0).default(0),
@@ -295,6 +322,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 function databaseFromUri(uri: string): string | undefined {
-  const path = uri.replace(/^mongodb(\+srv)?:\/\/[^/]*/, '').replace(/^\//, '').split('?')[0];
+  const path = uri
+    .replace(/^mongodb(\+srv)?:\/\/[^/]*/, '')
+    .replace(/^\//, '')
+    .split('?')[0];
   return path || undefined;
 }

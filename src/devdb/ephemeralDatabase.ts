@@ -40,7 +40,7 @@ export async function startEphemeralDatabase(opts: { log?: Log } = {}): Promise<
     log('falling back to mongodb-memory-server (may download mongod on first run)…');
     return await startMemoryServer();
   } catch (memoryError) {
-    throw new Error(noDatabaseMessage(ferretError, memoryError));
+    throw new Error(noDatabaseMessage(ferretError, memoryError), { cause: memoryError });
   }
 }
 
@@ -154,8 +154,8 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promi
     // itself fails (ENOENT), which kept the process alive for the whole timeout.
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -201,7 +201,7 @@ async function waitUntilReady(uri: string, child: ChildProcess, logFile: string)
   while (Date.now() < deadline) {
     if (spawnError) throw new Error(`could not run the FerretDB launcher: ${spawnError.message}`);
     if (child.exitCode !== null || child.signalCode !== null) {
-      const how = child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode}`;
+      const how = child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode ?? ''}`;
       throw new Error(`FerretDB exited early (${how}); its log ends with:\n${tail(readLog(logFile))}`);
     }
     try {

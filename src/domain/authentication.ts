@@ -173,11 +173,7 @@ export class Authenticator {
    * becomes "k"), so "ops@staff.wor\u212A" would otherwise pass for a staff.work address.
    */
   private isStaffEmail(email: unknown): boolean {
-    return (
-      typeof email === 'string' &&
-      /^[\x21-\x7e]+$/.test(email) &&
-      this.s.staffEmailDomains.includes(emailDomain(email.toLowerCase()))
-    );
+    return typeof email === 'string' && /^[\x21-\x7e]+$/.test(email) && this.s.staffEmailDomains.includes(emailDomain(email.toLowerCase()));
   }
 
   /** Step 2. Staff may act on another organization with x-organization-id; nobody else may. */

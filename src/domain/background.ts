@@ -39,7 +39,10 @@ export class Periodic {
     try {
       await this.task();
     } catch (err) {
-      this.logger.warn({ task: this.name, err: { name: (err as Error).name, message: (err as Error).message } }, 'background task failed; will retry');
+      this.logger.warn(
+        { task: this.name, err: { name: (err as Error).name, message: (err as Error).message } },
+        'background task failed; will retry',
+      );
     }
   }
 }

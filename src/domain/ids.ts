@@ -29,7 +29,7 @@ export const ID_PATTERNS: Readonly<Record<IdKind, RegExp>> = Object.freeze({
 /** A new id of the given kind, stamped with `now` (ms since the epoch; defaults to the clock). */
 export function newId(kind: IdKind, now: number = Date.now()): string {
   if (!Object.prototype.hasOwnProperty.call(ID_PATTERNS, kind)) {
-    throw new TypeError(`unknown id kind: ${String(kind)}`);
+    throw new TypeError(`unknown id kind: ${kind}`);
   }
   return `${kind}_${encodeBase32(uuidV7Bytes(now))}`;
 }
@@ -37,7 +37,7 @@ export function newId(kind: IdKind, now: number = Date.now()): string {
 /** True when `value` is a well-formed id of exactly this kind. */
 export function isId(kind: IdKind, value: string): boolean {
   const pattern = ID_PATTERNS[kind];
-  return pattern !== undefined && typeof value === 'string' && pattern.test(value);
+  return typeof value === 'string' && pattern.test(value);
 }
 
 /** The 16 bytes of a UUIDv7 for the given millisecond. */
@@ -48,8 +48,8 @@ export function uuidV7Bytes(now: number): Buffer {
   }
   const bytes = randomBytes(16);
   bytes.writeUIntBE(now, 0, 6); // bytes 0–5: big-endian ms timestamp
-  bytes[6] = (bytes[6]! & 0x0f) | 0x70; // version 7 in the high nibble
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80; // RFC 9562 variant (10xx)
+  bytes[6] = (bytes[6] & 0x0f) | 0x70; // version 7 in the high nibble
+  bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant (10xx)
   return bytes;
 }
 

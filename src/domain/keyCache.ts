@@ -95,10 +95,12 @@ export function verifiedKey(doc: VerifiedKeyFields, readAt: number): VerifiedKey
     scopes: scopeSets.get(doc.scopes.join('\n'), () => [...doc.scopes]),
     environment: ENVIRONMENTS[doc.environment],
     expires_at_ms: doc.expires_at ? doc.expires_at.getTime() : null,
-    rate_limit: rate ? rateLimits.get(`${rate.limit}/${rate.window_seconds}`, () => ({ limit: rate.limit, window_seconds: rate.window_seconds })) : null,
+    rate_limit: rate
+      ? rateLimits.get(`${rate.limit}/${rate.window_seconds}`, () => ({ limit: rate.limit, window_seconds: rate.window_seconds }))
+      : null,
     metadata: sharedMetadata(doc.metadata),
     created_by: doc.created_by,
-    allow_self_revoke: doc.allow_self_revoke === true,
+    allow_self_revoke: doc.allow_self_revoke,
     status: STATUSES[doc.status],
     etag: doc.etag,
     read_at: readAt,

@@ -94,7 +94,7 @@ export function describeSecret(secret: string): SecretDescription {
   const match = typeof secret === 'string' ? SECRET_SHAPE.exec(secret) : null;
   if (!match) throw new TypeError('not a well-formed secret');
   const hash = hashSecret(secret);
-  const start = `${match[1]}_${match[2]}_${match[3]!.slice(0, 4)}`;
+  const start = `${match[1]}_${match[2]}_${match[3].slice(0, 4)}`;
   return {
     hash,
     start,

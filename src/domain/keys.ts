@@ -125,19 +125,25 @@ export class KeyManager {
   constructor(private readonly d: KeyManagerDeps) {}
 
   create(ctx: CallContext, input: CreateKeyInput): Promise<{ key: StoredKey; secret: string }> {
-    return this.d.audit.around(ctx, 'key.create', (r) => r.key._id, true, async () => {
-      authorize(ctx, 'write');
-      const now = this.d.now();
-      const p = ctx.principal;
-      // A key's environment is part of what it holds: a key minting another one stays in its own by default.
-      const environment = input.environment === '' && p.kind === 'apiKey' ? p.environment : input.environment;
-      const v = validateCreateKey({ ...input, environment }, now);
-      assertDominates(ctx, createBounds(v));
-      if (v.recoverable && !this.d.secretBox) {
-        throw new DomainError('RECOVERY_DISABLED', 'recoverable keys need SECRET_ENCRYPTION_KEY to be configured on the service');
-      }
-      return v.requestId ? this.createOnce(ctx, v, v.requestId) : this.insertNewKey(ctx, v, newId('key'));
-    });
+    return this.d.audit.around(
+      ctx,
+      'key.create',
+      (r) => r.key._id,
+      true,
+      async () => {
+        authorize(ctx, 'write');
+        const now = this.d.now();
+        const p = ctx.principal;
+        // A key's environment is part of what it holds: a key minting another one stays in its own by default.
+        const environment = input.environment === '' && p.kind === 'apiKey' ? p.environment : input.environment;
+        const v = validateCreateKey({ ...input, environment }, now);
+        assertDominates(ctx, createBounds(v));
+        if (v.recoverable && !this.d.secretBox) {
+          throw new DomainError('RECOVERY_DISABLED', 'recoverable keys need SECRET_ENCRYPTION_KEY to be configured on the service');
+        }
+        return v.requestId ? this.createOnce(ctx, v, v.requestId) : this.insertNewKey(ctx, v, newId('key'));
+      },
+    );
   }
 
   async get(ctx: CallContext, id: string): Promise<StoredKey> {
@@ -166,7 +172,9 @@ export class KeyManager {
         const page = toPage(rows, pageSize, positionOf, scope, this.d.pageTokenKey);
         return { keys: page.items, nextPageToken: page.nextPageToken };
       }
-      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (p) => encodePageToken({ t: p.createdAt.getTime(), id: p.id }, scope, this.d.pageTokenKey));
+      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (p) =>
+        encodePageToken({ t: p.createdAt.getTime(), id: p.id }, scope, this.d.pageTokenKey),
+      );
     });
   }
 
@@ -336,7 +344,7 @@ export class KeyManager {
   ): Promise<KeyPage> {
     const found: StoredKey[] = [];
     let after = start;
-    for (let scanned = 0; scanned < UNUSED_SCAN_PAGES; scanned++) {
+    for (let scanned = 1; ; scanned++) {
       const rows = await this.d.keys.list({ orgId, statuses, after, limit: pageSize });
       for (const k of rows) {
         if (k.last_used_at && k.last_used_at >= since) continue;
@@ -346,9 +354,9 @@ export class KeyManager {
       if (rows.length < pageSize) return { keys: found, nextPageToken: '' };
       const last = rows[rows.length - 1];
       after = { createdAt: last.created_at, id: last._id };
+      // Budget spent: continue after the last key read, whether or not it matched.
+      if (scanned === UNUSED_SCAN_PAGES) return { keys: found, nextPageToken: tokenFor(after) };
     }
-    // Budget spent: continue after the last key read, whether or not it matched.
-    return { keys: found, nextPageToken: tokenFor(after!) };
   }
 
   // ---- creation ----
@@ -383,7 +391,16 @@ export class KeyManager {
       const keyId = newId('key');
       const now = this.d.now();
       const expiresAt = new Date(now.getTime() + this.d.idempotencyWindowSeconds * 1000);
-      const newClaim = { org_id: ctx.orgId, key_id: keyId, caller, fingerprint, created_at: now, expires_at: expiresAt, completed: false, secret_box: null };
+      const newClaim = {
+        org_id: ctx.orgId,
+        key_id: keyId,
+        caller,
+        fingerprint,
+        created_at: now,
+        expires_at: expiresAt,
+        completed: false,
+        secret_box: null,
+      };
       if (await this.d.createRequests.claim(requestId, newClaim)) {
         try {
           const created = await this.insertNewKey(ctx, v, keyId);
@@ -508,10 +525,15 @@ export class KeyManager {
   private requireState(doc: StoredKey, allowed: KeyStateName[]): void {
     const state = documentState(doc, this.d.now());
     if (!allowed.includes(state)) {
-      throw new DomainError(STATE_REASON[state], `key ${doc._id} is ${state.toLowerCase()}; allowed from: ${allowed.join(', ').toLowerCase()}`, [], {
-        key_id: doc._id,
-        state,
-      });
+      throw new DomainError(
+        STATE_REASON[state],
+        `key ${doc._id} is ${state.toLowerCase()}; allowed from: ${allowed.join(', ').toLowerCase()}`,
+        [],
+        {
+          key_id: doc._id,
+          state,
+        },
+      );
     }
   }
 
@@ -581,11 +603,17 @@ export class KeyManager {
 /** The bounds a validated create would give the new key. */
 function createBounds(v: ValidCreateKey): KeyBounds {
   const r = v.rateLimit;
-  return { scopes: v.scopes, environment: v.environment, expiresAt: v.expiresAt, rateLimit: r && { limit: r.limit, windowSeconds: r.window_seconds }, workspaceId: v.workspaceId };
+  return {
+    scopes: v.scopes,
+    environment: v.environment,
+    expiresAt: v.expiresAt,
+    rateLimit: r && { limit: r.limit, windowSeconds: r.window_seconds },
+    workspaceId: v.workspaceId,
+  };
 }
 
 const retiring = (doc: StoredKey, why: string) =>
-  new DomainError('KEY_RETIRING', `key ${doc._id} was rotated to ${doc.replaced_by}; ${why}`, [], {
+  new DomainError('KEY_RETIRING', `key ${doc._id} was rotated to ${doc.replaced_by ?? ''}; ${why}`, [], {
     key_id: doc._id,
     replaced_by: doc.replaced_by ?? '',
   });

@@ -32,7 +32,10 @@ export function retentionSweepTask(
   const before = (at: Date, ms: number) => new Date(at.getTime() - ms);
   const rules: [RetainedCollection, (at: Date, counted: OnDeleted) => Promise<number>][] = [
     // First: a request may hold a sealed copy of a secret, which must go when its window ends.
-    ['create_requests', (at, counted) => store.createRequestsExpired(at, before(at, policy.idempotencyWindowSeconds * 1000), DELETES_PER_RUN, counted)],
+    [
+      'create_requests',
+      (at, counted) => store.createRequestsExpired(at, before(at, policy.idempotencyWindowSeconds * 1000), DELETES_PER_RUN, counted),
+    ],
     ['key_changes', (at, counted) => store.keyChangesBefore(before(at, policy.keyChangeSeconds * 1000), DELETES_PER_RUN, counted)],
     ['key_mutations', (at, counted) => store.finishedClaims(at, before(at, CLAIMS_FINISHED_AFTER_MS), DELETES_PER_RUN, counted)],
     // A day is kept while any of it is within the retention.
@@ -40,15 +43,15 @@ export function retentionSweepTask(
     ['audit_events', (at, counted) => store.auditEventsBefore(before(at, policy.auditDays * DAY_MS), DELETES_PER_RUN, counted)],
   ];
   return async () => {
-    let failure: unknown;
+    const failures: unknown[] = [];
     for (const [collection, sweep] of rules) {
       try {
         await sweep(now(), (count) => onDeleted(collection, count));
       } catch (err) {
-        failure ??= err;
+        failures.push(err);
       }
     }
-    if (failure !== undefined) throw failure;
+    if (failures.length > 0) throw failures[0];
   };
 }
 

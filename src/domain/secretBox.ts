@@ -11,16 +11,18 @@ const TAG_LENGTH = 16;
  */
 export class SecretBox {
   private readonly keys = new Map<string, Buffer>();
+  private readonly current: Buffer;
   private readonly currentKid: string;
 
   constructor(current: Buffer, previous: Buffer[] = []) {
+    this.current = current;
     this.currentKid = kidOf(current);
     for (const k of [current, ...previous]) this.keys.set(kidOf(k), k);
   }
 
   seal(plaintext: string): SealedSecret {
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKid)!, iv);
+    const cipher = createCipheriv('aes-256-gcm', this.current, iv);
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return {
       kid: this.currentKid,

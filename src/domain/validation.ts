@@ -237,7 +237,11 @@ export function validateUpdateKey(input: UpdateKeyInput, mask: string[], now: Da
   }
   for (const path of mask) {
     if (!(UPDATABLE_FIELDS as readonly string[]).includes(path)) {
-      v.add('update_mask', 'INVALID_UPDATE_MASK', `"${path}" cannot be updated (output-only, immutable or unknown); paths: ${UPDATABLE_FIELDS.join(', ')}`);
+      v.add(
+        'update_mask',
+        'INVALID_UPDATE_MASK',
+        `"${path}" cannot be updated (output-only, immutable or unknown); paths: ${UPDATABLE_FIELDS.join(', ')}`,
+      );
     }
   }
   const has = (f: UpdatableField) => mask.includes(f);
@@ -274,10 +278,14 @@ export function validateAuditFilter(f: { action: string; keyId: string; startTim
   const v = new Violations();
   if (f.action !== '' && !ACTION.test(f.action)) v.add('action', 'INVALID_AUDIT_FILTER', 'action must look like "key.create"');
   if (f.keyId !== '' && !isId('key', f.keyId)) v.add('key_id', 'INVALID_ID', 'key_id must be a key_ id');
-  for (const [field, t] of [['start_time', f.startTime], ['end_time', f.endTime]] as const) {
+  for (const [field, t] of [
+    ['start_time', f.startTime],
+    ['end_time', f.endTime],
+  ] as const) {
     if (t) checkTime(t, field, v);
   }
-  if (f.startTime && f.endTime && f.startTime > f.endTime) v.add('end_time', 'INVALID_AUDIT_FILTER', 'end_time must not be before start_time');
+  if (f.startTime && f.endTime && f.startTime > f.endTime)
+    v.add('end_time', 'INVALID_AUDIT_FILTER', 'end_time must not be before start_time');
   v.throwIfAny();
 }
 

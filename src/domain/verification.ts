@@ -7,14 +7,7 @@ import type { RateDecision, RateLimiter } from './rateLimiter';
 import type { UsageRecorder } from './usageRecorder';
 
 export type VerifyCodeName =
-  | 'VALID'
-  | 'MALFORMED'
-  | 'NOT_FOUND'
-  | 'REVOKED'
-  | 'ARCHIVED'
-  | 'EXPIRED'
-  | 'INSUFFICIENT_SCOPE'
-  | 'RATE_LIMITED';
+  'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'REVOKED' | 'ARCHIVED' | 'EXPIRED' | 'INSUFFICIENT_SCOPE' | 'RATE_LIMITED';
 
 export interface VerifyResult {
   code: VerifyCodeName;
@@ -177,9 +170,9 @@ export class Verifier {
       this.inFlight.set(hash, read);
       p = read;
     }
-    return p.catch((err) => {
+    return p.catch((err: unknown) => {
       throw new DomainError('STORAGE_UNAVAILABLE', 'key storage is unreachable and this key cannot be confirmed now; retry', [], {
-        cause: (err as Error).name ?? 'Error',
+        cause: err instanceof Error ? err.name : 'Error',
       });
     });
   }

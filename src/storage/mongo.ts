@@ -1,4 +1,4 @@
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Db, type Document } from 'mongodb';
 import type { Logger } from '../logging/logger';
 import type {
   AuditEventDocument,
@@ -77,7 +77,8 @@ const WRITES = new Set(['insert', 'update', 'delete', 'findAndModify']);
 function countCommands(client: MongoClient): StorageCounters {
   const counters = { reads: 0, writes: 0, keyLookups: 0 };
   client.on('commandStarted', (e) => {
-    if (e.commandName === 'find' && e.command.filter?.hash !== undefined) counters.keyLookups++;
+    const filter = e.command.filter as Document | undefined;
+    if (e.commandName === 'find' && filter?.hash !== undefined) counters.keyLookups++;
     if (READS.has(e.commandName)) counters.reads++;
     else if (WRITES.has(e.commandName)) counters.writes++;
   });
@@ -98,20 +99,23 @@ export function collectionsOf(db: Db): Collections {
   };
 }
 
-/** Idempotent: createIndex with the same spec is a no-op when the index exists. */
+/**
+ * Idempotent: createIndex with the same spec is a no-op when the index exists. Index options and
+ * the createIndexes command's options (none) are given apart, as the driver now wants.
+ */
 export async function ensureIndexes(c: Collections): Promise<void> {
-  await c.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' });
-  await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' });
-  await c.slots.createIndex({ org_id: 1 }, { name: 'org' });
-  await c.mutations.createIndex({ key_id: 1 }, { name: 'key' });
-  await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' });
-  await c.changes.createIndex({ at: 1 }, { name: 'at' });
+  await c.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' }, {});
+  await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' }, {});
+  await c.slots.createIndex({ org_id: 1 }, { name: 'org' }, {});
+  await c.mutations.createIndex({ key_id: 1 }, { name: 'key' }, {});
+  await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' }, {});
+  await c.changes.createIndex({ at: 1 }, { name: 'at' }, {});
   // For the retention sweep's range queries (servers that use indexes; FerretDB scans anyway).
-  await c.usage.createIndex({ day: 1 }, { name: 'day' });
-  await c.audit.createIndex({ time: 1 }, { name: 'time' });
-  await c.mutations.createIndex({ at: 1 }, { name: 'at' });
-  await c.createRequests.createIndex({ created_at: 1 }, { name: 'created_at' });
-  await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' });
+  await c.usage.createIndex({ day: 1 }, { name: 'day' }, {});
+  await c.audit.createIndex({ time: 1 }, { name: 'time' }, {});
+  await c.mutations.createIndex({ at: 1 }, { name: 'at' }, {});
+  await c.createRequests.createIndex({ created_at: 1 }, { name: 'created_at' }, {});
+  await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' }, {});
 }
 
 export async function connectStorage(
@@ -133,7 +137,10 @@ export async function connectStorage(
   await client.connect();
   const db = client.db(dbName);
   const hello = await db.command({ hello: 1 });
-  const build = await db.admin().command({ buildInfo: 1 }).catch(() => ({ version: 'unknown' }));
+  const build = await db
+    .admin()
+    .command({ buildInfo: 1 })
+    .catch(() => ({ version: 'unknown' }));
   logger.info(
     { database: dbName, serverVersion: build.version, replicaSet: hello.setName ?? null },
     hello.setName

@@ -30,7 +30,13 @@ export class RetentionRepository implements RetentionStore {
    * configured if that ends sooner (a shortened window applies to requests already made).
    */
   createRequestsExpired(now: Date, createdBefore: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
-    return deleteMatching(this.c.createRequests, { $or: [{ expires_at: { $lt: now } }, { created_at: { $lt: createdBefore } }] }, budget, onDeleted, this.limits);
+    return deleteMatching(
+      this.c.createRequests,
+      { $or: [{ expires_at: { $lt: now } }, { created_at: { $lt: createdBefore } }] },
+      budget,
+      onDeleted,
+      this.limits,
+    );
   }
 
   keyChangesBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
@@ -86,7 +92,7 @@ async function deleteMatching<T extends Document & { _id: string }>(
     const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
     const ids = (await collection.find(filter, { ...limits.options(), projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
     if (ids.length === 0) break;
-    const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } } as Filter<T>);
+    const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } });
     deleted += deletedCount;
     onDeleted(deletedCount);
     // Fewer than asked for: nothing else matched. None removed: another instance is sweeping the

@@ -83,10 +83,7 @@ export function toStatus(error: DomainError): PartialStatusObject & { metadata: 
     Object.entries(error.metadata).map(([k, v]) => [clipBytes(k, LIMITS.fieldBytes), clipBytes(v, LIMITS.fieldBytes)]),
   );
   const details: Any[] = [
-    packAny(
-      'google.rpc.ErrorInfo',
-      ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: errorMetadata }).finish(),
-    ),
+    packAny('google.rpc.ErrorInfo', ErrorInfo.encode({ reason: error.reason, domain: ERROR_DOMAIN, metadata: errorMetadata }).finish()),
   ];
   if (error.fieldViolations.length > 0) {
     const badRequest = BadRequest.encode({
@@ -99,10 +96,7 @@ export function toStatus(error: DomainError): PartialStatusObject & { metadata: 
     details.push(packAny('google.rpc.BadRequest', badRequest));
   }
   const metadata = new Metadata();
-  metadata.set(
-    STATUS_DETAILS_KEY,
-    Buffer.from(Status.encode({ code, message, details }).finish()),
-  );
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata };
 }
 
@@ -162,7 +156,7 @@ export function toDomainError(err: unknown, logger: Logger): DomainError {
 /** For handlers' callbacks, which take a ServiceError-shaped object. */
 export function toServiceError(error: DomainError): Partial<ServiceError> {
   const s = toStatus(error);
-  return { code: s.code, details: s.details, metadata: s.metadata, message: s.details } as Partial<ServiceError>;
+  return { code: s.code, details: s.details, metadata: s.metadata, message: s.details };
 }
 
 /** For the rpc log's reason (src/transport/interceptor.ts), read back from the trailers. */

@@ -68,15 +68,16 @@ function index(descriptors: FileDescriptorSet) {
   const inputTypes = new Map<string, string>();
   const addMessages = (scope: string, list: DescriptorProto[]) => {
     for (const m of list) {
-      messages.set(`${scope}.${m.name}`, m);
-      addMessages(`${scope}.${m.name}`, m.nestedType);
+      const name = `${scope}.${m.name ?? ''}`;
+      messages.set(name, m);
+      addMessages(name, m.nestedType);
     }
   };
   for (const file of descriptors.file) {
     const pkg = file.package ? `.${file.package}` : '';
     addMessages(pkg, file.messageType);
     for (const s of file.service) {
-      for (const m of s.method) inputTypes.set(`/${pkg.slice(1)}.${s.name}/${m.name}`, m.inputType ?? '');
+      for (const m of s.method) inputTypes.set(`/${pkg.slice(1)}.${s.name ?? ''}/${m.name ?? ''}`, m.inputType ?? '');
     }
   }
 

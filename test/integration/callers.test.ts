@@ -45,8 +45,8 @@ const MATRIX = {
   'expired JWT': all(TOKEN_EXPIRED),
   'JWT with a wrong signature': all(INVALID_TOKEN),
   'JWT with an unknown role': all(INVALID_TOKEN),
-  'member': [DENIED, OK, OK, DENIED, DENIED],
-  'admin': [OK, OK, OK, OK, DENIED],
+  member: [DENIED, OK, OK, DENIED, DENIED],
+  admin: [OK, OK, OK, OK, DENIED],
   'admin of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
   'staff admin with x-organization-id': [OK, OK, OK, OK, DENIED],
   'staff member with x-organization-id': [DENIED, OK, OK, DENIED, DENIED],
@@ -146,8 +146,8 @@ beforeAll(async () => {
       metadata: bearer(await mintUserToken(randomBytes(32).toString('hex'), { sub: newId('usr'), orgId: home, role: 'admin' })),
     },
     'JWT with an unknown role': { metadata: await user({ role: 'owner' as 'admin' }) },
-    'member': { metadata: await user({ role: 'member' }), org: home },
-    'admin': { metadata: adminMd, org: home },
+    member: { metadata: await user({ role: 'member' }), org: home },
+    admin: { metadata: adminMd, org: home },
     'admin of another org': { metadata: await user({ role: 'admin', orgId: other }), org: other },
     'staff admin with x-organization-id': {
       metadata: withHeaders(await user({ role: 'admin', ...staff }), { 'x-organization-id': home }),
@@ -228,9 +228,7 @@ async function call(rpc: Rpc, caller: Caller, cellId: string): Promise<string> {
 }
 
 describe('the authorization matrix (docs/security.md "Authorization")', () => {
-  const cells = Object.entries(MATRIX).flatMap(([caller, row]) =>
-    RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const),
-  );
+  const cells = Object.entries(MATRIX).flatMap(([caller, row]) => RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const));
   it.each(cells)('%s as %s → %s', async (rpc, caller, expected) => {
     expect(await call(rpc, callers[caller], `${caller}/${rpc}`)).toBe(expected);
   });
@@ -255,7 +253,10 @@ describe('no escalation: a key never grants scopes it lacks', () => {
   it.each([
     [['write'], ['read', 'write']],
     [['write'], ['read']],
-    [['read', 'write'], ['read', 'write', 'billing:admin']],
+    [
+      ['read', 'write'],
+      ['read', 'write', 'billing:admin'],
+    ],
   ])('a %j key creating a %j key: SCOPE_ESCALATION', async (has, asks) => {
     const name = `escalate-${randomBytes(4).toString('hex')}`;
     expect(await failure(s.clients.keys.createKey({ name, scopes: asks }, await keyWith(has)))).toMatchObject({
@@ -303,7 +304,10 @@ describe('self-revoke (allow_self_revoke)', () => {
     const k = await createKey(admin, { scopes: ['read'], allowSelfRevoke: true });
     const revoked = (await s.clients.keys.revokeKey({ id: k.id, comment: 'leaked' }, bearer(k.secret))).key!;
     expect(revoked).toMatchObject({ state: KeyState.KEY_STATE_REVOKED, revokedBy: k.id, revokedComment: 'leaked' });
-    expect(await failure(s.clients.keys.listKeys({}, bearer(k.secret)))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'INVALID_API_KEY' });
+    expect(await failure(s.clients.keys.listKeys({}, bearer(k.secret)))).toMatchObject({
+      code: status.UNAUTHENTICATED,
+      reason: 'INVALID_API_KEY',
+    });
   });
 
   it('without allow_self_revoke a [read] key may not revoke itself: INSUFFICIENT_SCOPE', async () => {
@@ -329,10 +333,10 @@ describe('self-revoke (allow_self_revoke)', () => {
 describe('staff acting-as', () => {
   it('records the real actor on what it does in the target organization, reads included, in the audit trail', async () => {
     const staffId = newId('usr');
-    const staff = bearer(
-      await s.userToken({ sub: staffId, orgId: newId('org'), email: 'Ops@Staff.Example', emailVerified: true }),
-      { 'x-organization-id': home, 'x-request-id': `acting-${staffId}` },
-    );
+    const staff = bearer(await s.userToken({ sub: staffId, orgId: newId('org'), email: 'Ops@Staff.Example', emailVerified: true }), {
+      'x-organization-id': home,
+      'x-request-id': `acting-${staffId}`,
+    });
     const created = (await s.clients.keys.createKey({ name: 'by-staff', scopes: ['read'] }, staff)).key!;
     expect(created).toMatchObject({ orgId: home, createdBy: staffId });
     await s.clients.keys.listKeys({}, staff);
@@ -341,7 +345,7 @@ describe('staff acting-as', () => {
 
     const events = await s.collections.audit.find({ actor: staffId }).sort({ time: 1, _id: 1 }).toArray();
     expect(events.map((e) => [e.action, e.org_id, e.acting_as, e.method, e.request_id, e.outcome])).toEqual(
-      ['CreateKey', 'ListKeys', 'RevokeKey'].map((m) => [
+      ['CreateKey', 'ListKeys', 'RevokeKey'].map((m): unknown[] => [
         expect.any(String),
         home,
         'ops@staff.example',
@@ -372,7 +376,9 @@ describe('staff acting-as', () => {
 
 describe('docs/security.md', () => {
   it('can show reasons only: each refusal in MATRIX has the code its reason maps to', () => {
-    const refusals = Object.values(MATRIX).flat().filter((c) => c !== OK);
+    const refusals = Object.values(MATRIX)
+      .flat()
+      .filter((c) => c !== OK);
     for (const c of new Set(refusals)) {
       const [code, reason] = c.split('/');
       expect([c, status[REASON_STATUS[reason as Reason].code]]).toEqual([c, code]);
@@ -382,9 +388,12 @@ describe('docs/security.md', () => {
   it('carries MATRIX as its "## Authorization" table, cell for cell', () => {
     const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'security.md'), 'utf8');
     const section = doc.split(/^## Authorization\s*$/m)[1]?.split(/^## /m)[0] ?? '';
-    const norm = (line: string) =>
-      /^\|[\s:|-]+\|$/.test(line.trim()) ? '|---|' : line.replace(/`/g, '').replace(/\s+/g, ' ').trim();
-    const table = (md: string) => md.split('\n').filter((l) => l.trim().startsWith('|')).map(norm);
+    const norm = (line: string) => (/^\|[\s:|-]+\|$/.test(line.trim()) ? '|---|' : line.replace(/`/g, '').replace(/\s+/g, ' ').trim());
+    const table = (md: string) =>
+      md
+        .split('\n')
+        .filter((l) => l.trim().startsWith('|'))
+        .map(norm);
     if (table(section).join('\n') !== table(authorizationTable()).join('\n')) {
       throw new Error(`docs/security.md "## Authorization" must carry this table (from MATRIX in this file):\n\n${authorizationTable()}\n`);
     }

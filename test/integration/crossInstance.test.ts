@@ -26,11 +26,13 @@ describe('an ended key ends on every instance within 1 s', () => {
   let service: Metadata;
   /** Added to each of B's key lookups after the read itself: B's result arrives late. */
   let lookupDelayMs = 0;
-  const slowly = (lookup: KeyLookup): KeyLookup => async (hash) => {
-    const key = await lookup(hash);
-    if (lookupDelayMs > 0) await sleep(lookupDelayMs);
-    return key;
-  };
+  const slowly =
+    (lookup: KeyLookup): KeyLookup =>
+    async (hash) => {
+      const key = await lookup(hash);
+      if (lookupDelayMs > 0) await sleep(lookupDelayMs);
+      return key;
+    };
   const figures: string[] = [];
 
   beforeAll(async () => {
@@ -77,7 +79,13 @@ describe('an ended key ends on every instance within 1 s', () => {
   }
 
   /** B has the key cached (and answers VALID); then `end` runs through A and returns when the key counts as ended. */
-  async function check(label: string, expected: VerifyCode, end: (key: { id: string; secret: string }) => Promise<number>, requiredScopes: string[] = [], scopes?: string[]) {
+  async function check(
+    label: string,
+    expected: VerifyCode,
+    end: (key: { id: string; secret: string }) => Promise<number>,
+    requiredScopes: string[] = [],
+    scopes?: string[],
+  ) {
     const key = await create(scopes);
     expect(await verifyOnB(key.secret, requiredScopes)).toBe(VALID);
     const lookups = b.app.storage.counters.keyLookups;

@@ -63,10 +63,9 @@ describe('database killed under load', () => {
       for (let n = 0; running; n++) {
         const k = cached[(w * 5 + n) % cached.length];
         const at = Date.now();
-        const code = await clients.verify.verifyKey({ key: k.secret }, service).then(
-          (r) => (r.code === VerifyCode.VERIFY_CODE_VALID ? ('VALID' as const) : ('NOT_VALID' as const)),
-          outcomeOf,
-        );
+        const code = await clients.verify
+          .verifyKey({ key: k.secret }, service)
+          .then((r) => (r.code === VerifyCode.VERIFY_CODE_VALID ? ('VALID' as const) : ('NOT_VALID' as const)), outcomeOf);
         cachedOutcomes.push({ at, ms: Date.now() - at, code });
         await sleep(2);
       }
@@ -104,7 +103,10 @@ describe('database killed under load', () => {
     // Recovery without a restart of the service: an uncached key verifies again.
     let recoveredAt: number | undefined;
     while (!recoveredAt && Date.now() - restartedAt < RECOVERED_WITHIN_MS) {
-      const ok = await clients.verify.verifyKey({ key: uncached[5].secret }, service).then((r) => r.valid, () => false);
+      const ok = await clients.verify.verifyKey({ key: uncached[5].secret }, service).then(
+        (r) => r.valid,
+        () => false,
+      );
       if (ok) recoveredAt = Date.now();
       else await sleep(100);
     }

@@ -3,7 +3,7 @@
 // two `export` lines the page says to paste; every ```sh block then runs in order in one bash
 // shell with a real grpcurl, and every ```json block must be what the block before it printed,
 // apart from the values that differ on each run (ids, times, etags, secrets).
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess, type ExecFileException } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -24,7 +24,9 @@ function grpcurlDirectory(): string {
   if (onPath.status === 0) return join(onPath.stdout.trim(), '..');
   const r = spawnSync('go', ['install', GRPCURL_MODULE], { env: { ...process.env, GOBIN: local }, encoding: 'utf8' });
   if (r.status !== 0) {
-    throw new Error(`${PAGE} needs grpcurl: install Go ≥ 1.24 (the suite installs ${GRPCURL_MODULE} into tools/bin), or put grpcurl on PATH.\n${r.stderr ?? r.error}`);
+    throw new Error(
+      `${PAGE} needs grpcurl: install Go ≥ 1.24 (the suite installs ${GRPCURL_MODULE} into tools/bin), or put grpcurl on PATH.\n${r.stderr ?? r.error}`,
+    );
   }
   return local;
 }
@@ -58,7 +60,7 @@ function normalized(value: unknown): unknown {
     Object.entries(value).map(([k, v]) => {
       const shape = VOLATILE[k];
       if (!shape) return [k, normalized(v)];
-      return [k, typeof v === 'string' && shape.test(v) ? `<${k}>` : `<${k} not matching ${shape}: ${JSON.stringify(v)}>`];
+      return [k, typeof v === 'string' && shape.test(v) ? `<${k}>` : `<${k} not matching ${String(shape)}: ${JSON.stringify(v)}>`];
     }),
   );
 }
@@ -82,11 +84,17 @@ describe(`${PAGE}, run as written`, () => {
     dev = spawn(process.execPath, ['--import', 'tsx', 'src/dev.ts'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, MONGODB_URI: db.uri, MONGODB_DATABASE: db.dbName, GRPC_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: 'off' },
+      env: {
+        PATH: process.env.PATH,
+        MONGODB_URI: db.uri,
+        MONGODB_DATABASE: db.dbName,
+        GRPC_ADDR: `127.0.0.1:${port}`,
+        METRICS_ADDR: 'off',
+      },
     });
-    dev.stderr!.on('data', (d) => (devOutput += d));
+    dev.stderr!.on('data', (d: Buffer) => (devOutput += d.toString()));
     await new Promise<void>((resolve, reject) => {
-      dev!.once('exit', (code) => reject(new Error(`src/dev.ts exited (${code}) before it was ready:\n${devOutput}`)));
+      dev!.once('exit', (code) => reject(new Error(`src/dev.ts exited (${String(code)}) before it was ready:\n${devOutput}`)));
       createInterface({ input: dev!.stdout! }).on('line', (line) => {
         devOutput += `${line}\n`;
         if (line.startsWith('export ')) exportLines.push(line);
@@ -126,11 +134,12 @@ describe(`${PAGE}, run as written`, () => {
     ].join('\n');
     const { stdout } = await promisify(execFile)('bash', ['-c', script], {
       cwd: ROOT,
-      env: { PATH: `${grpcurlDir}:${process.env.PATH}`, HOME: process.env.HOME },
+      env: { PATH: `${grpcurlDir}:${process.env.PATH ?? ''}`, HOME: process.env.HOME },
       maxBuffer: 16 * 1024 * 1024,
-    }).catch((err: { code?: number; stdout?: string }) => {
+    }).catch((err: unknown) => {
+      const { code, stdout } = err as ExecFileException & { stdout?: string };
       // stdout has stderr too (exec 2>&1), so it ends with the failing step's complaint.
-      throw new Error(`a step of ${PAGE} failed (exit ${err.code}); the output so far:\n${err.stdout ?? ''}`);
+      throw new Error(`a step of ${PAGE} failed (exit ${String(code)}); the output so far:\n${stdout ?? ''}`);
     });
     expect(stdout).toContain(marker(blocks.length)); // ran to the end
 
@@ -147,7 +156,7 @@ describe(`${PAGE}, run as written`, () => {
     };
 
     // The documented output, wherever the page shows one.
-    const shown = blocks.flatMap((b, i) => (b.lang === 'json' ? [{ doc: JSON.parse(b.body), shBlock: i - 1 }] : []));
+    const shown = blocks.flatMap((b, i) => (b.lang === 'json' ? [{ doc: JSON.parse(b.body) as unknown, shBlock: i - 1 }] : []));
     expect(shown.length).toBeGreaterThanOrEqual(3);
     for (const { doc, shBlock } of shown) {
       expect(blocks[shBlock].lang).toBe('sh');

@@ -62,7 +62,10 @@ describe('health while the database goes away and comes back', () => {
   it('the container probe exits 0 for SERVING and 1 for any other answer', async () => {
     const port = server.app.port;
     expect(await probe(port)).toEqual({ code: 0, stdout: `127.0.0.1:${port} (server): SERVING\n` });
-    expect(await probe(port, 'apikeys.v1.VerifyService')).toEqual({ code: 0, stdout: `127.0.0.1:${port} apikeys.v1.VerifyService: SERVING\n` });
+    expect(await probe(port, 'apikeys.v1.VerifyService')).toEqual({
+      code: 0,
+      stdout: `127.0.0.1:${port} apikeys.v1.VerifyService: SERVING\n`,
+    });
     const unknown = await probe(port, 'no.such.Service');
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port} no\\.such\\.Service: error: 5 NOT_FOUND`));
@@ -96,9 +99,14 @@ describe('health while the database goes away and comes back', () => {
     const Health = makeGenericClientConstructor(healthService, 'Health');
     const client = new Health(server.address, credentials.createInsecure());
     const seen: unknown[] = [];
-    const watch = (client as unknown as Record<string, Function>).Watch.call(client, { service: '' }) as ClientReadableStream<{ status: unknown }>;
+    const watch = (client as unknown as { Watch: (req: { service: string }) => ClientReadableStream<{ status: unknown }> }).Watch.call(
+      client,
+      {
+        service: '',
+      },
+    );
     const ended = new Promise<{ code?: number }>((resolve) => {
-      watch.on('data', (m) => seen.push(m.status));
+      watch.on('data', (m: { status: unknown }) => seen.push(m.status));
       watch.on('error', resolve);
       watch.on('end', () => resolve({}));
     });

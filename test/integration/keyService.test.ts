@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { KeyState } from '../../src/gen/apikeys/v1/key';
 import { newId } from '../../src/domain/ids';
-import { failure } from '../support/calls';
+import { asServiceError, failure } from '../support/calls';
 import { decodeStatusDetails, startTestServer, type TestServer } from '../support/server';
 
 let s: TestServer;
@@ -145,8 +145,9 @@ describe('the plan limit', () => {
       expect(ok).toHaveLength(10);
       expect(rejected).toHaveLength(20);
       for (const r of rejected) {
-        expect(r.reason.code).toBe(status.RESOURCE_EXHAUSTED);
-        expect(decodeStatusDetails(r.reason).errorInfo?.reason).toBe('PLAN_LIMIT_REACHED');
+        const err = asServiceError(r.reason);
+        expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+        expect(decodeStatusDetails(err).errorInfo?.reason).toBe('PLAN_LIMIT_REACHED');
       }
       expect(await capped.collections.keys.countDocuments({ org_id: orgId, status: 'active' })).toBe(10);
 
@@ -169,10 +170,7 @@ describe('organization isolation', () => {
     const a = await s.admin();
     const b = await s.admin();
     const key = (await s.clients.keys.createKey({ name: 'a-key', scopes: ['read'] }, a.metadata)).key!;
-    for (const call of [
-      s.clients.keys.getKey({ id: key.id }, b.metadata),
-      s.clients.keys.revokeKey({ id: key.id }, b.metadata),
-    ]) {
+    for (const call of [s.clients.keys.getKey({ id: key.id }, b.metadata), s.clients.keys.revokeKey({ id: key.id }, b.metadata)]) {
       expect(await failure(call)).toMatchObject({ code: status.NOT_FOUND, reason: 'KEY_NOT_FOUND' });
     }
     expect((await s.clients.keys.listKeys({}, b.metadata)).keys).toHaveLength(0);

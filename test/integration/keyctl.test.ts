@@ -10,6 +10,15 @@ interface Run {
   stderr: string;
 }
 
+/** What keyctl --json prints: proto3 JSON of the responses, as far as these tests read it. */
+interface KeyJson {
+  id: string;
+  expireTime: string;
+}
+interface ErrorJson {
+  error: { fieldViolations: unknown[] };
+}
+
 /** Runs keyctl as an operator would: a child process, flags and environment. */
 function keyctl(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
@@ -40,13 +49,21 @@ describe('keyctl against a real server', () => {
   afterAll(() => s.stop());
 
   it('create → list → get → revoke → list, with tables by default and --json for scripts', async () => {
-    const created = await keyctl(['--json', 'create', '--name', 'billing backend', '--scopes', 'read,write', '--meta', 'team=billing', '--ttl', '30d'], env);
+    const created = await keyctl(
+      ['--json', 'create', '--name', 'billing backend', '--scopes', 'read,write', '--meta', 'team=billing', '--ttl', '30d'],
+      env,
+    );
     expect(created).toMatchObject({ code: 0, stderr: '' });
-    const body = JSON.parse(created.stdout);
-    const id: string = body.key.id;
+    const body = JSON.parse(created.stdout) as { key: KeyJson; secret: string };
+    const id = body.key.id;
     expect(id).toMatch(/^key_[0-9a-hjkmnp-tv-z]{26}$/);
     expect(body.secret).toMatch(/^sk_live_/);
-    expect(body.key).toMatchObject({ name: 'billing backend', scopes: ['read', 'write'], metadata: { team: 'billing' }, state: 'KEY_STATE_ACTIVE' });
+    expect(body.key).toMatchObject({
+      name: 'billing backend',
+      scopes: ['read', 'write'],
+      metadata: { team: 'billing' },
+      state: 'KEY_STATE_ACTIVE',
+    });
     // --ttl 30d became an expiry about 30 days out.
     expect(Math.abs(new Date(body.key.expireTime).getTime() - (Date.now() + 30 * 86_400_000))).toBeLessThan(60_000);
 
@@ -75,9 +92,9 @@ describe('keyctl against a real server', () => {
 
     const after = await keyctl(['--json', 'list'], env);
     expect(after.code).toBe(0);
-    expect(JSON.parse(after.stdout).keys.map((k: { id: string }) => k.id)).not.toContain(id);
-    const withRevoked = JSON.parse((await keyctl(['--json', 'list', '--include-revoked'], env)).stdout);
-    expect(withRevoked.keys.find((k: { id: string }) => k.id === id)).toMatchObject({ state: 'KEY_STATE_REVOKED', revokedComment: 'leaked in a log' });
+    expect((JSON.parse(after.stdout) as { keys: KeyJson[] }).keys.map((k) => k.id)).not.toContain(id);
+    const withRevoked = JSON.parse((await keyctl(['--json', 'list', '--include-revoked'], env)).stdout) as { keys: KeyJson[] };
+    expect(withRevoked.keys.find((k) => k.id === id)).toMatchObject({ state: 'KEY_STATE_REVOKED', revokedComment: 'leaked in a log' });
   }, 90_000);
 
   it('exits 3 with the reason and what to do when the server refuses, 2 on usage errors, 4 when unreachable', async () => {
@@ -93,7 +110,7 @@ describe('keyctl against a real server', () => {
 
     const invalid = await keyctl(['--json', 'create', '--name', ' ', '--scopes', 'read'], env);
     expect(invalid.code).toBe(3);
-    const error = JSON.parse(invalid.stderr).error;
+    const { error } = JSON.parse(invalid.stderr) as ErrorJson;
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', reason: 'NAME_REQUIRED' });
     expect(error.fieldViolations[0]).toMatchObject({ field: 'name' });
 

@@ -65,7 +65,11 @@ describe('state transitions', () => {
       ['reactivate active', k.reactivateKey({ id: active }, metadata), 'FAILED_PRECONDITION/KEY_NOT_ARCHIVED'],
       ['reactivate revoked', k.reactivateKey({ id: revoked }, metadata), 'FAILED_PRECONDITION/KEY_REVOKED'],
       ['revoke revoked', k.revokeKey({ id: revoked }, metadata), 'FAILED_PRECONDITION/KEY_REVOKED'],
-      ['update revoked', k.updateKey({ key: { id: revoked, name: 'x' }, updateMask: ['name'] }, metadata), 'FAILED_PRECONDITION/KEY_REVOKED'],
+      [
+        'update revoked',
+        k.updateKey({ key: { id: revoked, name: 'x' }, updateMask: ['name'] }, metadata),
+        'FAILED_PRECONDITION/KEY_REVOKED',
+      ],
       ['rotate archived', k.rotateKey({ id: archived }, metadata), 'FAILED_PRECONDITION/KEY_ARCHIVED'],
       ['rotate revoked', k.rotateKey({ id: revoked }, metadata), 'FAILED_PRECONDITION/KEY_REVOKED'],
       ['rotate expired', k.rotateKey({ id: expired }, metadata), 'FAILED_PRECONDITION/KEY_NOT_ACTIVE'],
@@ -126,7 +130,10 @@ describe('UpdateKey (AIP-134)', () => {
     expect(after.etag).not.toBe(before.etag);
     expect(after.updateTime!.getTime()).toBeGreaterThan(before.updateTime!.getTime());
     const cleared = (
-      await s.clients.keys.updateKey({ key: { id: before.id, scopes: ['read', 'write'], metadata: {} }, updateMask: ['scopes', 'metadata', 'expire_time'] }, metadata)
+      await s.clients.keys.updateKey(
+        { key: { id: before.id, scopes: ['read', 'write'], metadata: {} }, updateMask: ['scopes', 'metadata', 'expire_time'] },
+        metadata,
+      )
     ).key!;
     expect(cleared.scopes).toEqual(['read', 'write']);
     expect(cleared.metadata).toEqual({});
@@ -213,9 +220,9 @@ describe('RotateKey', () => {
   it('rejects an overlap beyond the configured maximum', async () => {
     const { metadata, create } = await newOrg();
     const old = await create();
-    expect(
-      await failure(s.clients.keys.rotateKey({ id: old.key!.id, overlap: { seconds: 8 * 86400, nanos: 0 } }, metadata)),
-    ).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_OVERLAP', fields: ['overlap:INVALID_OVERLAP'] });
+    expect(await failure(s.clients.keys.rotateKey({ id: old.key!.id, overlap: { seconds: 8 * 86400, nanos: 0 } }, metadata))).toMatchObject(
+      { code: status.INVALID_ARGUMENT, reason: 'INVALID_OVERLAP', fields: ['overlap:INVALID_OVERLAP'] },
+    );
   });
 });
 
@@ -250,9 +257,10 @@ describe('recoverable secrets', () => {
     const plain = await startTestServer('norecover');
     try {
       const { metadata } = await plain.admin();
-      expect(
-        await failure(plain.clients.keys.createKey({ name: 'r', scopes: ['read'], recoverable: true }, metadata)),
-      ).toMatchObject({ code: status.FAILED_PRECONDITION, reason: 'RECOVERY_DISABLED' });
+      expect(await failure(plain.clients.keys.createKey({ name: 'r', scopes: ['read'], recoverable: true }, metadata))).toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        reason: 'RECOVERY_DISABLED',
+      });
     } finally {
       await plain.stop();
     }
@@ -325,7 +333,10 @@ describe('audit log', () => {
     const all: string[] = [];
     let token = '';
     do {
-      const page = await s.clients.keys.listAuditEvents({ action: 'key.create', pageSize: 2, pageToken: token, startTime: start }, metadata);
+      const page = await s.clients.keys.listAuditEvents(
+        { action: 'key.create', pageSize: 2, pageToken: token, startTime: start },
+        metadata,
+      );
       all.push(...page.events.map((e) => e.id));
       token = page.nextPageToken;
     } while (token);

@@ -24,7 +24,12 @@ interface LogLine {
   component?: string;
   [field: string]: unknown;
 }
-const parsed = () => s.logs.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogLine);
+const parsed = () =>
+  s.logs
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LogLine);
 const accessLines = () => parsed().filter((l) => l.msg === 'rpc');
 
 describe('log capture', () => {
@@ -63,21 +68,27 @@ describe('log capture', () => {
         () => s.clients.keys.createKey({ name: 'x', scopes: ['read'] }, roKey),
         { method: `${K}CreateKey`, callerKind: 'apiKey', orgId, code: 'PERMISSION_DENIED', reason: 'INSUFFICIENT_SCOPE' },
       ],
-      [() => s.clients.verify.verifyKey({ key: rw.secret }, service), { method: V, callerKind: 'service', callerId: 'service:1', code: 'OK' }],
+      [
+        () => s.clients.verify.verifyKey({ key: rw.secret }, service),
+        { method: V, callerKind: 'service', callerId: 'service:1', code: 'OK' },
+      ],
       [() => s.clients.verify.verifyKey({ key: unknownKey }, service), { method: V, callerKind: 'service', code: 'OK' }],
       [() => s.clients.verify.verifyKey({ key: rw.secret }, admin), { method: V, callerKind: 'user', code: 'PERMISSION_DENIED' }],
-      [() => s.clients.keys.listKeys({}, bearer(bogusServiceToken)), { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'INVALID_TOKEN' }],
+      [
+        () => s.clients.keys.listKeys({}, bearer(bogusServiceToken)),
+        { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'INVALID_TOKEN' },
+      ],
       [() => s.clients.keys.listKeys({}, expired), { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'TOKEN_EXPIRED' }],
       [() => s.clients.keys.listKeys({}, forged), { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'INVALID_TOKEN' }],
-      [() => s.clients.keys.listKeys({}, bearer(unknownKey)), { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'INVALID_API_KEY' }],
+      [
+        () => s.clients.keys.listKeys({}, bearer(unknownKey)),
+        { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'INVALID_API_KEY' },
+      ],
       [
         () => s.clients.keys.listKeys({}, staff),
         { method: `${K}ListKeys`, callerKind: 'user', callerId: staffId, orgId, actingAs: true, code: 'OK' },
       ],
-      [
-        () => s.clients.keys.listKeys({}, member),
-        { callerKind: 'user', code: 'PERMISSION_DENIED', reason: 'ACTING_AS_FORBIDDEN' },
-      ],
+      [() => s.clients.keys.listKeys({}, member), { callerKind: 'user', code: 'PERMISSION_DENIED', reason: 'ACTING_AS_FORBIDDEN' }],
       [() => s.clients.keys.revokeKey({ id: ro.key!.id }, admin), { method: `${K}RevokeKey`, callerKind: 'user', orgId, code: 'OK' }],
       [() => s.clients.keys.listKeys({}, roKey), { callerKind: 'anonymous', code: 'UNAUTHENTICATED', reason: 'INVALID_API_KEY' }],
       [() => s.clients.keys.listKeys({}, badRequestId), { code: 'INVALID_ARGUMENT', reason: 'INVALID_REQUEST_ID_HEADER' }],

@@ -36,8 +36,7 @@ async function send(path: string, body: Uint8Array, credential = authorization):
 
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
 const uniqueName = () => `raw ${randomBytes(6).toString('hex')}`;
-const createKey = (name: string, expireTime: Uint8Array) =>
-  message([1, name], [2, 'read'], [4, expireTime]);
+const createKey = (name: string, expireTime: Uint8Array) => message([1, name], [2, 'read'], [4, expireTime]);
 
 describe('Timestamps outside google.protobuf.Timestamp', () => {
   it('a valid expire_time sent the same way is stored (the raw path itself works)', async () => {

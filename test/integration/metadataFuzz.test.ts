@@ -1,7 +1,15 @@
 // Hostile metadata — random, oversized, binary and repeated values of authorization,
 // x-api-key, x-organization-id and x-request-id — never crashes the server and is always
 // answered with UNAUTHENTICATED, PERMISSION_DENIED or INVALID_ARGUMENT and a caller reason.
-import { credentials, loadPackageDefinition, Metadata, status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type Client,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
@@ -25,7 +33,7 @@ const ALLOWED = [
   'INVALID_ARGUMENT/INVALID_ORGANIZATION_ID',
   'INVALID_ARGUMENT/INVALID_REQUEST_ID_HEADER',
 ];
-const answer = (f: { code: number; reason?: string }) => `${status[f.code]}/${f.reason}`;
+const answer = (f: { code: number; reason?: string }) => `${status[f.code]}/${f.reason ?? '-'}`;
 
 let s: TestServer;
 let home: string;
@@ -46,14 +54,37 @@ beforeAll(async () => {
   const unknownKey = generateSecret('sk', 'live');
   const flip = (t: string) => t.slice(0, -1) + (t.endsWith('A') ? 'B' : 'A');
   nearMisses = [
-    '', ' ', 'Bearer', 'Bearer ', 'bearer  x', 'Basic Zm9vOmJhcg==',
-    `Bearer ${flip(jwt)}`, `Bearer ${expired}`, `Bearer ${jwt.split('.').slice(0, 2).join('.')}.`,
+    '',
+    ' ',
+    'Bearer',
+    'Bearer ',
+    'bearer  x',
+    'Basic Zm9vOmJhcg==',
+    `Bearer ${flip(jwt)}`,
+    `Bearer ${expired}`,
+    `Bearer ${jwt.split('.').slice(0, 2).join('.')}.`,
     'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c3JfMSJ9.', // alg "none"
-    secret, `Bearer ${secret}`, // revoked
-    unknownKey, `Bearer ${unknownKey}`, flip(unknownKey), `Bearer ${flip(unknownKey)}`,
-    `Bearer ${flip(s.verifyToken)}`, `Bearer ${s.verifyToken} `,
-    home, newId('org'), `${home} `, home.toUpperCase(), 'org_', `org_${'z'.repeat(27)}`,
-    'req-1', newId('key'), '$where', '{"$gt":""}', '../../etc/passwd', '%00', '\\u0000',
+    secret,
+    `Bearer ${secret}`, // revoked
+    unknownKey,
+    `Bearer ${unknownKey}`,
+    flip(unknownKey),
+    `Bearer ${flip(unknownKey)}`,
+    `Bearer ${flip(s.verifyToken)}`,
+    `Bearer ${s.verifyToken} `,
+    home,
+    newId('org'),
+    `${home} `,
+    home.toUpperCase(),
+    'org_',
+    `org_${'z'.repeat(27)}`,
+    'req-1',
+    newId('key'),
+    '$where',
+    '{"$gt":""}',
+    '../../etc/passwd',
+    '%00',
+    '\\u0000',
   ];
 });
 afterAll(() => s.stop());
@@ -67,7 +98,12 @@ const valueArb = () =>
     { weight: 3, arbitrary: ascii(60).map((t) => `Bearer ${t}`) },
     { weight: 4, arbitrary: fc.constantFrom(...nearMisses) },
     // Oversized: 1–4 KB each (the whole metadata is kept under the 16 KB limit, see fc.pre).
-    { weight: 1, arbitrary: fc.tuple(fc.string({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1024, max: 4096 })).map(([t, n]) => t.repeat(n).slice(0, n)) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.string({ minLength: 1, maxLength: 8 }), fc.integer({ min: 1024, max: 4096 }))
+        .map(([t, n]) => t.repeat(n).slice(0, n)),
+    },
   );
 const BIN_KEYS = HEADERS.map((h) => `${h}-bin`);
 
@@ -98,7 +134,8 @@ function healthCheck(): Promise<string> {
   return new Promise((resolve, reject) =>
     client.check({ service: '' }, (e, r) => {
       client.close();
-      return e ? reject(e) : resolve(r!.status);
+      if (e) reject(e);
+      else resolve(r!.status);
     }),
   );
 }
@@ -137,7 +174,12 @@ describe('metadata fuzz', () => {
         fc.array(fc.tuple(fc.constantFrom(...BIN_KEYS), fc.uint8Array({ maxLength: 1024 })), { maxLength: 3 }),
         async (rpc, who, [auth, apiKey, org, requestId], bin) => {
           const md = new Metadata();
-          const values: Record<string, string[]> = { authorization: auth, 'x-api-key': apiKey, 'x-organization-id': org, 'x-request-id': requestId };
+          const values: Record<string, string[]> = {
+            authorization: auth,
+            'x-api-key': apiKey,
+            'x-organization-id': org,
+            'x-request-id': requestId,
+          };
           if (who === 'member') {
             values.authorization = [`Bearer ${memberToken}`];
             // HTTP/2 drops a value with leading or trailing whitespace before the server sees

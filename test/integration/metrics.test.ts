@@ -17,7 +17,11 @@ describe('/metrics', () => {
   let other: TestServer;
   beforeAll(async () => {
     // No invalidation polling (and a bound to match), so cache counts come from the calls below alone; fast flushes.
-    s = await startTestServer('metrics', { INVALIDATION_POLL_MS: '3600000', VERIFY_REVOCATION_BOUND_MS: '7200000', USAGE_FLUSH_INTERVAL_MS: '200' });
+    s = await startTestServer('metrics', {
+      INVALIDATION_POLL_MS: '3600000',
+      VERIFY_REVOCATION_BOUND_MS: '7200000',
+      USAGE_FLUSH_INTERVAL_MS: '200',
+    });
     other = await startTestServer('metrics_other');
   });
   afterAll(async () => {
@@ -61,7 +65,9 @@ describe('/metrics', () => {
     expect(handled(m, 'VerifyService', 'VerifyKey', 'OK')).toBe(8);
     expect(handled(m, 'VerifyService', 'VerifyKey', 'INVALID_ARGUMENT')).toBe(1);
     expect(sampleValue(m, 'grpc_server_started_total', { grpc_service: 'apikeys.v1.VerifyService', grpc_method: 'VerifyKey' })).toBe(9);
-    expect(sampleValue(m, 'grpc_server_handling_seconds_count', { grpc_service: 'apikeys.v1.KeyService', grpc_method: 'CreateKey' })).toBe(2);
+    expect(sampleValue(m, 'grpc_server_handling_seconds_count', { grpc_service: 'apikeys.v1.KeyService', grpc_method: 'CreateKey' })).toBe(
+      2,
+    );
     expect(sampleValue(m, 'grpc_server_in_flight')).toBe(0);
     expect(sampleValue(m, 'apikeys_grpc_metadata_rejected_total')).toBe(1);
 
@@ -97,7 +103,7 @@ describe('/metrics', () => {
   });
 
   it('answers 404 off /metrics', async () => {
-    const res = await fetch(`http://127.0.0.1:${s.app.metricsPort}/`);
+    const res = await fetch(`http://127.0.0.1:${s.app.metricsPort!}/`);
     expect(res.status).toBe(404);
     await res.text();
   });

@@ -27,16 +27,58 @@ const CLIENT_CODES = new Set([
 
 /** Operators and driver fields the service itself sends; anything else starting with "$" is not ours. */
 const OWN_DOLLAR_KEYS = new Set([
-  '$db', '$readPreference', '$clusterTime', '$set', '$setOnInsert', '$unset', '$inc', '$max', '$min',
-  '$gte', '$gt', '$lte', '$lt', '$in', '$nin', '$ne', '$eq', '$and', '$or', '$exists', '$match', '$group',
-  '$sort', '$limit', '$sum', '$count', '$project', '$skip',
+  '$db',
+  '$readPreference',
+  '$clusterTime',
+  '$set',
+  '$setOnInsert',
+  '$unset',
+  '$inc',
+  '$max',
+  '$min',
+  '$gte',
+  '$gt',
+  '$lte',
+  '$lt',
+  '$in',
+  '$nin',
+  '$ne',
+  '$eq',
+  '$and',
+  '$or',
+  '$exists',
+  '$match',
+  '$group',
+  '$sort',
+  '$limit',
+  '$sum',
+  '$count',
+  '$project',
+  '$skip',
 ]);
 
 // ---------- arbitraries ----------
 
 const nasty = fc.constantFrom(
-  '', ' ', '\u0000', 'a\u0000b', '$where', '$gt', '{"$ne":null}', 'a.b', '.', '$', '__proto__', 'constructor',
-  '\u202e', '\ud83d\ude00', '\uFFFF', 'key_', 'KEY_01J0000000000000000000000', 'org_', '../../etc/passwd',
+  '',
+  ' ',
+  '\u0000',
+  'a\u0000b',
+  '$where',
+  '$gt',
+  '{"$ne":null}',
+  'a.b',
+  '.',
+  '$',
+  '__proto__',
+  'constructor',
+  '\u202e',
+  '\ud83d\ude00',
+  '\uFFFF',
+  'key_',
+  'KEY_01J0000000000000000000000',
+  'org_',
+  '../../etc/passwd',
 );
 const text = fc.oneof(
   { weight: 3, arbitrary: fc.string({ unit: 'grapheme', maxLength: 40 }) },
@@ -96,12 +138,18 @@ describe('request fuzz over every RPC', () => {
   /** Notes the request's dangerous strings, and makes fast-check print the request in a counterexample. */
   function labelled(req: unknown, run: () => Promise<unknown>): () => Promise<unknown> {
     note(req);
-    const short = JSON.stringify(req, (_k, v) => (typeof v === 'string' && v.length > 80 ? `${v.slice(0, 20)}…(${v.length} chars)` : Array.isArray(v) && v.length > 10 ? `[${v.length} items]` : v));
+    const short = JSON.stringify(req, (_k, v: unknown) =>
+      typeof v === 'string' && v.length > 80
+        ? `${v.slice(0, 20)}…(${v.length} chars)`
+        : Array.isArray(v) && v.length > 10
+          ? `[${v.length} items]`
+          : v,
+    );
     return Object.assign(run, { [fc.toStringMethod]: () => short });
   }
 
   /** Sends one request; returns null when the client library refused to encode it (never sent). */
-  async function answer(call: () => Promise<unknown>): Promise<{ code: number; reason?: string } | null> {
+  async function answer(call: () => Promise<unknown>): Promise<{ code: status; reason?: string } | null> {
     let p: Promise<unknown>;
     try {
       p = call();
@@ -120,7 +168,10 @@ describe('request fuzz over every RPC', () => {
       } catch {
         reason = undefined;
       }
-      return { code: e.code, reason: reason ?? (e.details.includes('message larger than max') ? 'TRANSPORT_MESSAGE_TOO_LARGE' : undefined) };
+      return {
+        code: e.code,
+        reason: reason ?? (e.details.includes('message larger than max') ? 'TRANSPORT_MESSAGE_TOO_LARGE' : undefined),
+      };
     }
   }
 
@@ -154,8 +205,18 @@ describe('request fuzz over every RPC', () => {
     updateKey: () =>
       fc
         .record({
-          key: fc.record({ id: id(), name: text, scopes: stringList, metadata: metadataMap, expireTime: fc.option(date, { nil: undefined }), etag: text }),
-          updateMask: fc.array(fc.oneof(text, fc.constantFrom('name', 'scopes', 'metadata', 'expire_time', 'rate_limit', 'etag', 'org_id')), { maxLength: 6 }),
+          key: fc.record({
+            id: id(),
+            name: text,
+            scopes: stringList,
+            metadata: metadataMap,
+            expireTime: fc.option(date, { nil: undefined }),
+            etag: text,
+          }),
+          updateMask: fc.array(
+            fc.oneof(text, fc.constantFrom('name', 'scopes', 'metadata', 'expire_time', 'rate_limit', 'etag', 'org_id')),
+            { maxLength: 6 },
+          ),
         })
         .map((req) => labelled(req, () => s.clients.keys.updateKey(req, admin, opts()))),
     revokeKey: () => fc.record({ id: id(), comment: text }).map((req) => labelled(req, () => s.clients.keys.revokeKey(req, admin, opts()))),
@@ -197,21 +258,25 @@ describe('request fuzz over every RPC', () => {
   const opts = () => ({ deadline: Date.now() + 10_000 });
   const tally: Record<string, Record<string, number>> = {};
 
-  it.each(Object.keys(RPCS))('%s: only OK or a documented client error, with a reason', async (rpc) => {
-    await fc.assert(
-      fc.asyncProperty(RPCS[rpc](), async (call) => {
-        const a = await answer(call);
-        if (!a) return; // not encodable by the client: nothing was sent
-        const label = a.code === status.OK ? 'OK' : `${status[a.code]}/${a.reason ?? '-'}`;
-        (tally[rpc] ??= {})[label] = ((tally[rpc] ??= {})[label] ?? 0) + 1;
-        if (a.code === status.OK) return;
-        expect(CLIENT_CODES).toContain(a.code);
-        expect(a.reason).toBeDefined();
-      }),
-      // No shrinking: each step is a real call, and the first counterexample is what we need.
-      { numRuns: RUNS, endOnFailure: true },
-    );
-  }, 120_000);
+  it.each(Object.keys(RPCS))(
+    '%s: only OK or a documented client error, with a reason',
+    async (rpc) => {
+      await fc.assert(
+        fc.asyncProperty(RPCS[rpc](), async (call) => {
+          const a = await answer(call);
+          if (!a) return; // not encodable by the client: nothing was sent
+          const label = a.code === status.OK ? 'OK' : `${status[a.code]}/${a.reason ?? '-'}`;
+          (tally[rpc] ??= {})[label] = ((tally[rpc] ??= {})[label] ?? 0) + 1;
+          if (a.code === status.OK) return;
+          expect(CLIENT_CODES).toContain(a.code);
+          expect(a.reason).toBeDefined();
+        }),
+        // No shrinking: each step is a real call, and the first counterexample is what we need.
+        { numRuns: RUNS, endOnFailure: true },
+      );
+    },
+    120_000,
+  );
 
   it('left the server healthy, logged no unexpected error, and sent MongoDB no field name from the input', async () => {
     expect(await checkHealth(s.address)).toBe('SERVING');
@@ -223,7 +288,13 @@ describe('request fuzz over every RPC', () => {
     const inputKeysSeen: string[] = [];
     const walk = (v: unknown): void => {
       if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === 'object' && !(v instanceof Date) && !Buffer.isBuffer(v) && (v as { _bsontype?: string })._bsontype === undefined) {
+      else if (
+        v &&
+        typeof v === 'object' &&
+        !(v instanceof Date) &&
+        !Buffer.isBuffer(v) &&
+        (v as { _bsontype?: string })._bsontype === undefined
+      ) {
         for (const [k, child] of Object.entries(v)) {
           if (k.startsWith('$')) dollarKeys.add(k);
           if (dangerous.has(k)) inputKeysSeen.push(k);
@@ -235,6 +306,8 @@ describe('request fuzz over every RPC', () => {
     expect(sent.length).toBeGreaterThan(RUNS);
     expect([...dollarKeys].filter((k) => !OWN_DOLLAR_KEYS.has(k))).toEqual([]);
     expect(inputKeysSeen).toEqual([]);
-    process.stdout.write(`request fuzz (${RUNS} runs per RPC): ${JSON.stringify(tally)}\noperators sent: ${[...dollarKeys].sort().join(' ')}\n`);
+    process.stdout.write(
+      `request fuzz (${RUNS} runs per RPC): ${JSON.stringify(tally)}\noperators sent: ${[...dollarKeys].sort().join(' ')}\n`,
+    );
   });
 });

@@ -46,7 +46,10 @@ describe('retention sweep', () => {
 
   it('key_usage_daily: days older than USAGE_RETENTION_DAYS (400) go, later days stay', async () => {
     const keyId = newId('key');
-    const day = (daysAgo: number) => ago(daysAgo * DAY_MS).toISOString().slice(0, 10);
+    const day = (daysAgo: number) =>
+      ago(daysAgo * DAY_MS)
+        .toISOString()
+        .slice(0, 10);
     const doc = (d: string) => ({ _id: `${keyId}|${d}`, key_id: keyId, day: d, count: 3 });
     await s.collections.usage.insertMany([doc(day(402)), doc(day(401)), doc(day(399)), doc(day(0))]);
     await twoSweeps();

@@ -212,7 +212,17 @@ function boundsOfParams(p: CreateParams, c: Caller): Bounds {
 /** What makes two CreateKey requests "the same parameters". */
 function fingerprint(p: CreateParams, c: Caller): string {
   const b = boundsOfParams(p, c);
-  return JSON.stringify([p.name, [...b.scopes].sort(), b.environment, b.expiresAt, Object.entries(p.metadata).sort(), b.workspaceId, p.allowSelfRevoke, p.recoverable, b.rateLimit]);
+  return JSON.stringify([
+    p.name,
+    [...b.scopes].sort(),
+    b.environment,
+    b.expiresAt,
+    Object.entries(p.metadata).sort(),
+    b.workspaceId,
+    p.allowSelfRevoke,
+    p.recoverable,
+    b.rateLimit,
+  ]);
 }
 
 // ---------------------------------------------------------------- symbolic steps (what fast-check generates)
@@ -254,7 +264,14 @@ interface UpdateSpec {
 }
 type Step =
   | { rpc: 'CreateKey'; caller: CallerPick; spec: CreateSpec }
-  | { rpc: 'Replay'; caller: CallerPick; pick: number; byKey: boolean; variant: 'same' | 'otherCaller' | 'otherParams'; change: 'name' | 'scopes' | 'recoverable' | 'expiry' }
+  | {
+      rpc: 'Replay';
+      caller: CallerPick;
+      pick: number;
+      byKey: boolean;
+      variant: 'same' | 'otherCaller' | 'otherParams';
+      change: 'name' | 'scopes' | 'recoverable' | 'expiry';
+    }
   | { rpc: 'GetKey' | 'ArchiveKey' | 'ReactivateKey' | 'DeleteKey' | 'GetKeySecret'; caller: CallerPick; target: TargetPick }
   | { rpc: 'ListKeys'; caller: CallerPick; includeRevoked: boolean; includeArchived: boolean }
   | { rpc: 'ListAuditEvents'; caller: CallerPick }
@@ -360,10 +377,21 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: oneKey('ReactivateKey') },
   { weight: 1, arbitrary: oneKey('DeleteKey') },
   { weight: 2, arbitrary: oneKey('GetKeySecret') },
-  { weight: 1, arbitrary: fc.record({ rpc: fc.constant('ListKeys' as const), caller: callerPick, includeRevoked: fc.boolean(), includeArchived: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      rpc: fc.constant('ListKeys' as const),
+      caller: callerPick,
+      includeRevoked: fc.boolean(),
+      includeArchived: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ rpc: fc.constant('ListAuditEvents' as const), caller: callerPick }) },
   { weight: 5, arbitrary: fc.record({ rpc: fc.constant('UpdateKey' as const), caller: callerPick, target: targetPick, spec: updateSpec }) },
-  { weight: 2, arbitrary: fc.record({ rpc: fc.constant('RevokeKey' as const), caller: callerPick, target: targetPick, comment: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ rpc: fc.constant('RevokeKey' as const), caller: callerPick, target: targetPick, comment: fc.boolean() }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -396,7 +424,7 @@ class StepsArbitrary extends fc.Arbitrary<Step[]> {
   generate(mrng: fc.Random, biasFactor: number | undefined): fc.Value<Step[]> {
     return this.wrap(Array.from({ length: STEPS }, () => stepArb.generate(mrng, biasFactor)));
   }
-  canShrinkWithoutContext(value: unknown): value is Step[] {
+  canShrinkWithoutContext(_value: unknown): _value is Step[] {
     return false;
   }
   shrink(value: Step[], context: unknown): fc.Stream<fc.Value<Step[]>> {
@@ -410,7 +438,8 @@ class StepsArbitrary extends fc.Arbitrary<Step[]> {
       }
       for (let i = items.length - 1; i >= 0; i--) yield wrap([...items.slice(0, i), ...items.slice(i + 1)]);
       for (let i = 0; i < items.length; i++) {
-        for (const smaller of stepArb.shrink(items[i].value, items[i].context)) yield wrap([...items.slice(0, i), smaller, ...items.slice(i + 1)]);
+        for (const smaller of stepArb.shrink(items[i].value, items[i].context))
+          yield wrap([...items.slice(0, i), smaller, ...items.slice(i + 1)]);
       }
     }
     return new fc.Stream(candidates());
@@ -454,7 +483,13 @@ async function attempt<T>(call: () => Promise<T>): Promise<Result<T> & Window> {
     return { ok: true, value, t0, t1: Date.now() };
   } catch (err) {
     const e = err as ServiceError;
-    return { ok: false, reason: decodeStatusDetails(e).errorInfo?.reason ?? `(${status[e.code]}: ${e.details})`, code: e.code, t0, t1: Date.now() };
+    return {
+      ok: false,
+      reason: decodeStatusDetails(e).errorInfo?.reason ?? `(${status[e.code]}: ${e.details})`,
+      code: e.code,
+      t0,
+      t1: Date.now(),
+    };
   }
 }
 const text = (r: Result<unknown>) => (r.ok ? 'OK' : r.reason);
@@ -466,7 +501,12 @@ function fail(run: Run, what: string): never {
 
 async function newRun(initial: CreateSpec[]): Promise<Run> {
   const orgIds = { home: newId('org'), other: newId('org') };
-  const user = async (org: OrgName, role: 'admin' | 'member', extra: { email?: string; emailVerified?: boolean; orgId?: string } = {}, headers: Record<string, string> = {}) => {
+  const user = async (
+    org: OrgName,
+    role: 'admin' | 'member',
+    extra: { email?: string; emailVerified?: boolean; orgId?: string } = {},
+    headers: Record<string, string> = {},
+  ) => {
     const id = newId('usr');
     return { id, org, role, md: bearer(await userToken({ sub: id, orgId: extra.orgId ?? orgIds[org], role, ...extra }), headers) };
   };
@@ -477,7 +517,12 @@ async function newRun(initial: CreateSpec[]): Promise<Run> {
       admin: await user('home', 'admin'),
       member: await user('home', 'member'),
       // Staff of their own organization, acting as this one: they act with their own role.
-      staff: await user('home', 'admin', { email: 'ops@staff.example', emailVerified: true, orgId: newId('org') }, { 'x-organization-id': orgIds.home }),
+      staff: await user(
+        'home',
+        'admin',
+        { email: 'ops@staff.example', emailVerified: true, orgId: newId('org') },
+        { 'x-organization-id': orgIds.home },
+      ),
       otherAdmin: await user('other', 'admin'),
     },
     ghost: generateSecret('sk', 'live'),
@@ -604,7 +649,12 @@ function describeBounds(run: Run, b: Bounds): string {
   return parts.join(' ');
 }
 function describeKey(run: Run, k: MKey): string {
-  const flags = [k.status, k.replacedBy ? `replaced by ${run.keys.find((x) => x.id === k.replacedBy)?.label}` : '', k.allowSelfRevoke ? 'self-revoke' : '', k.recoverable ? 'recoverable' : '']
+  const flags = [
+    k.status,
+    k.replacedBy ? `replaced by ${run.keys.find((x) => x.id === k.replacedBy)?.label ?? k.replacedBy}` : '',
+    k.allowSelfRevoke ? 'self-revoke' : '',
+    k.recoverable ? 'recoverable' : '',
+  ]
     .filter(Boolean)
     .join(', ');
   return `${k.label}${k.org === 'other' ? '@other' : ''} {${describeBounds(run, k)}; ${flags}}`;
@@ -616,8 +666,19 @@ function describeCaller(run: Run, c: Caller): string {
 }
 const describeTarget = (run: Run, t: Target) => ('phantom' in t ? 'a key that never existed' : describeKey(run, t));
 function describeParams(run: Run, p: CreateParams): string {
-  const b: Bounds = { scopes: p.scopes, environment: (p.environment || 'default') as Env, expiresAt: p.expireTime, rateLimit: p.rateLimit, workspaceId: p.workspaceId || null };
-  const flags = [p.allowSelfRevoke ? 'self-revoke' : '', p.recoverable ? 'recoverable' : '', p.requestId ? `request_id ${p.requestId}` : '', `name ${p.name}`]
+  const b: Bounds = {
+    scopes: p.scopes,
+    environment: (p.environment || 'default') as Env,
+    expiresAt: p.expireTime,
+    rateLimit: p.rateLimit,
+    workspaceId: p.workspaceId || null,
+  };
+  const flags = [
+    p.allowSelfRevoke ? 'self-revoke' : '',
+    p.recoverable ? 'recoverable' : '',
+    p.requestId ? `request_id ${p.requestId}` : '',
+    `name ${p.name}`,
+  ]
     .filter(Boolean)
     .join(', ');
   return `{${describeBounds(run, b)}; ${flags}}`;
@@ -638,19 +699,25 @@ function judge(run: Run, what: string, r: Result<unknown>, expected: Expected[])
 /** Promise 1: a secret reaches only a caller that dominates its key (admins: their own organization). */
 function checkSecretReceiver(run: Run, c: Caller, k: MKey, secret: string, how: string): void {
   if (!secret) return;
-  const ok = c.kind === 'user' ? c.role === 'admin' && c.org === k.org : c.kind === 'key' && c.key.org === k.org && escalation(c.key, k) === null;
-  if (!ok) fail(run, `SECURITY: ${describeCaller(run, c)} received the secret of ${describeKey(run, k)} (${how}), a key it does not dominate`);
+  const ok =
+    c.kind === 'user' ? c.role === 'admin' && c.org === k.org : c.kind === 'key' && c.key.org === k.org && escalation(c.key, k) === null;
+  if (!ok)
+    fail(run, `SECURITY: ${describeCaller(run, c)} received the secret of ${describeKey(run, k)} (${how}), a key it does not dominate`);
 }
 /** Promise 1: an API key changes, ends or revives only keys it dominates, as they are and as they would become. */
 function checkActsWithin(run: Run, c: Caller, holder: Bounds | null, what: string, ...keys: Bounds[]): void {
   if (c.kind !== 'key' || !holder) return;
   for (const k of keys) {
     const e = escalation(holder, k);
-    if (e) fail(run, `SECURITY: ${describeCaller(run, c)} succeeded at ${what} on a key it does not dominate (${e}): {${describeBounds(run, k)}}`);
+    if (e)
+      fail(
+        run,
+        `SECURITY: ${describeCaller(run, c)} succeeded at ${what} on a key it does not dominate (${e}): {${describeBounds(run, k)}}`,
+      );
   }
 }
 
-function protoState(st: KeyState): State | string {
+function protoState(st: KeyState): string {
   switch (st) {
     case KeyState.KEY_STATE_ACTIVE:
       return 'ACTIVE';
@@ -743,12 +810,16 @@ async function createKey(run: Run, c: Caller, p: CreateParams, how = 'CreateKey'
     checkKey(run, `${how} (replay)`, got.key, first!, r);
     const secret = first!.replayable ? first!.secret : '';
     if (got.secret !== secret) {
-      fail(run, `${how} (replay of ${first!.label}): secret ${got.secret ? 'returned' : 'empty'}, the model expected ${secret ? 'the first secret' : 'none (the key was revoked or deleted)'}`);
+      fail(
+        run,
+        `${how} (replay of ${first!.label}): secret ${got.secret ? 'returned' : 'empty'}, the model expected ${secret ? 'the first secret' : 'none (the key was revoked or deleted)'}`,
+      );
     }
     checkSecretReceiver(run, c, first!, got.secret, 'request_id replay');
     return;
   }
-  if (run.keys.some((k) => k.id === got.key?.id)) fail(run, `${how}: answered with the existing key ${got.key?.id} instead of a new one`);
+  if (run.keys.some((k) => k.id === got.key?.id))
+    fail(run, `${how}: answered with the existing key ${got.key?.id ?? ''} instead of a new one`);
   const b = boundsOfParams(p, c);
   const k: MKey = {
     ...b,
@@ -772,7 +843,7 @@ async function createKey(run: Run, c: Caller, p: CreateParams, how = 'CreateKey'
   checkSecretReceiver(run, c, k, got.secret, how);
   run.keys.push(k);
   if (p.requestId) {
-    run.requests.set(`${org}:${p.requestId}`, {
+    run.requests.set(`${k.org}:${p.requestId}`, {
       org: org!,
       requestId: p.requestId,
       callerId: callerId(c),
@@ -795,7 +866,12 @@ async function replay(run: Run, step: Extract<Step, { rpc: 'Replay' }>): Promise
   }
   const rec = records[step.pick % records.length];
   const original: Caller =
-    'user' in rec.caller ? userCaller(run, rec.caller.user) : keyCaller(run.keys.find((k) => k.id === (rec.caller as { keyId: string }).keyId)!, false);
+    'user' in rec.caller
+      ? userCaller(run, rec.caller.user)
+      : keyCaller(
+          run.keys.find((k) => k.id === (rec.caller as { keyId: string }).keyId)!,
+          false,
+        );
   if (step.variant === 'same') return createKey(run, original, rec.params, 'CreateKey replay');
   if (step.variant === 'otherCaller') return createKey(run, resolveCaller(run, step.caller), rec.params, 'CreateKey replay (any caller)');
   const p = { ...rec.params };
@@ -835,7 +911,9 @@ async function listKeys(run: Run, c: Caller, includeRevoked: boolean, includeArc
   if (!r.ok) return;
   const org = callerOrg(c)!;
   const want = run.keys.filter(
-    (k) => k.org === org && (k.status === 'active' || (k.status === 'archived' && includeArchived) || (k.status === 'revoked' && includeRevoked)),
+    (k) =>
+      k.org === org &&
+      (k.status === 'active' || (k.status === 'archived' && includeArchived) || (k.status === 'revoked' && includeRevoked)),
   );
   compareListing(run, 'ListKeys', r.value.keys, r.value.nextPageToken, want, r);
 }
@@ -844,7 +922,12 @@ async function listKeys(run: Run, c: Caller, includeRevoked: boolean, includeArc
 async function listAuditEvents(run: Run, c: Caller): Promise<void> {
   const r = await attempt(() => s.clients.keys.listAuditEvents({ pageSize: 50 }, c.md));
   note(run, `${describeCaller(run, c)} ListAuditEvents → ${text(r)}${r.ok ? ` (${r.value.events.length} events)` : ''}`);
-  judge(run, 'ListAuditEvents', r, worlds(r, { caller: c }).map((w) => authRefusal(c, w) ?? 'OK'));
+  judge(
+    run,
+    'ListAuditEvents',
+    r,
+    worlds(r, { caller: c }).map((w) => authRefusal(c, w) ?? 'OK'),
+  );
   if (!r.ok) return;
   const own = run.orgIds[callerOrg(c)!];
   const foreign = r.value.events.filter((e) => e.orgId !== own);
@@ -862,14 +945,27 @@ function compareListing(run: Run, what: string, keys: Key[], nextPageToken: stri
     const label = (id: string) => run.keys.find((k) => k.id === id)?.label ?? `unknown ${id}`;
     fail(run, `${what}: listed [${gotIds.map(label).join(',')}], the model has [${wantIds.map(label).join(',')}]`);
   }
-  for (const k of keys) checkKey(run, what, k, want.find((m) => m.id === k.id)!, w);
+  for (const k of keys)
+    checkKey(
+      run,
+      what,
+      k,
+      want.find((m) => m.id === k.id)!,
+      w,
+    );
 }
 
 /** The values UpdateKey sends for its mask, and the key as it would become (when there is one). */
 function resolveUpdate(run: Run, c: Caller, k: MKey | null, spec: UpdateSpec) {
   const holder = c.kind === 'key' ? c.key : null;
   const has = (p: UpdatePath) => spec.mask.includes(p);
-  const request: { name?: string; scopes?: string[]; expireTime?: number | null; rateLimit?: RateLimit | null; metadata?: Record<string, string> } = {};
+  const request: {
+    name?: string;
+    scopes?: string[];
+    expireTime?: number | null;
+    rateLimit?: RateLimit | null;
+    metadata?: Record<string, string>;
+  } = {};
   if (has('name')) request.name = spec.name;
   if (has('scopes')) request.scopes = [...new Set(resolveScopes(spec.scopes, holder))];
   if (has('expire_time')) request.expireTime = resolveExpiry(run, spec.expiry, holder, k);
@@ -952,7 +1048,8 @@ async function revokeKey(run: Run, c: Caller, t: Target, comment: boolean): Prom
   if (!self) checkActsWithin(run, c, holder, 'RevokeKey', k);
   end(k, 'revoked');
   checkKey(run, 'RevokeKey', r.value.key, k, r);
-  if (r.value.key!.revokedBy !== callerId(c)) fail(run, `RevokeKey: revoked_by is ${r.value.key!.revokedBy}, not the caller ${callerId(c)}`);
+  if (r.value.key!.revokedBy !== callerId(c))
+    fail(run, `RevokeKey: revoked_by is ${r.value.key!.revokedBy}, not the caller ${callerId(c)}`);
 }
 
 /** Revoked or deleted: the key is over, and so is any replay of its secret. */
@@ -1030,7 +1127,10 @@ async function deleteKey(run: Run, c: Caller, t: Target): Promise<void> {
 async function rotateKey(run: Run, c: Caller, t: Target, overlapSeconds: number | null): Promise<void> {
   const holder = c.kind === 'key' ? bounds(c.key) : null;
   const r = await attempt(() =>
-    s.clients.keys.rotateKey({ id: targetId(t), overlap: overlapSeconds === null ? undefined : { seconds: overlapSeconds, nanos: 0 } }, c.md),
+    s.clients.keys.rotateKey(
+      { id: targetId(t), overlap: overlapSeconds === null ? undefined : { seconds: overlapSeconds, nanos: 0 } },
+      c.md,
+    ),
   );
   const expected = worlds(r, { caller: c, target: t }).map((w): Expected => {
     const refused = authRefusal(c, w) ?? writeRefusal(c);
@@ -1077,7 +1177,10 @@ async function rotateKey(run: Run, c: Caller, t: Target, overlapSeconds: number 
     const kept = e !== null && e === old.expiresAt && e <= r.t1 + overlapMs;
     const cut = e !== null && e >= r.t0 + overlapMs && e <= r.t1 + overlapMs && (old.expiresAt === null || e <= old.expiresAt);
     if (!kept && !cut) {
-      fail(run, `SECURITY: RotateKey gave ${old.label} (expiring ${rel(run, old.expiresAt)}) the expiry ${rel(run, e)}, not the end of a ${overlapMs} ms overlap or sooner`);
+      fail(
+        run,
+        `SECURITY: RotateKey gave ${old.label} (expiring ${rel(run, old.expiresAt)}) the expiry ${rel(run, e)}, not the end of a ${overlapMs} ms overlap or sooner`,
+      );
     }
     old.expiresAt = e;
   }
@@ -1114,9 +1217,13 @@ function verifyCodeFor(k: MKey | null, expired: boolean, required: string[]): Ve
 function checkVerify(run: Run, what: string, res: VerifyKeyResponse, k: MKey | null, required: string[], w: Window): void {
   const codes = pastOptions(k?.expiresAt ?? null, w).map((expired) => verifyCodeFor(k, expired, required));
   if (!codes.includes(res.code)) {
-    fail(run, `${what}: ${k ? describeKey(run, k) : 'an unknown key'} verified as ${VerifyCode[res.code]}, the model expected ${codes.map((x) => VerifyCode[x]).join(' or ')}`);
+    fail(
+      run,
+      `${what}: ${k ? describeKey(run, k) : 'an unknown key'} verified as ${VerifyCode[res.code]}, the model expected ${codes.map((x) => VerifyCode[x]).join(' or ')}`,
+    );
   }
-  if (res.valid !== (res.code === VerifyCode.VERIFY_CODE_VALID)) fail(run, `${what}: valid=${res.valid} with code ${VerifyCode[res.code]}`);
+  if (res.valid !== (res.code === VerifyCode.VERIFY_CODE_VALID))
+    fail(run, `${what}: valid=${String(res.valid)} with code ${VerifyCode[res.code]}`);
   if (res.code !== VerifyCode.VERIFY_CODE_NOT_FOUND && k && (res.keyId !== k.id || res.orgId !== run.orgIds[k.org])) {
     fail(run, `${what}: the secret of ${k.label} verified as key ${res.keyId} of ${res.orgId}`);
   }
@@ -1125,10 +1232,18 @@ function checkVerify(run: Run, what: string, res: VerifyKeyResponse, k: MKey | n
 async function verifyKey(run: Run, c: Caller | null, t: Target, required: string[]): Promise<void> {
   const k = 'phantom' in t ? null : t;
   const r = await attempt(() => s.clients.verify.verifyKey({ key: k?.secret ?? run.ghost, requiredScopes: required }, c?.md ?? service));
-  note(run, `${c ? describeCaller(run, c) : 'service'} VerifyKey ${describeTarget(run, t)} requiring [${required.join(',')}] → ${r.ok ? VerifyCode[r.value.code] : r.reason}`);
+  note(
+    run,
+    `${c ? describeCaller(run, c) : 'service'} VerifyKey ${describeTarget(run, t)} requiring [${required.join(',')}] → ${r.ok ? VerifyCode[r.value.code] : r.reason}`,
+  );
   if (c) {
     // Only services verify keys.
-    judge(run, 'VerifyKey', r, worlds(r, { caller: c }).map((w) => authRefusal(c, w) ?? 'PERMISSION_DENIED'));
+    judge(
+      run,
+      'VerifyKey',
+      r,
+      worlds(r, { caller: c }).map((w) => authRefusal(c, w) ?? 'PERMISSION_DENIED'),
+    );
     return;
   }
   judge(run, 'VerifyKey', r, ['OK']);
@@ -1192,15 +1307,27 @@ async function checkEverything(run: Run, retiringCeiling: Map<string, number>): 
   ]);
   for (const { org, page, w } of listings) {
     const what = `after the step, ${org === 'home' ? "the organization's" : "the other organization's"} keys`;
-    compareListing(run, what, page.keys, page.nextPageToken, run.keys.filter((k) => k.org === org && k.status !== 'deleted'), w);
+    compareListing(
+      run,
+      what,
+      page.keys,
+      page.nextPageToken,
+      run.keys.filter((k) => k.org === org && k.status !== 'deleted'),
+      w,
+    );
     // Expired keys still hold their place (only revoke, archive and delete free one).
-    const live = page.keys.filter((k) => (k.state === KeyState.KEY_STATE_ACTIVE || k.state === KeyState.KEY_STATE_EXPIRED) && !k.replacedBy).length;
+    const live = page.keys.filter(
+      (k) => (k.state === KeyState.KEY_STATE_ACTIVE || k.state === KeyState.KEY_STATE_EXPIRED) && !k.replacedBy,
+    ).length;
     if (live > CAP) fail(run, `PLAN CAP: ${live} live keys, over the cap of ${CAP}`);
     for (const k of page.keys.filter((x) => x.replacedBy)) {
       const e = k.expireTime?.getTime() ?? null;
       const ceiling = retiringCeiling.get(k.id);
       if (k.state !== KeyState.KEY_STATE_REVOKED && (e === null || (ceiling !== undefined && e > ceiling))) {
-        fail(run, `SECURITY: ${run.keys.find((x) => x.id === k.id)?.label}, rotated away, now expires ${rel(run, e)} (was ${rel(run, ceiling ?? null)})`);
+        fail(
+          run,
+          `SECURITY: ${run.keys.find((x) => x.id === k.id)?.label ?? k.id}, rotated away, now expires ${rel(run, e)} (was ${rel(run, ceiling ?? null)})`,
+        );
       }
       if (e !== null) retiringCeiling.set(k.id, Math.min(e, ceiling ?? e));
     }
@@ -1241,7 +1368,10 @@ describe('security model', () => {
           const run = await newRun(initial);
           const ceiling = new Map<string, number>();
           try {
-            await fc.asyncModelRun(() => ({ model: run, real: run }), steps.map((st) => new StepCommand(st, ceiling)));
+            await fc.asyncModelRun(
+              () => ({ model: run, real: run }),
+              steps.map((st) => new StepCommand(st, ceiling)),
+            );
           } catch (err) {
             firstFailure ??= Date.now();
             failedStep.set(steps, run.step - 1);

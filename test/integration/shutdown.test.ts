@@ -16,7 +16,8 @@ interface CallRecord {
   kind: 'verify' | 'create' | 'list';
   started: number;
   ended: number;
-  code: number;
+  /** -1: the call failed without a gRPC status. */
+  code: status | -1;
   keyId?: string;
 }
 
@@ -88,7 +89,10 @@ describe('SIGTERM during load', () => {
     const signalledAt = Date.now();
     child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const exit = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), SHUTDOWN_GRACE_MS + 10_000)))]);
+    const exit = await Promise.race([
+      exited,
+      new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), SHUTDOWN_GRACE_MS + 10_000))),
+    ]);
     clearTimeout(timer);
     const stoppedAfter = Date.now() - signalledAt;
     await Promise.all(workers);

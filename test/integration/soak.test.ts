@@ -40,32 +40,36 @@ function runSoak(env: Record<string, string>): Promise<{ code: number | null; ou
       try {
         resolve({ code, output, report: JSON.parse(readFileSync(results, 'utf8')) as SoakReport });
       } catch {
-        reject(new Error(`the soak wrote no report (exit ${code}):\n${output.slice(-4000)}`));
+        reject(new Error(`the soak wrote no report (exit ${String(code)}):\n${output.slice(-4000)}`));
       }
     });
   });
 }
 
 describe('soak, short version', () => {
-  it('90 s of mixed traffic on two instances: every call answered as expected, revocation across instances within 1 s, no growth, an idle database', async () => {
-    const { code, output, report } = await runSoak({
-      SOAK_MINUTES: '1.5',
-      SOAK_KEYS: '2000',
-      SOAK_VERIFY_RATE: '100',
-      SOAK_ADMIN_EVERY_MS: '3000',
-      SOAK_PROBE_EVERY_MS: '10000',
-      SOAK_IDLE_SECONDS: '10',
-      SOAK_SETTLE_SECONDS: '5',
-    });
-    expect({ code, tail: code === 0 ? '' : output.slice(-3000) }).toEqual({ code: 0, tail: '' });
-    // The script's own checks passed; these make what they checked visible in the test.
-    expect(report.unexpected).toEqual({});
-    expect(report.calls).toBeGreaterThan(8_000);
-    expect(report.serviceExits).toEqual([null, null]);
-    expect(report.revocation.length).toBeGreaterThanOrEqual(5);
-    for (const probe of report.revocation) expect(probe.lastValidAfterMs).toBeLessThanOrEqual(1_000);
-    for (const { earlier, later } of report.rssMiB) expect(later).toBeLessThanOrEqual(earlier * 1.2);
-    report.heapAfterGcMiB.end.forEach((end, i) => expect(end).toBeLessThanOrEqual(report.heapAfterGcMiB.warm[i] * 1.2));
-    expect(report.dbIdleCpuPct.after).toBeLessThan(10);
-  }, 6 * 60_000);
+  it(
+    '90 s of mixed traffic on two instances: every call answered as expected, revocation across instances within 1 s, no growth, an idle database',
+    async () => {
+      const { code, output, report } = await runSoak({
+        SOAK_MINUTES: '1.5',
+        SOAK_KEYS: '2000',
+        SOAK_VERIFY_RATE: '100',
+        SOAK_ADMIN_EVERY_MS: '3000',
+        SOAK_PROBE_EVERY_MS: '10000',
+        SOAK_IDLE_SECONDS: '10',
+        SOAK_SETTLE_SECONDS: '5',
+      });
+      expect({ code, tail: code === 0 ? '' : output.slice(-3000) }).toEqual({ code: 0, tail: '' });
+      // The script's own checks passed; these make what they checked visible in the test.
+      expect(report.unexpected).toEqual({});
+      expect(report.calls).toBeGreaterThan(8_000);
+      expect(report.serviceExits).toEqual([null, null]);
+      expect(report.revocation.length).toBeGreaterThanOrEqual(5);
+      for (const probe of report.revocation) expect(probe.lastValidAfterMs).toBeLessThanOrEqual(1_000);
+      for (const { earlier, later } of report.rssMiB) expect(later).toBeLessThanOrEqual(earlier * 1.2);
+      report.heapAfterGcMiB.end.forEach((end, i) => expect(end).toBeLessThanOrEqual(report.heapAfterGcMiB.warm[i] * 1.2));
+      expect(report.dbIdleCpuPct.after).toBeLessThan(10);
+    },
+    6 * 60_000,
+  );
 });

@@ -1,10 +1,11 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { CommandStartedEvent } from 'mongodb';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { describeSecret, generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { chunks } from '../../src/storage/writeBatches';
+import { asServiceError } from '../support/calls';
 import { decodeStatusDetails, startSecondInstance, startTestServer, type TestServer } from '../support/server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,7 +22,11 @@ describe('VerifyKey while the database is down', () => {
 
   beforeAll(async () => {
     // This test kills its own database server, so it cannot share the suite's.
-    s = await startTestServer('storage_failure', { VERIFY_REVOCATION_BOUND_MS: String(BOUND_MS), MONGODB_TIMEOUT_MS: '500' }, { ownDatabase: true });
+    s = await startTestServer(
+      'storage_failure',
+      { VERIFY_REVOCATION_BOUND_MS: String(BOUND_MS), MONGODB_TIMEOUT_MS: '500' },
+      { ownDatabase: true },
+    );
   }, 60_000);
   afterAll(() => s?.stop());
 
@@ -50,7 +55,7 @@ describe('VerifyKey while the database is down', () => {
       calls.push(
         verify(cached).then(
           (r) => ({ sentAt, outcome: VerifyCode[r.code] }),
-          (err: { code: number }) => ({ sentAt, outcome: status[err.code] }),
+          (err: unknown) => ({ sentAt, outcome: status[asServiceError(err).code] }),
         ),
       );
       await sleep(50);
@@ -60,7 +65,9 @@ describe('VerifyKey while the database is down', () => {
     expect(late.length).toBeGreaterThan(10);
     expect(new Set(late.map((o) => o.outcome))).toEqual(new Set(['UNAVAILABLE']));
     const lastValid = outcomes.filter((o) => o.outcome === 'VERIFY_CODE_VALID').at(-1);
-    process.stdout.write(`storage down: last VALID for the cached key sent ${lastValid ? lastValid.sentAt - killedAt : '-'} ms after the kill\n`);
+    process.stdout.write(
+      `storage down: last VALID for the cached key sent ${lastValid ? lastValid.sentAt - killedAt : '-'} ms after the kill\n`,
+    );
 
     await expect(verify(uncached)).rejects.toMatchObject({ code: status.UNAVAILABLE });
     // Garbage is still answered by the parser alone.
@@ -68,7 +75,15 @@ describe('VerifyKey while the database is down', () => {
 
     await db.restart();
     const deadline = Date.now() + 15_000;
-    const codes = async () => Promise.all([cached, uncached].map((k) => verify(k).then((r) => r.code, () => undefined)));
+    const codes = async () =>
+      Promise.all(
+        [cached, uncached].map((k) =>
+          verify(k).then(
+            (r) => r.code,
+            () => undefined,
+          ),
+        ),
+      );
     let now = await codes();
     while (!now.every((c) => c === VerifyCode.VERIFY_CODE_VALID) && Date.now() < deadline) {
       await sleep(200);
@@ -114,13 +129,16 @@ describe('queries past MONGODB_OPERATION_TIMEOUT_MS', () => {
     const last = secrets[secrets.length - 1];
     const refused = await hurried.clients.verify.verifyKey({ key: last }, service).then(
       () => undefined,
-      (err: ServiceError) => ({ code: err.code, reason: decodeStatusDetails(err).errorInfo?.reason }),
+      (err: unknown) => {
+        const e = asServiceError(err);
+        return { code: e.code, reason: decodeStatusDetails(e).errorInfo?.reason };
+      },
     );
     expect(refused).toEqual({ code: status.UNAVAILABLE, reason: 'STORAGE_UNAVAILABLE' });
     // Key management too: a list page is a query like any other.
     const listed = await hurried.clients.keys.listKeys({ pageSize: 10 }, bearer(await s.userToken({ orgId }))).then(
       () => undefined,
-      (err: ServiceError) => err.code,
+      (err: unknown) => asServiceError(err).code,
     );
     expect(listed).toBe(status.UNAVAILABLE);
     expect((await s.clients.verify.verifyKey({ key: last }, service)).code).toBe(VerifyCode.VERIFY_CODE_VALID);

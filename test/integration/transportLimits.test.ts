@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { bearer } from '../../src/client/promiseClient';
+import { rejection } from '../support/calls';
 import { decodeStatusDetails, startTestServer, type TestServer } from '../support/server';
 
 /** Message and metadata limits come from configuration and are enforced before any handler runs. */
@@ -21,16 +22,14 @@ describe('transport limits', () => {
 
   it('refuses metadata over GRPC_MAX_METADATA_BYTES with INVALID_ARGUMENT and a field violation, before authentication', async () => {
     // No valid credential needed: the size check runs first.
-    const err = await s.clients.verify
-      .verifyKey({ key: 'x' }, bearer('whatever', { 'x-padding': 'p'.repeat(3000) }))
-      .catch((e) => e);
+    const err = await rejection(s.clients.verify.verifyKey({ key: 'x' }, bearer('whatever', { 'x-padding': 'p'.repeat(3000) })));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     const details = decodeStatusDetails(err);
     expect(details.errorInfo).toMatchObject({ reason: 'INVALID_ARGUMENT', metadata: { limit_bytes: '2048' } });
     expect(details.badRequest?.fieldViolations[0]).toMatchObject({ field: 'metadata' });
     // Just under the limit reaches authentication (and fails there, as it should).
-    await expect(
-      s.clients.verify.verifyKey({ key: 'x' }, bearer('whatever', { 'x-padding': 'p'.repeat(1000) })),
-    ).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(s.clients.verify.verifyKey({ key: 'x' }, bearer('whatever', { 'x-padding': 'p'.repeat(1000) }))).rejects.toMatchObject({
+      code: status.UNAUTHENTICATED,
+    });
   });
 });

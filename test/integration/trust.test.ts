@@ -67,7 +67,10 @@ describe('a key acts only on keys it dominates', () => {
       const f = await failure(org.create({ rateLimit }, limited));
       expect(f).toMatchObject({ code: status.PERMISSION_DENIED, reason: 'RATE_LIMIT_ESCALATION' });
     }
-    expect((await org.create({ rateLimit: { limit: 5, windowSeconds: 60 } }, limited)).key!.rateLimit).toEqual({ limit: 5, windowSeconds: 60 });
+    expect((await org.create({ rateLimit: { limit: 5, windowSeconds: 60 } }, limited)).key!.rateLimit).toEqual({
+      limit: 5,
+      windowSeconds: 60,
+    });
   });
 
   it('an expiring key cannot mint a key that outlives it, nor extend one', async () => {
@@ -75,9 +78,13 @@ describe('a key acts only on keys it dominates', () => {
     const end = new Date(Date.now() + 3_600_000);
     const expiring = await org.caller({ scopes: ['read', 'write'], expireTime: end });
     expect(await failure(org.create({}, expiring))).toMatchObject({ reason: 'EXPIRY_ESCALATION' });
-    expect(await failure(org.create({ expireTime: new Date(end.getTime() + 1000) }, expiring))).toMatchObject({ reason: 'EXPIRY_ESCALATION' });
+    expect(await failure(org.create({ expireTime: new Date(end.getTime() + 1000) }, expiring))).toMatchObject({
+      reason: 'EXPIRY_ESCALATION',
+    });
     const child = (await org.create({ expireTime: new Date(end.getTime() - 1000) }, expiring)).key!;
-    const widen = await failure(s.clients.keys.updateKey({ key: { ...child, expireTime: undefined }, updateMask: ['expire_time'] }, expiring));
+    const widen = await failure(
+      s.clients.keys.updateKey({ key: { ...child, expireTime: undefined }, updateMask: ['expire_time'] }, expiring),
+    );
     expect(widen).toMatchObject({ code: status.PERMISSION_DENIED, reason: 'EXPIRY_ESCALATION' });
   });
 
@@ -106,7 +113,9 @@ describe('a key acts only on keys it dominates', () => {
       expect(await failure(call)).toMatchObject({ code: status.PERMISSION_DENIED, reason: 'SCOPE_ESCALATION' });
     }
     expect(await verifyCode(strong.secret)).toBe(VerifyCode.VERIFY_CODE_VALID);
-    const selfId = (await s.clients.keys.listKeys({}, org.metadata)).keys.find((k) => k.scopes.includes('write') && !k.scopes.includes('billing'))!.id;
+    const selfId = (await s.clients.keys.listKeys({}, org.metadata)).keys.find(
+      (k) => k.scopes.includes('write') && !k.scopes.includes('billing'),
+    )!.id;
     expect((await s.clients.keys.revokeKey({ id: selfId }, weak)).key!.state).toBe(KeyState.KEY_STATE_REVOKED);
   });
 });
@@ -123,17 +132,24 @@ describe('a rotated-away key only retires', () => {
       [bearer(old.secret), status.PERMISSION_DENIED, 'EXPIRY_ESCALATION'],
       [org.metadata, status.FAILED_PRECONDITION, 'KEY_RETIRING'],
     ] as const) {
-      const cleared = await failure(s.clients.keys.updateKey({ key: { ...retiring, expireTime: undefined }, updateMask: ['expire_time'] }, md));
+      const cleared = await failure(
+        s.clients.keys.updateKey({ key: { ...retiring, expireTime: undefined }, updateMask: ['expire_time'] }, md),
+      );
       expect(cleared).toMatchObject({ code, reason });
       const later = await failure(
         s.clients.keys.updateKey({ key: { ...retiring, expireTime: new Date(end.getTime() + 60_000) }, updateMask: ['expire_time'] }, md),
       );
       expect(later).toMatchObject({ code, reason });
     }
-    const wider = await failure(s.clients.keys.updateKey({ key: { ...retiring, scopes: ['read', 'write', 'billing'] }, updateMask: ['scopes'] }, org.metadata));
+    const wider = await failure(
+      s.clients.keys.updateKey({ key: { ...retiring, scopes: ['read', 'write', 'billing'] }, updateMask: ['scopes'] }, org.metadata),
+    );
     expect(wider).toMatchObject({ code: status.FAILED_PRECONDITION, reason: 'KEY_RETIRING' });
     const sooner = new Date(end.getTime() - 60_000);
-    const narrowed = await s.clients.keys.updateKey({ key: { ...retiring, expireTime: sooner }, updateMask: ['expire_time'] }, org.metadata);
+    const narrowed = await s.clients.keys.updateKey(
+      { key: { ...retiring, expireTime: sooner }, updateMask: ['expire_time'] },
+      org.metadata,
+    );
     expect(narrowed.key!.expireTime!.getTime()).toBe(sooner.getTime());
     expect((await s.clients.keys.getKey({ id: retiring.id }, org.metadata)).key!.expireTime!.getTime()).toBe(sooner.getTime());
   });
@@ -162,7 +178,9 @@ describe('a request_id is bound to its caller and parameters', () => {
     const f = await failure(org.create({ scopes: ['read'], requestId }, writer));
     expect(f).toMatchObject({ code: status.ALREADY_EXISTS, reason: 'REQUEST_ID_REUSED' });
     const otherAdmin = (await s.admin(org.orgId)).metadata;
-    expect(await failure(org.create({ scopes: ['read', 'write', 'billing'], requestId }, otherAdmin))).toMatchObject({ reason: 'REQUEST_ID_REUSED' });
+    expect(await failure(org.create({ scopes: ['read', 'write', 'billing'], requestId }, otherAdmin))).toMatchObject({
+      reason: 'REQUEST_ID_REUSED',
+    });
     // The same caller with other parameters is refused too; with the same ones, it gets the same key and secret.
     expect(await failure(org.create({ scopes: ['read'], requestId }))).toMatchObject({ reason: 'REQUEST_ID_REUSED' });
     const replay = await org.create({ scopes: ['billing', 'write', 'read'], requestId });

@@ -132,12 +132,16 @@ describe('usage flush of 500 previously used keys', () => {
       expect((await db.command({ ping: 1 })).ok).toBe(1);
       expect(await db.collection('api_keys').countDocuments({})).toBe(KEYS);
       const ids = created.map((k) => k.id);
-      const lastUsed = await collectionsOf(db).lastUsed.find({ _id: { $in: ids } }).toArray();
+      const lastUsed = await collectionsOf(db)
+        .lastUsed.find({ _id: { $in: ids } })
+        .toArray();
       expect(lastUsed).toHaveLength(KEYS);
       const wrong = lastUsed.filter((u) => u.last_used_at < before || u.last_used_at > verified);
       expect(wrong).toEqual([]);
       const counts = new Map<string, number>();
-      for (const d of await collectionsOf(db).usage.find({ key_id: { $in: ids } }).toArray()) {
+      for (const d of await collectionsOf(db)
+        .usage.find({ key_id: { $in: ids } })
+        .toArray()) {
         counts.set(d.key_id, (counts.get(d.key_id) ?? 0) + d.count);
       }
       expect(ids.filter((id) => counts.get(id) !== PREVIOUS_COUNT + 1)).toEqual([]);

@@ -12,7 +12,11 @@ describe('VerifyKey', () => {
   let service: Metadata;
   beforeAll(async () => {
     // Polling off (60 s, so the bound is relaxed to match) so storage reads counted below are Verify's own.
-    s = await startTestServer('verify', { INVALIDATION_POLL_MS: '60000', VERIFY_REVOCATION_BOUND_MS: '120000', USAGE_FLUSH_INTERVAL_MS: '200' });
+    s = await startTestServer('verify', {
+      INVALIDATION_POLL_MS: '60000',
+      VERIFY_REVOCATION_BOUND_MS: '120000',
+      USAGE_FLUSH_INTERVAL_MS: '200',
+    });
     admin = await s.admin();
     service = bearer(s.verifyToken);
   });

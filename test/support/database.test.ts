@@ -21,7 +21,7 @@ describe('test database', () => {
 
   it('stores documents and enforces unique indexes with code 11000', async () => {
     const things = t.db.collection<{ key: string; n: number }>('things');
-    await things.createIndex({ key: 1 }, { unique: true });
+    await things.createIndex({ key: 1 }, { unique: true }, {});
     await things.insertOne({ key: 'a', n: 1 });
 
     const duplicate = await things.insertOne({ key: 'a', n: 2 }).catch((err: unknown) => err);

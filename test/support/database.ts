@@ -39,7 +39,10 @@ export async function testDb(name: string, uri = process.env.TEST_MONGODB_URI): 
 function uniqueDbName(name: string): string {
   const suffix = randomBytes(4).toString('hex');
   const room = MAX_DB_NAME - 't__'.length - suffix.length;
-  const base = name.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, room);
+  const base = name
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .slice(0, room);
   return `t_${base}_${suffix}`;
 }
 

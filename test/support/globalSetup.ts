@@ -38,6 +38,7 @@ async function serverVersion(uri: string, fromEnv: boolean): Promise<string> {
     throw new Error(
       `Cannot reach ${source}: ${err instanceof Error ? err.message : String(err)}\n` +
         (fromEnv ? 'Fix the URI or start that server, or unset MONGODB_URI to use an ephemeral FerretDB.' : ''),
+      { cause: err },
     );
   } finally {
     await client.close();

@@ -33,7 +33,7 @@ export function rawConnection(address: string) {
       let head: http2.IncomingHttpHeaders = {};
       let tail: http2.IncomingHttpHeaders = {};
       req.on('response', (h) => (head = h));
-      req.on('trailers', (t) => (tail = t));
+      req.on('trailers', (t: http2.IncomingHttpHeaders) => (tail = t));
       req.on('data', () => undefined);
       req.on('error', reject);
       req.on('end', () => {

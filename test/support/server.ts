@@ -20,7 +20,7 @@ export interface TestServer {
   /** Every log line the server wrote, as text. */
   logs: string[];
   /** A signed user token; defaults: a new admin of a new organization. */
-  userToken(claims?: Partial<UserClaims>, ttl?: string | number): Promise<string>;
+  userToken: (claims?: Partial<UserClaims>, ttl?: string | number) => Promise<string>;
   /** Metadata for a new admin of `orgId` (a new organization when omitted). */
   admin(orgId?: string): Promise<{ orgId: string; metadata: ReturnType<typeof bearer> }>;
   verifyToken: string;
@@ -38,7 +38,11 @@ export interface TestServerOptions extends StartOptions {
  * The service on a new database of `name`, configured like production except for `env`
  * (any variable of src/config/config.ts; LOG_LEVEL also sets what `logs` collects).
  */
-export async function startTestServer(name: string, env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
+export async function startTestServer(
+  name: string,
+  env: Record<string, string> = {},
+  options: TestServerOptions = {},
+): Promise<TestServer> {
   const { ownDatabase, ...appOptions } = options;
   const database = ownDatabase ? await privateDatabase() : undefined;
   const secrets = {

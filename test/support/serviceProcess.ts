@@ -24,10 +24,7 @@ export interface ServiceProcess {
 }
 
 /** Ports are chosen up front, and readiness is the health service saying SERVING: no log parsing needed. */
-export async function startServiceProcess(
-  env: Record<string, string>,
-  options: { gcOnSignal?: boolean } = {},
-): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string>, options: { gcOnSignal?: boolean } = {}): Promise<ServiceProcess> {
   const port = await freeLoopbackPort();
   const metricsPort = env.METRICS_ADDR === 'on' ? await freeLoopbackPort() : undefined;
   // Given secrets let several instances accept the same tokens.
@@ -56,10 +53,10 @@ export async function startServiceProcess(
   );
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout }).on('line', (line) => {
     try {
-      logs.push(JSON.parse(line));
+      logs.push(JSON.parse(line) as Record<string, unknown>);
     } catch {
       logs.push({ raw: line });
     }

@@ -11,13 +11,23 @@ import { REASON_STATUS } from '../../src/transport/errors';
 const ROOT = join(__dirname, '..', '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
-const unquote = (cell: string) => cell.trim().replace(/^`(.*)`$/, '$1').trim();
+const unquote = (cell: string) =>
+  cell
+    .trim()
+    .replace(/^`(.*)`$/, '$1')
+    .trim();
 
 /** The body rows of the first markdown table in `file` whose header row is exactly `header` (cells compared trimmed). */
 function tableRows(file: string, header: string[]): string[][] {
   const markdown = read(file);
   const lines = markdown.split('\n');
-  const cellsOf = (line: string) => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+  const cellsOf = (line: string) =>
+    line
+      .trim()
+      .replace(/^\|/, '')
+      .replace(/\|$/, '')
+      .split('|')
+      .map((c) => c.trim());
   const start = lines.findIndex((l) => l.trim().startsWith('|') && cellsOf(l).join('\u0000') === header.join('\u0000'));
   if (start < 0) throw new Error(`${file} has no table with header | ${header.join(' | ')} |`);
   const rows: string[][] = [];
@@ -96,12 +106,16 @@ describe('README', () => {
   });
 
   it("docs/configuration.md's table names every variable of src/config/config.ts, and no other", () => {
-    const documented = tableRows('docs/configuration.md', ['Variable', 'Default', 'Meaning']).map(([name]) => unquote(name)).sort();
+    const documented = tableRows('docs/configuration.md', ['Variable', 'Default', 'Meaning'])
+      .map(([name]) => unquote(name))
+      .sort();
     expect(documented).toEqual(configVariables());
   });
 
   it("the README's configuration table is a part of docs/configuration.md's, with the same defaults", () => {
-    const full = new Map(tableRows('docs/configuration.md', ['Variable', 'Default', 'Meaning']).map(([name, dflt]) => [unquote(name), dflt]));
+    const full = new Map(
+      tableRows('docs/configuration.md', ['Variable', 'Default', 'Meaning']).map(([name, dflt]) => [unquote(name), dflt]),
+    );
     const short = tableRows('README.md', ['Variable', 'Default', 'What for']).map(([name, dflt]) => [unquote(name), dflt]);
     expect(short.length).toBeGreaterThan(0);
     expect(short.filter(([name, dflt]) => full.get(name) !== dflt)).toEqual([]);

@@ -19,3 +19,8 @@ export const COMMANDS: Record<string, Command> = {
   audit,
   health,
 };
+
+/** The command called `name`, if there is one: own names only, so `toString` or `constructor` is not a command. */
+export function commandNamed(name: string): Command | undefined {
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}

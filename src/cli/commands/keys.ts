@@ -1,7 +1,7 @@
 import type { Key } from '../../gen/apikeys/v1/key';
 import { CreateKeyResponse, GetKeyResponse, GetKeySecretResponse, ListKeysResponse } from '../../gen/apikeys/v1/key_service';
 import { UsageError, type Command, type Options } from '../command';
-import { asJson, keyDetails, keyTable, secretBlock } from '../output';
+import { answeredKey, asJson, keyDetails, keyTable, secretBlock } from '../output';
 import { expiry, pageSize, parseMeta, parseRateLimit, parseScopes, stringFlag, timeFlag } from '../parse';
 import { PAGING, runListing } from './listing';
 
@@ -22,7 +22,14 @@ export const create: Command = {
   usage:
     'create --name NAME --scopes read[,write…] [--env live|test] [--expires TIME | --ttl 30d] [--meta k=v]… ' +
     '[--workspace ID] [--rate-limit 100/60s] [--allow-self-revoke] [--recoverable] [--request-id ID]',
-  options: { ...KEY_FIELDS, env: { type: 'string' }, workspace: { type: 'string' }, 'allow-self-revoke': { type: 'boolean' }, recoverable: { type: 'boolean' }, 'request-id': { type: 'string' } },
+  options: {
+    ...KEY_FIELDS,
+    env: { type: 'string' },
+    workspace: { type: 'string' },
+    'allow-self-revoke': { type: 'boolean' },
+    recoverable: { type: 'boolean' },
+    'request-id': { type: 'string' },
+  },
   args: [],
   needsToken: true,
   async run(c) {
@@ -45,7 +52,7 @@ export const create: Command = {
       c.conn.md(),
       c.conn.opts,
     );
-    c.io.out(c.json ? asJson(CreateKeyResponse.toJSON(res)) : keyDetails(res.key!) + secretBlock(res.secret));
+    c.io.out(c.json ? asJson(CreateKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)) + secretBlock(res.secret));
   },
 };
 
@@ -89,14 +96,21 @@ export const get: Command = {
   needsToken: true,
   async run(c) {
     const res = await c.conn.keys.getKey({ id: c.args[0] }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(res.key!));
+    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)));
   },
 };
 
 export const update: Command = {
   summary: 'change name, scopes, metadata, expiry or rate limit (only the flags given)',
-  usage: 'update KEY_ID [--name NAME] [--scopes a,b] [--meta k=v]… [--clear-meta] [--expires TIME | --ttl 30d | --never-expires] [--rate-limit 100/60s | --no-rate-limit] [--etag ETAG]',
-  options: { ...KEY_FIELDS, 'clear-meta': { type: 'boolean' }, 'never-expires': { type: 'boolean' }, 'no-rate-limit': { type: 'boolean' }, etag: { type: 'string' } },
+  usage:
+    'update KEY_ID [--name NAME] [--scopes a,b] [--meta k=v]… [--clear-meta] [--expires TIME | --ttl 30d | --never-expires] [--rate-limit 100/60s | --no-rate-limit] [--etag ETAG]',
+  options: {
+    ...KEY_FIELDS,
+    'clear-meta': { type: 'boolean' },
+    'never-expires': { type: 'boolean' },
+    'no-rate-limit': { type: 'boolean' },
+    etag: { type: 'string' },
+  },
   args: ['KEY_ID'],
   needsToken: true,
   async run(c) {
@@ -124,9 +138,12 @@ export const update: Command = {
       key.rateLimit = typeof v['rate-limit'] === 'string' ? parseRateLimit(v['rate-limit']) : undefined;
       mask.push('rate_limit');
     }
-    if (mask.length === 0) throw new UsageError('nothing to update: give at least one of --name, --scopes, --meta, --clear-meta, --expires, --ttl, --never-expires, --rate-limit, --no-rate-limit');
+    if (mask.length === 0)
+      throw new UsageError(
+        'nothing to update: give at least one of --name, --scopes, --meta, --clear-meta, --expires, --ttl, --never-expires, --rate-limit, --no-rate-limit',
+      );
     const res = await c.conn.keys.updateKey({ key, updateMask: mask }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(res.key!));
+    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : keyDetails(answeredKey(res.key)));
   },
 };
 

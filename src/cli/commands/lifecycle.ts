@@ -1,6 +1,6 @@
 import { GetKeyResponse, RotateKeyResponse } from '../../gen/apikeys/v1/key_service';
 import { UsageError, type Command } from '../command';
-import { asJson, keyDetails, secretBlock, STATE, when } from '../output';
+import { answeredKey, asJson, keyDetails, secretBlock, stateName, when } from '../output';
 import { parseDuration, stringFlag } from '../parse';
 
 // A key's state changes: revoke, archive and reactivate, delete, rotate.
@@ -13,7 +13,11 @@ export const revoke: Command = {
   needsToken: true,
   async run(c) {
     const res = await c.conn.keys.revokeKey({ id: c.args[0], comment: stringFlag(c.values, 'comment') }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : `revoked ${res.key!.id}\n` + keyDetails(res.key!));
+    if (c.json) c.io.out(asJson(GetKeyResponse.toJSON(res)));
+    else {
+      const key = answeredKey(res.key);
+      c.io.out(`revoked ${key.id}\n` + keyDetails(key));
+    }
   },
 };
 
@@ -25,7 +29,7 @@ export const archive: Command = {
   needsToken: true,
   async run(c) {
     const res = await c.conn.keys.archiveKey({ id: c.args[0] }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : `archived ${res.key!.id}\n`);
+    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : `archived ${answeredKey(res.key).id}\n`);
   },
 };
 
@@ -37,7 +41,7 @@ export const reactivate: Command = {
   needsToken: true,
   async run(c) {
     const res = await c.conn.keys.reactivateKey({ id: c.args[0] }, c.conn.md(), c.conn.opts);
-    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : `reactivated ${res.key!.id}\n`);
+    c.io.out(c.json ? asJson(GetKeyResponse.toJSON(res)) : `reactivated ${answeredKey(res.key).id}\n`);
   },
 };
 
@@ -49,7 +53,8 @@ export const remove: Command = {
   needsToken: true,
   async run(c) {
     const id = c.args[0];
-    if (c.values.yes !== true) throw new UsageError(`delete is permanent: repeat with --yes to delete ${id} (or use archive, which is reversible)`);
+    if (c.values.yes !== true)
+      throw new UsageError(`delete is permanent: repeat with --yes to delete ${id} (or use archive, which is reversible)`);
     await c.conn.keys.deleteKey({ id }, c.conn.md(), c.conn.opts);
     c.io.out(c.json ? asJson({ deleted: id }) : `deleted ${id}\n`);
   },
@@ -68,8 +73,8 @@ export const rotate: Command = {
     c.io.out(
       c.json
         ? asJson(RotateKeyResponse.toJSON(res))
-        : keyDetails(res.key!) +
-            (old ? `\nprevious key ${old.id}: ${STATE[old.state]}, expires ${when(old.expireTime, 'never')}\n` : '') +
+        : keyDetails(answeredKey(res.key)) +
+            (old ? `\nprevious key ${old.id}: ${stateName(old.state)}, expires ${when(old.expireTime, 'never')}\n` : '') +
             secretBlock(res.secret),
     );
   },

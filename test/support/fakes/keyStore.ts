@@ -19,7 +19,8 @@ export class InMemoryKeyStore implements KeyStore {
 
   async insert(key: StoredKey): Promise<void> {
     this.faults.check('insert');
-    if (this.keys.has(key._id) || [...this.keys.values()].some((k) => k.hash === key.hash)) throw new DuplicateKey(`duplicate key ${key._id}`);
+    if (this.keys.has(key._id) || [...this.keys.values()].some((k) => k.hash === key.hash))
+      throw new DuplicateKey(`duplicate key ${key._id}`);
     const { last_used_at: _notStored, ...stored } = structuredClone(key);
     this.keys.set(key._id, stored);
   }

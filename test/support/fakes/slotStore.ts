@@ -35,7 +35,10 @@ export class InMemorySlotStore implements SlotStore {
 
   /** The keys holding a slot in the organization. */
   holders(orgId: string): string[] {
-    return [...this.slots.values()].filter((s) => s.orgId === orgId).map((s) => s.keyId).sort();
+    return [...this.slots.values()]
+      .filter((s) => s.orgId === orgId)
+      .map((s) => s.keyId)
+      .sort();
   }
 }
 

@@ -131,7 +131,9 @@ describe('ConfigError', () => {
 
   it('rejects zero where a positive number is required, but allows it where 0 means "off"', () => {
     expect(named(configError({ ORG_KEY_LIMIT: '0' }))).toEqual(['ORG_KEY_LIMIT']);
-    expect(loadConfig({ VERIFY_NEGATIVE_CACHE_MAX_ENTRIES: '0', ROTATION_DEFAULT_OVERLAP_SECONDS: '0' }).verify.negativeCacheMaxEntries).toBe(0);
+    expect(
+      loadConfig({ VERIFY_NEGATIVE_CACHE_MAX_ENTRIES: '0', ROTATION_DEFAULT_OVERLAP_SECONDS: '0' }).verify.negativeCacheMaxEntries,
+    ).toBe(0);
   });
 
   it('requires the revocation bound to be longer than the poll interval, reported with the other problems', () => {
@@ -147,7 +149,9 @@ describe('ConfigError', () => {
     expect(named(configError({ KEY_CHANGE_RETENTION_SECONDS: '119' }))).toEqual(['KEY_CHANGE_RETENTION_SECONDS']);
     expect(loadConfig({ KEY_CHANGE_RETENTION_SECONDS: '120' }).retention.keyChangeSeconds).toBe(120);
     const e = configError({ VERIFY_CACHE_TTL_MS: '3600000' });
-    expect(e.problems).toEqual([expect.stringMatching(/^KEY_CHANGE_RETENTION_SECONDS: must be at least 3660 \(VERIFY_CACHE_TTL_MS 3600000/)]);
+    expect(e.problems).toEqual([
+      expect.stringMatching(/^KEY_CHANGE_RETENTION_SECONDS: must be at least 3660 \(VERIFY_CACHE_TTL_MS 3600000/),
+    ]);
     expect(loadConfig({ VERIFY_CACHE_TTL_MS: '3600000', KEY_CHANGE_RETENTION_SECONDS: '3660' }).verify.cacheTtlMs).toBe(3_600_000);
   });
 });

@@ -76,25 +76,41 @@ describe('AuditLog.around', () => {
 
   it('records a refusal with its reason, and any other failure as INTERNAL', async () => {
     const { store, log } = setup();
-    await expect(log.around(ctx, 'key.revoke', KEY, true, () => Promise.reject(new DomainError('SCOPE_ESCALATION', 'no')))).rejects.toThrow('no');
+    await expect(log.around(ctx, 'key.revoke', KEY, true, () => Promise.reject(new DomainError('SCOPE_ESCALATION', 'no')))).rejects.toThrow(
+      'no',
+    );
     await expect(log.around(ctx, 'key.archive', KEY, true, () => Promise.reject(new Error('bug')))).rejects.toThrow('bug');
     expect(store.events.map((e) => `${e.action}:${e.outcome}`)).toEqual(['key.revoke:SCOPE_ESCALATION', 'key.archive:INTERNAL']);
   });
 
   it('records reads only when staff act on another organization, with the staff email', async () => {
     const { store, log } = setup();
-    const staff = contextOf({ kind: 'user', id: newId('usr'), email: 'ops@staff.example', emailVerified: true, orgId: newId('org'), role: 'admin', staff: true }, ORG, {
-      actingAs: true,
-    });
+    const staff = contextOf(
+      { kind: 'user', id: newId('usr'), email: 'ops@staff.example', emailVerified: true, orgId: newId('org'), role: 'admin', staff: true },
+      ORG,
+      {
+        actingAs: true,
+      },
+    );
     await log.around(ctx, 'key.get', KEY, false, async () => 1);
     await log.around(staff, 'key.get', KEY, false, async () => 1);
-    expect(store.events).toEqual([expect.objectContaining({ action: 'key.get', org_id: ORG, actor: staff.principal.id, acting_as: 'ops@staff.example' })]);
+    expect(store.events).toEqual([
+      expect.objectContaining({ action: 'key.get', org_id: ORG, actor: staff.principal.id, acting_as: 'ops@staff.example' }),
+    ]);
   });
 
   it('takes a create’s key id from its result, and keeps only well-formed key ids', async () => {
     const { store, log } = setup();
-    await log.around(ctx, 'key.create', (r: { id: string }) => r.id, true, async () => ({ id: KEY }));
-    await expect(log.around(ctx, 'key.get', 'key_<script>', true, () => Promise.reject(new DomainError('INVALID_ID', 'bad')))).rejects.toThrow();
+    await log.around(
+      ctx,
+      'key.create',
+      (r: { id: string }) => r.id,
+      true,
+      async () => ({ id: KEY }),
+    );
+    await expect(
+      log.around(ctx, 'key.get', 'key_<script>', true, () => Promise.reject(new DomainError('INVALID_ID', 'bad'))),
+    ).rejects.toThrow();
     expect(store.events.map((e) => [e.action, e.key_id])).toEqual([
       ['key.create', KEY],
       ['key.get', null],
@@ -128,15 +144,22 @@ describe('AuditLog.list', () => {
     const { log } = await withEvents();
     const revokes = await log.list(ctx, query({ action: 'key.revoke' }));
     expect(revokes.events.map((e) => e.action)).toEqual(['key.revoke']);
-    const window = await log.list(ctx, query({ startTime: new Date('2025-06-01T12:00:01.000Z'), endTime: new Date('2025-06-01T12:00:03.000Z') }));
+    const window = await log.list(
+      ctx,
+      query({ startTime: new Date('2025-06-01T12:00:01.000Z'), endTime: new Date('2025-06-01T12:00:03.000Z') }),
+    );
     expect(window.events.map((e) => e.action)).toEqual(['key.revoke', 'key.update']);
     const first = await log.list(ctx, query());
-    await expect(log.list(ctx, query({ pageToken: first.nextPageToken, action: 'key.create' }))).rejects.toMatchObject({ reason: 'INVALID_PAGE_TOKEN' });
+    await expect(log.list(ctx, query({ pageToken: first.nextPageToken, action: 'key.create' }))).rejects.toMatchObject({
+      reason: 'INVALID_PAGE_TOKEN',
+    });
   });
 
   it('is for users and API keys of the organization, not services', async () => {
     const { log } = await withEvents();
     await expect(log.list(userContext(ORG, 'member'), query())).resolves.toMatchObject({ events: expect.any(Array) });
-    await expect(log.list(contextOf({ kind: 'service', id: 'service:1' }, ''), query())).rejects.toMatchObject({ reason: 'PERMISSION_DENIED' });
+    await expect(log.list(contextOf({ kind: 'service', id: 'service:1' }, ''), query())).rejects.toMatchObject({
+      reason: 'PERMISSION_DENIED',
+    });
   });
 });

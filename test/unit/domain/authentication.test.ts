@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadUserTokenKeys } from '../../../src/auth/jwtKeys';
 import type { Config } from '../../../src/config/config';
 import { Authenticator, type AuthenticatorSettings, type Credentials } from '../../../src/domain/authentication';
+import { DomainError } from '../../../src/domain/errors';
 import { newId } from '../../../src/domain/ids';
 import type { Verifier } from '../../../src/domain/verification';
 
@@ -50,10 +51,11 @@ function sign(claims: JWTPayload, opts: { alg?: string; key?: Parameters<SignJWT
 }
 
 /** "OK" or the DomainError reason. */
-const result = (p: Promise<unknown>) => p.then(
-  () => 'OK',
-  (e: { reason?: string }) => e.reason ?? String(e),
-);
+const result = (p: Promise<unknown>) =>
+  p.then(
+    () => 'OK',
+    (e: unknown) => (e instanceof DomainError ? e.reason : String(e)),
+  );
 
 describe('user tokens', () => {
   it('accepts HS256 with the shared secret, and no other algorithm with it', async () => {

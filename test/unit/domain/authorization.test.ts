@@ -15,8 +15,18 @@ describe('escalation: the one rule for what a holder may act on', () => {
     ['the same expiry', { expiresAt: at('2030-01-01T00:00:00Z') }, { expiresAt: at('2030-01-01T00:00:00Z') }, null],
     ['any expiry under a holder that never expires', {}, { expiresAt: at('2099-01-01T00:00:00Z') }, null],
     ['no rate limit under a limited holder', { rateLimit: { limit: 10, windowSeconds: 60 } }, {}, 'RATE_LIMIT_ESCALATION'],
-    ['a higher limit', { rateLimit: { limit: 10, windowSeconds: 60 } }, { rateLimit: { limit: 11, windowSeconds: 60 } }, 'RATE_LIMIT_ESCALATION'],
-    ['a shorter window', { rateLimit: { limit: 10, windowSeconds: 60 } }, { rateLimit: { limit: 10, windowSeconds: 59 } }, 'RATE_LIMIT_ESCALATION'],
+    [
+      'a higher limit',
+      { rateLimit: { limit: 10, windowSeconds: 60 } },
+      { rateLimit: { limit: 11, windowSeconds: 60 } },
+      'RATE_LIMIT_ESCALATION',
+    ],
+    [
+      'a shorter window',
+      { rateLimit: { limit: 10, windowSeconds: 60 } },
+      { rateLimit: { limit: 10, windowSeconds: 59 } },
+      'RATE_LIMIT_ESCALATION',
+    ],
     ['a stricter limit', { rateLimit: { limit: 10, windowSeconds: 60 } }, { rateLimit: { limit: 5, windowSeconds: 120 } }, null],
     ['a limit under an unlimited holder', {}, { rateLimit: { limit: 1_000_000, windowSeconds: 1 } }, null],
     ['no workspace under a bound holder', { workspaceId: 'ws_a' }, {}, 'WORKSPACE_ESCALATION'],
@@ -35,8 +45,13 @@ describe('escalation: the one rule for what a holder may act on', () => {
   const bounds: fc.Arbitrary<KeyBounds> = fc.record({
     scopes: fc.subarray(['read', 'write', 'billing']),
     environment: fc.constantFrom('live' as const, 'test' as const),
-    expiresAt: fc.option(fc.integer({ min: 0, max: 10 }).map((d) => new Date(Date.UTC(2030, 0, 1 + d))), { nil: null }),
-    rateLimit: fc.option(fc.record({ limit: fc.integer({ min: 1, max: 5 }), windowSeconds: fc.integer({ min: 1, max: 5 }) }), { nil: null }),
+    expiresAt: fc.option(
+      fc.integer({ min: 0, max: 10 }).map((d) => new Date(Date.UTC(2030, 0, 1 + d))),
+      { nil: null },
+    ),
+    rateLimit: fc.option(fc.record({ limit: fc.integer({ min: 1, max: 5 }), windowSeconds: fc.integer({ min: 1, max: 5 }) }), {
+      nil: null,
+    }),
     workspaceId: fc.option(fc.constantFrom('ws_a', 'ws_b'), { nil: null }),
   });
 
@@ -57,15 +72,27 @@ describe('escalation: the one rule for what a holder may act on', () => {
         const more: KeyBounds[] = [
           { ...h, scopes: [...h.scopes, 'admin'] },
           { ...h, environment: h.environment === 'live' ? 'test' : 'live' },
-          ...(h.expiresAt ? [{ ...h, expiresAt: null }, { ...h, expiresAt: new Date(h.expiresAt.getTime() + 1) }] : []),
+          ...(h.expiresAt
+            ? [
+                { ...h, expiresAt: null },
+                { ...h, expiresAt: new Date(h.expiresAt.getTime() + 1) },
+              ]
+            : []),
           ...(h.rateLimit
             ? [
                 { ...h, rateLimit: null },
                 { ...h, rateLimit: { ...h.rateLimit, limit: h.rateLimit.limit + 1 } },
-                ...(h.rateLimit.windowSeconds > 1 ? [{ ...h, rateLimit: { ...h.rateLimit, windowSeconds: h.rateLimit.windowSeconds - 1 } }] : []),
+                ...(h.rateLimit.windowSeconds > 1
+                  ? [{ ...h, rateLimit: { ...h.rateLimit, windowSeconds: h.rateLimit.windowSeconds - 1 } }]
+                  : []),
               ]
             : []),
-          ...(h.workspaceId ? [{ ...h, workspaceId: null }, { ...h, workspaceId: `${h.workspaceId}x` }] : []),
+          ...(h.workspaceId
+            ? [
+                { ...h, workspaceId: null },
+                { ...h, workspaceId: `${h.workspaceId}x` },
+              ]
+            : []),
         ];
         return more.every((k) => escalation(h, k) !== null);
       }),

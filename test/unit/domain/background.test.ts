@@ -1,7 +1,7 @@
 import { Periodic } from '../../../src/domain/background';
 import type { Logger } from '../../../src/logging/logger';
 
-const logger = () => ({ warn: jest.fn() }) as unknown as Logger & { warn: jest.Mock };
+const logger = () => ({ warn: jest.fn() }) as unknown as Logger & { warn: jest.Mock<void, [Record<string, unknown>, string]> };
 
 /** A task whose runs end only when the test says so. */
 function controlledTask() {

@@ -51,14 +51,15 @@ function setup() {
   const logger = createLogger('info', {
     destination: new Writable({
       write(chunk, _e, cb) {
-        logs.push(JSON.parse(String(chunk)));
+        logs.push(JSON.parse(String(chunk)) as { level: number; msg: string });
         cb();
       },
     }),
   });
   const changeLog = new FakeChangeLog();
   const poll = invalidationTask({ changeLog, verifier, now: () => new Date(clock), revocationBoundMs: BOUND_MS, logger });
-  const put = (secret: string, over: Partial<StoredKey> = {}) => docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
+  const put = (secret: string, over: Partial<StoredKey> = {}) =>
+    docs.set(hashSecret(secret), fakeKey({ hash: hashSecret(secret), ...over }));
   return {
     verifier,
     changeLog,

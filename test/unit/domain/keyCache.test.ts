@@ -187,7 +187,12 @@ describe('KeyCache.evict and evictUnlessCurrent', () => {
 describe('verifiedKey', () => {
   it('keeps only what Verify and API-key authentication use, with the expiry as epoch milliseconds', () => {
     const expires = new Date('2030-01-01T00:00:00.000Z');
-    const doc = fakeKey({ scopes: ['read', 'write'], metadata: { team: 'a' }, rate_limit: { limit: 5, window_seconds: 60 }, expires_at: expires });
+    const doc = fakeKey({
+      scopes: ['read', 'write'],
+      metadata: { team: 'a' },
+      rate_limit: { limit: 5, window_seconds: 60 },
+      expires_at: expires,
+    });
     expect(verifiedKey(doc, 42)).toStrictEqual({
       _id: doc._id,
       org_id: doc.org_id,

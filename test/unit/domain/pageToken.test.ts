@@ -1,11 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import {
-  MAX_PAGE_TOKEN_LENGTH,
-  type PagePosition,
-  decodePageToken,
-  encodePageToken,
-} from '../../../src/domain/pageToken';
+import { MAX_PAGE_TOKEN_LENGTH, type PagePosition, decodePageToken, encodePageToken } from '../../../src/domain/pageToken';
 import { newId } from '../../../src/domain/ids';
 
 const KEY = randomBytes(32);
@@ -73,7 +68,7 @@ describe('page token rejection', () => {
       fc.property(
         positionArb,
         fc.nat(),
-        fc.oneof(fc.constantFrom(...B64URL), fc.string({ minLength: 1, maxLength: 1, unit: 'binary' })),
+        fc.oneof(fc.constantFrom(...B64URL.split('')), fc.string({ minLength: 1, maxLength: 1, unit: 'binary' })),
         (pos, index, ch) => {
           const t = encodePageToken(pos, SCOPE, KEY);
           const i = index % t.length;
@@ -122,7 +117,7 @@ describe('page token rejection', () => {
   it('rejects a token checked with a different key', () => {
     expect(decodePageToken(token, SCOPE, randomBytes(32))).toBeNull();
     const flipped = Buffer.from(KEY);
-    flipped[0] = flipped[0]! ^ 1;
+    flipped[0] = flipped[0] ^ 1;
     expect(decodePageToken(token, SCOPE, flipped)).toBeNull();
   });
 

@@ -31,7 +31,12 @@ describe('retentionSweepTask', () => {
   it('gives each rule its limit and counts what each removed', async () => {
     const { calls, repo } = fakeRepo();
     const deleted: [RetainedCollection, number][] = [];
-    await retentionSweepTask(repo, policy, () => now, (c, n) => deleted.push([c, n]))();
+    await retentionSweepTask(
+      repo,
+      policy,
+      () => now,
+      (c, n) => deleted.push([c, n]),
+    )();
     expect(calls).toEqual({
       createRequestsExpired: [now, new Date('2026-02-28T12:00:00.000Z')],
       keyChangesBefore: [new Date('2026-03-01T11:00:00.000Z')],
@@ -53,7 +58,14 @@ describe('retentionSweepTask', () => {
     const boom = new Error('create_requests unreachable');
     const { calls, repo } = fakeRepo({ createRequestsExpired: boom });
     const deleted: RetainedCollection[] = [];
-    await expect(retentionSweepTask(repo, policy, () => now, (c) => deleted.push(c))()).rejects.toBe(boom);
+    await expect(
+      retentionSweepTask(
+        repo,
+        policy,
+        () => now,
+        (c) => deleted.push(c),
+      )(),
+    ).rejects.toBe(boom);
     expect(Object.keys(calls)).toHaveLength(5);
     expect(deleted).toEqual(['key_changes', 'key_mutations', 'key_usage_daily', 'audit_events']);
   });

@@ -77,9 +77,7 @@ describe('SecretBox', () => {
     });
 
     it('throws for an unknown kid, naming the kid', () => {
-      expect(() => new SecretBox(newKey).open(sealedWithOld)).toThrow(
-        `secret sealed with unknown encryption key ${sealedWithOld.kid}`,
-      );
+      expect(() => new SecretBox(newKey).open(sealedWithOld)).toThrow(`secret sealed with unknown encryption key ${sealedWithOld.kid}`);
       expect(() => new SecretBox(newKey, [randomBytes(32)]).open(sealedWithOld)).toThrow(/unknown encryption key/);
     });
   });

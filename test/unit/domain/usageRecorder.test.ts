@@ -80,7 +80,10 @@ describe('UsageRecorder.take / restore', () => {
     // Later notes do not leak into a batch already handed over.
     u.note('a', t('2025-03-01T00:00:01Z'));
     u.note('b', t('2025-03-01T00:00:00Z'));
-    expect(first).toEqual({ lastUsed: [{ keyId: 'a', at: t('2025-03-01T00:00:00Z') }], daily: [{ keyId: 'a', day: '2025-03-01', count: 1 }] });
+    expect(first).toEqual({
+      lastUsed: [{ keyId: 'a', at: t('2025-03-01T00:00:00Z') }],
+      daily: [{ keyId: 'a', day: '2025-03-01', count: 1 }],
+    });
   });
 
   it('restore merges a failed batch back: latest time wins, counts add up', () => {

@@ -5,7 +5,6 @@ import {
   type CreateKeyInput,
   LIMITS,
   UPDATABLE_FIELDS,
-  type UpdateKeyInput,
   normalizePageSize,
   validateAuditFilter,
   validateCreateKey,
@@ -93,7 +92,12 @@ describe('validateCreateKey', () => {
     ['invalid date', { expireTime: new Date(Number.NaN) }, 'expire_time', 'INVALID_TIMESTAMP'],
     // 10^12 seconds: a valid JavaScript Date (year 33658) that no RFC 3339 conversion can express.
     ['expiry past year 9999', { expireTime: new Date(1e15) }, 'expire_time', 'INVALID_TIMESTAMP'],
-    ['expiry one ms past the range', { expireTime: new Date(Date.parse('9999-12-31T23:59:59.999Z') + 1) }, 'expire_time', 'INVALID_TIMESTAMP'],
+    [
+      'expiry one ms past the range',
+      { expireTime: new Date(Date.parse('9999-12-31T23:59:59.999Z') + 1) },
+      'expire_time',
+      'INVALID_TIMESTAMP',
+    ],
     ['bad workspace id', { workspaceId: 'ws 1' }, 'workspace_id', 'INVALID_WORKSPACE_ID'],
     ['long workspace id', { workspaceId: 'w'.repeat(65) }, 'workspace_id', 'INVALID_WORKSPACE_ID'],
     ['bad request id', { requestId: 'req/1' }, 'request_id', 'INVALID_REQUEST_ID'],
@@ -183,20 +187,13 @@ describe('validateCreateKey', () => {
       expect(e.fieldViolations[0].description).toMatch(/16/);
     });
 
-    it.each([
-      ['$where'],
-      ['$set'],
-      ['a.b'],
-      ['.'],
-      [''],
-      ['has space'],
-      ['k'.repeat(65)],
-      ['ключ'],
-      ['a\u0000b'],
-    ])('rejects key %j', (key) => {
-      const e = domainError(() => validateCreateKey(createInput({ metadata: { [key]: 'v' } }), NOW));
-      expect(pairs(e)).toEqual([['metadata', 'INVALID_METADATA']]);
-    });
+    it.each([['$where'], ['$set'], ['a.b'], ['.'], [''], ['has space'], ['k'.repeat(65)], ['ключ'], ['a\u0000b']])(
+      'rejects key %j',
+      (key) => {
+        const e = domainError(() => validateCreateKey(createInput({ metadata: { [key]: 'v' } }), NOW));
+        expect(pairs(e)).toEqual([['metadata', 'INVALID_METADATA']]);
+      },
+    );
 
     it('accepts a 64-character key and a 512-character value', () => {
       const key = 'k'.repeat(64);
@@ -308,7 +305,11 @@ describe('validateUpdateKey', () => {
 
   it('returns de-duplicated scopes and a snake_case rate limit', () => {
     expect(
-      validateUpdateKey(updateInput({ scopes: ['a', 'a', 'b'], rateLimit: { limit: 5, windowSeconds: 10 } }), ['scopes', 'rate_limit'], NOW),
+      validateUpdateKey(
+        updateInput({ scopes: ['a', 'a', 'b'], rateLimit: { limit: 5, windowSeconds: 10 } }),
+        ['scopes', 'rate_limit'],
+        NOW,
+      ),
     ).toEqual({ scopes: ['a', 'b'], rate_limit: { limit: 5, window_seconds: 10 } });
   });
 });
@@ -336,13 +337,12 @@ describe('validateOverlap', () => {
     expect(e.fieldViolations[0].description).toContain('3600');
   });
 
-  it.each([
-    [{ seconds: -1, nanos: 0 }],
-    [{ seconds: 0, nanos: -1_000_000 }],
-    [{ seconds: -1, nanos: -500_000_000 }],
-  ])('rejects the negative %j: INVALID_OVERLAP', (overlap) => {
-    expect(pairs(domainError(() => validateOverlap(overlap, limits)))).toEqual([['overlap', 'INVALID_OVERLAP']]);
-  });
+  it.each([[{ seconds: -1, nanos: 0 }], [{ seconds: 0, nanos: -1_000_000 }], [{ seconds: -1, nanos: -500_000_000 }]])(
+    'rejects the negative %j: INVALID_OVERLAP',
+    (overlap) => {
+      expect(pairs(domainError(() => validateOverlap(overlap, limits)))).toEqual([['overlap', 'INVALID_OVERLAP']]);
+    },
+  );
 
   it.each([
     [{ seconds: 5, nanos: -1 }, 'same sign'],
@@ -363,13 +363,12 @@ describe('validateOverlap', () => {
 });
 
 describe('timestampProblem / durationProblem: the well-known types’ own ranges', () => {
-  it.each([
-    [{ seconds: -62_135_596_800, nanos: 0 }],
-    [{ seconds: 253_402_300_799, nanos: 999_999_999 }],
-    [{ seconds: 0, nanos: 0 }],
-  ])('a Timestamp %j is valid', (t) => {
-    expect(timestampProblem(t)).toBeUndefined();
-  });
+  it.each([[{ seconds: -62_135_596_800, nanos: 0 }], [{ seconds: 253_402_300_799, nanos: 999_999_999 }], [{ seconds: 0, nanos: 0 }]])(
+    'a Timestamp %j is valid',
+    (t) => {
+      expect(timestampProblem(t)).toBeUndefined();
+    },
+  );
 
   it.each([
     [{ seconds: -62_135_596_801, nanos: 999_999_999 }],
@@ -432,9 +431,7 @@ describe('validateAuditFilter', () => {
 
   it('accepts an empty filter and a full valid one', () => {
     expect(() => validateAuditFilter(empty)).not.toThrow();
-    expect(() =>
-      validateAuditFilter({ action: 'key.create', keyId, startTime: new Date(0), endTime: NOW }),
-    ).not.toThrow();
+    expect(() => validateAuditFilter({ action: 'key.create', keyId, startTime: new Date(0), endTime: NOW })).not.toThrow();
     expect(() => validateAuditFilter({ ...empty, startTime: NOW, endTime: new Date(NOW) })).not.toThrow();
   });
 
@@ -446,15 +443,18 @@ describe('validateAuditFilter', () => {
     ['invalid start', { action: '', keyId: '', startTime: new Date(Number.NaN) }, 'start_time', 'INVALID_TIMESTAMP'],
     ['invalid end', { action: '', keyId: '', endTime: new Date(Number.NaN) }, 'end_time', 'INVALID_TIMESTAMP'],
     ['end past year 9999', { action: '', keyId: '', endTime: new Date(1e15) }, 'end_time', 'INVALID_TIMESTAMP'],
-    ['end before start', { action: '', keyId: '', startTime: NOW, endTime: new Date(NOW.getTime() - 1) }, 'end_time', 'INVALID_AUDIT_FILTER'],
+    [
+      'end before start',
+      { action: '', keyId: '', startTime: NOW, endTime: new Date(NOW.getTime() - 1) },
+      'end_time',
+      'INVALID_AUDIT_FILTER',
+    ],
   ])('%s → %s %s', (_label, filter, field, reason) => {
     expect(pairs(domainError(() => validateAuditFilter(filter)))).toEqual([[field, reason]]);
   });
 
   it('reports every violation at once', () => {
-    const e = domainError(() =>
-      validateAuditFilter({ action: 'X', keyId: 'nope', startTime: NOW, endTime: new Date(0) }),
-    );
+    const e = domainError(() => validateAuditFilter({ action: 'X', keyId: 'nope', startTime: NOW, endTime: new Date(0) }));
     expect(pairs(e)).toEqual([
       ['action', 'INVALID_AUDIT_FILTER'],
       ['key_id', 'INVALID_ID'],

@@ -523,7 +523,11 @@ describe('Verifier: rate limits', () => {
       ['VALID', 0],
       ['RATE_LIMITED', 0],
     ]);
-    expect(results[2]).toEqual({ code: 'RATE_LIMITED', key: verifiedKey(doc, NOW.getTime()), rate: { allowed: false, limit: 2, remaining: 0, resetAt } });
+    expect(results[2]).toEqual({
+      code: 'RATE_LIMITED',
+      key: verifiedKey(doc, NOW.getTime()),
+      rate: { allowed: false, limit: 2, remaining: 0, resetAt },
+    });
   });
 
   it('explicit enforceRateLimit: true enforces too', async () => {

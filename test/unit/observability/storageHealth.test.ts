@@ -19,7 +19,12 @@ describe('StorageHealthMonitor', () => {
   it('reports transitions only, logs each once, and counts every failed ping', async () => {
     const onChange = jest.fn();
     const log = logger();
-    const m = new StorageHealthMonitor({ ping: scriptedPing([true, false, false, false, true, true]), intervalMs: 100, onChange, logger: log });
+    const m = new StorageHealthMonitor({
+      ping: scriptedPing([true, false, false, false, true, true]),
+      intervalMs: 100,
+      onChange,
+      logger: log,
+    });
     m.start();
     expect(m.isReachable).toBe(true);
     await jest.advanceTimersByTimeAsync(200); // up, down

@@ -17,13 +17,17 @@ describe('error size bounds', () => {
     const err = new DomainError(
       'INVALID_UPDATE_MASK',
       `invalid request: update_mask: "${huge}" cannot be updated`,
-      Array.from({ length: 50 }, () => ({ field: `update_mask.${huge}`, reason: 'INVALID_UPDATE_MASK' as const, description: `"${huge}" cannot be updated` })),
+      Array.from({ length: 50 }, () => ({
+        field: `update_mask.${huge}`,
+        reason: 'INVALID_UPDATE_MASK' as const,
+        description: `"${huge}" cannot be updated`,
+      })),
       { path: huge },
     );
     const s = toStatus(err);
     const bin = s.metadata.get('grpc-status-details-bin')[0] as Buffer;
     expect(bin.length).toBeLessThan(8_000);
-    expect(encodeURI(s.details!).length).toBeLessThan(4_000);
+    expect(encodeURI(s.details).length).toBeLessThan(4_000);
     const d = decodeStatusDetails(s);
     expect(d.errorInfo?.reason).toBe('INVALID_UPDATE_MASK');
     expect(d.badRequest?.fieldViolations).toHaveLength(10);

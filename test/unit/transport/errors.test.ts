@@ -4,13 +4,7 @@ import { decodeStatusDetails } from '../../../src/client/statusDetails';
 import { DomainError, REASONS, keyNotFound, validationError } from '../../../src/domain/errors';
 import { Status } from '../../../src/gen/google/rpc/status';
 import { createLogger } from '../../../src/logging/logger';
-import {
-  ERROR_DOMAIN,
-  REASON_STATUS,
-  toDomainError,
-  toServiceError,
-  toStatus,
-} from '../../../src/transport/errors';
+import { ERROR_DOMAIN, REASON_STATUS, toDomainError, toServiceError, toStatus } from '../../../src/transport/errors';
 
 const DETAILS_KEY = 'grpc-status-details-bin';
 
@@ -19,7 +13,7 @@ function capturingLogger() {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });

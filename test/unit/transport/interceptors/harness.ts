@@ -54,7 +54,7 @@ export async function serve(interceptors: ServerInterceptor[], handler: Handler)
       .then(() => handler(call))
       .then(
         (v) => cb(null, Buffer.from(JSON.stringify(v ?? null))),
-        (err: Error) => cb({ code: status.INTERNAL, details: err.message }),
+        (err: unknown) => cb({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) }),
       );
   };
   server.addService({ call: method(PATH) }, { call: run });
