@@ -95,7 +95,11 @@ async function bytesPerEntry(shape: Shape): Promise<number> {
 
 void (async () => {
   hashSecret(generateSecret('sk', 'live')); // warm up lazily initialised modules before measuring
-  for (const [name, shape] of [['typical', typical], ['full', full], ['full, metadata per key', fullOwnMetadata]] as const) {
+  for (const [name, shape] of [
+    ['typical', typical],
+    ['full', full],
+    ['full, metadata per key', fullOwnMetadata],
+  ] as const) {
     process.stdout.write(`${name}: ${await bytesPerEntry(shape)} bytes of heap per entry over ${ENTRIES} entries\n`);
   }
 })();

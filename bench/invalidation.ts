@@ -127,7 +127,8 @@ void (async () => {
       const { key, secret } = await a.keys.createKey({ name: `round ${r}`, scopes: ['read'] }, admin);
       const coldAt = Date.now();
       for (let i = 0; i < 2; i++) {
-        if ((await b.verify.verifyKey({ key: secret }, service)).code !== VerifyCode.VERIFY_CODE_VALID) throw new Error('B does not see the new key');
+        if ((await b.verify.verifyKey({ key: secret }, service)).code !== VerifyCode.VERIFY_CODE_VALID)
+          throw new Error('B does not see the new key');
         if (i === 0) rounds.cold.push(Date.now() - coldAt);
       }
       await a.keys.revokeKey({ id: key!.id }, admin);

@@ -115,7 +115,15 @@ class Tally {
     return Object.fromEntries(
       [...this.latencies].map(([kind, l]) => {
         const sorted = [...l].sort((x, y) => x - y);
-        return [kind, { n: sorted.length, p50: Math.round(pct(sorted, 50)), p99: Math.round(pct(sorted, 99)), max: Math.round(sorted[sorted.length - 1]) }];
+        return [
+          kind,
+          {
+            n: sorted.length,
+            p50: Math.round(pct(sorted, 50)),
+            p99: Math.round(pct(sorted, 99)),
+            max: Math.round(sorted[sorted.length - 1]),
+          },
+        ];
       }),
     );
   }
@@ -156,11 +164,15 @@ async function main(): Promise<void> {
     const clients = services.map((s) => connectClients(`127.0.0.1:${s.port}`));
     const client = (n: number): ApiKeysClients => clients[n % 2];
     const service = bearer(secrets.VERIFY_TOKENS);
-    const admin = async (orgId: string) => bearer(await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId, role: 'admin' }, '12h'));
+    const admin = async (orgId: string) =>
+      bearer(await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId, role: 'admin' }, '12h'));
 
     // The stored keys: copies of one key the service created, each with its own secret.
     say(`storing ${KEYS} keys in inserts of 50…`);
-    const template = await clients[0].keys.createKey({ name: 'soak', scopes: ['read', 'write'], metadata: { team: 'soak' } }, await admin(newId('org')));
+    const template = await clients[0].keys.createKey(
+      { name: 'soak', scopes: ['read', 'write'], metadata: { team: 'soak' } },
+      await admin(newId('org')),
+    );
     const keys = mongo.db(DATABASE).collection<KeyDocument>('api_keys');
     const model = (await keys.findOne({ _id: template.key!.id }))!;
     const stored = Array.from({ length: KEYS }, () => generateSecret('sk', 'live'));
@@ -192,7 +204,11 @@ async function main(): Promise<void> {
       if (r.code !== want) throw new Error(`answered ${VerifyCode[r.code]}`);
     };
     const verify = (n: number, kind: string, secret: string, want: VerifyCode, deadlineMs = VERIFY_DEADLINE_MS) =>
-      tally.fire(kind, () => client(n).verify.verifyKey({ key: secret }, service, { deadline: Date.now() + deadlineMs }).then(expectCode(want)));
+      tally.fire(kind, () =>
+        client(n)
+          .verify.verifyKey({ key: secret }, service, { deadline: Date.now() + deadlineMs })
+          .then(expectCode(want)),
+      );
 
     // Verify: every 100 ms a tenth of the rate, mostly hot keys (cached), some malformed.
     const verifyTraffic = every(100, endAt, (tick) => {
@@ -205,7 +221,13 @@ async function main(): Promise<void> {
     // Each of these is a read of storage by hash (a scan of every key on FerretDB).
     const scanTraffic = every(SCAN_EVERY_MS, endAt, (n) => {
       verify(n, 'verify unknown', generateSecret('sk', 'live'), VerifyCode.VERIFY_CODE_NOT_FOUND, ADMIN_DEADLINE_MS);
-      verify(n + 1, 'verify uncached', stored[HOT_KEYS + Math.floor(Math.random() * (KEYS - HOT_KEYS))], VerifyCode.VERIFY_CODE_VALID, ADMIN_DEADLINE_MS);
+      verify(
+        n + 1,
+        'verify uncached',
+        stored[HOT_KEYS + Math.floor(Math.random() * (KEYS - HOT_KEYS))],
+        VerifyCode.VERIFY_CODE_VALID,
+        ADMIN_DEADLINE_MS,
+      );
     });
     // Key management in one organization: create, get, update, list, revoke in turn.
     const trafficAdmin = await admin(newId('org'));
@@ -365,18 +387,24 @@ async function main(): Promise<void> {
     if (exits.some((e) => e !== null)) failures.push(`a service exited: ${JSON.stringify(exits)}`);
     const worstProbe = Math.max(0, ...probes.map((p) => p.lastValidAfterMs));
     if (probes.length === 0) failures.push('no revocation probe completed');
-    else if (worstProbe > REVOCATION_BOUND_MS) failures.push(`revocation: VALID ${worstProbe} ms after it (bound ${REVOCATION_BOUND_MS} ms)`);
+    else if (worstProbe > REVOCATION_BOUND_MS)
+      failures.push(`revocation: VALID ${worstProbe} ms after it (bound ${REVOCATION_BOUND_MS} ms)`);
     rss.forEach(({ earlier, later }, i) => {
       if (!(later <= earlier * GROWTH_LIMIT)) failures.push(`instance ${'AB'[i]}: RSS ${earlier} → ${later} MiB (medians)`);
     });
     endHeap.forEach((heap, i) => {
-      if (!warm || !(heap <= warm.heap[i] * GROWTH_LIMIT)) failures.push(`instance ${'AB'[i]}: heap after GC ${warm?.heap[i]} → ${heap} MiB`);
+      if (!warm || !(heap <= warm.heap[i] * GROWTH_LIMIT))
+        failures.push(`instance ${'AB'[i]}: heap after GC ${warm?.heap[i]} → ${heap} MiB`);
     });
     say(`calls ${tally.calls} (at most ${tally.maxInFlight} in flight); latency ms ${JSON.stringify(report.latencyMs)}`);
-    say(`revocation probes, ms after RevokeKey answered (last VALID / first refusal): ${probes.map((p) => `${p.lastValidAfterMs}/${p.firstRefusedAfterMs}`).join(' ')}`);
+    say(
+      `revocation probes, ms after RevokeKey answered (last VALID / first refusal): ${probes.map((p) => `${p.lastValidAfterMs}/${p.firstRefusedAfterMs}`).join(' ')}`,
+    );
     if (logged.size > 0) say(`logged by the services: ${JSON.stringify(report.logged)}`);
     say(`RSS after warm-up, MiB (medians, earlier → later half): ${rss.map((r) => `${r.earlier} → ${r.later}`).join(', ')}`);
-    say(`heap after GC, MiB: warm ${JSON.stringify(warm?.heap)} → end ${JSON.stringify(endHeap)}; database CPU idle: ${idleBefore} % → ${idleAfter} % of a core`);
+    say(
+      `heap after GC, MiB: warm ${JSON.stringify(warm?.heap)} → end ${JSON.stringify(endHeap)}; database CPU idle: ${idleBefore} % → ${idleAfter} % of a core`,
+    );
     clients.forEach((c) => c.close());
     if (failures.length > 0) {
       say(`FAILED:\n  ${failures.join('\n  ')}`);

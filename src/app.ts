@@ -60,7 +60,13 @@ export interface StartOptions {
 /** Wires config → storage → domain → transport and starts serving. */
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const now = () => new Date();
-  const storage = await connectStorage(config.mongodbUri, config.mongodbDatabase, { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs }, currentCall, logger);
+  const storage = await connectStorage(
+    config.mongodbUri,
+    config.mongodbDatabase,
+    { connectMs: config.mongodbTimeoutMs, operationMs: config.mongodbOperationTimeoutMs },
+    currentCall,
+    logger,
+  );
   const metrics = new Metrics();
   metrics.observeMongo(storage.client);
   const keyRepo = new KeyRepository(storage.collections, storage.limits);

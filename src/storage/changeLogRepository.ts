@@ -20,7 +20,13 @@ export class ChangeLogRepository implements ChangeLog {
   /** Entries logged at or after `since` (index `at`). */
   since(since: Date): Promise<LoggedChange[]> {
     return this.changes
-      .find({ at: { $gte: since } }, { ...this.limits.options(), projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange | '_id', 0 | 1> })
+      .find(
+        { at: { $gte: since } },
+        {
+          ...this.limits.options(),
+          projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange | '_id', 0 | 1>,
+        },
+      )
       .toArray();
   }
 }

@@ -32,7 +32,9 @@ export class CreateRequestRepository implements CreateRequestStore {
 
   /** The key ended: no replay may hand its secret out again. */
   async forgetSecret(orgId: string, keyId: string): Promise<void> {
-    const held = await this.requests.find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { ...this.limits.options(), projection: { _id: 1 } }).toArray();
+    const held = await this.requests
+      .find({ org_id: orgId, key_id: keyId, secret_box: { $ne: null } }, { ...this.limits.options(), projection: { _id: 1 } })
+      .toArray();
     // One document per write: never two writers on one document, never a multi-document update.
     for (const { _id } of held) await this.requests.updateOne({ _id }, { $set: { secret_box: null } });
   }

@@ -90,7 +90,12 @@ async function deleteMatching<T extends Document & { _id: string }>(
   let deleted = 0;
   while (deleted < budget) {
     const limit = Math.min(MAX_DOCUMENTS_PER_WRITE, budget - deleted);
-    const ids = (await collection.find(filter, { ...limits.options(), projection: { _id: 1 } }).limit(limit).toArray()).map((d) => d._id);
+    const ids = (
+      await collection
+        .find(filter, { ...limits.options(), projection: { _id: 1 } })
+        .limit(limit)
+        .toArray()
+    ).map((d) => d._id);
     if (ids.length === 0) break;
     const { deletedCount } = await collection.deleteMany({ ...filter, _id: { $in: ids } });
     deleted += deletedCount;
