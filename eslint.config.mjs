@@ -29,7 +29,8 @@ export default defineConfig(
     },
   },
   {
-    files: ['test/**'],
+    // Benchmarks are harnesses like the tests: they set up what they then use, and fail loudly if it is missing.
+    files: ['test/**', 'bench/**'],
     rules: {
       // A test dereferences what it has just asserted or set up; if it is missing the test fails, which is the point.
       '@typescript-eslint/no-non-null-assertion': 'off',

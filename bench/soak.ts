@@ -95,9 +95,9 @@ class Tally {
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     const started = performance.now();
     call()
-      .catch((err) => {
-        const code = (err as ServiceError).code;
-        this.fail(`${kind}: ${code !== undefined ? status[code] : (err as Error).message}`);
+      .catch((err: unknown) => {
+        const code = (err as Partial<ServiceError>).code;
+        this.fail(`${kind}: ${code !== undefined ? status[code] : String(err)}`);
       })
       .finally(() => {
         this.inFlight--;
@@ -239,20 +239,22 @@ async function main(): Promise<void> {
       const id = live[n % Math.max(1, live.length)];
       switch (n % 5) {
         case 0:
-          return tally.fire('create', async () => {
+          tally.fire('create', async () => {
             live.push((await c.keys.createKey({ name: `soak ${n}`, scopes: ['read'] }, trafficAdmin, adminOpts())).key!.id);
           });
+          return;
         case 1:
-          if (id) tally.fire('get', async () => void (await c.keys.getKey({ id }, trafficAdmin, adminOpts())));
+          if (id) tally.fire('get', () => c.keys.getKey({ id }, trafficAdmin, adminOpts()).then(() => undefined));
           return;
         case 2:
           if (id) {
             tally.fire('update', () =>
               c.keys.updateKey({ key: { id, name: `renamed ${n}` }, updateMask: ['name'] }, trafficAdmin, adminOpts()).then(
                 () => {},
-                (err: ServiceError) => {
+                (err: unknown) => {
                   // A slow call still changing the same key, or the key revoked meanwhile: refused, as it should be.
-                  if (err.code !== status.ABORTED && err.code !== status.FAILED_PRECONDITION) throw err;
+                  const code = (err as Partial<ServiceError>).code;
+                  if (code !== status.ABORTED && code !== status.FAILED_PRECONDITION) throw err;
                   conflicts++;
                 },
               ),
@@ -260,12 +262,13 @@ async function main(): Promise<void> {
           }
           return;
         case 3:
-          return tally.fire('list', async () => void (await c.keys.listKeys({ pageSize: 20 }, trafficAdmin, adminOpts())));
+          tally.fire('list', () => c.keys.listKeys({ pageSize: 20 }, trafficAdmin, adminOpts()).then(() => undefined));
+          return;
         case 4:
           // Keep a few keys to get and update; revoke the oldest of the rest.
           if (live.length > 3) {
             const victim = live.shift()!;
-            tally.fire('revoke', async () => void (await c.keys.revokeKey({ id: victim }, trafficAdmin, adminOpts())));
+            tally.fire('revoke', () => c.keys.revokeKey({ id: victim }, trafficAdmin, adminOpts()).then(() => undefined));
           }
           return;
       }
@@ -356,7 +359,7 @@ async function main(): Promise<void> {
     for (const line of services.flatMap((s) => s.logs)) {
       if (typeof line.level !== 'number' || line.level < 40) continue;
       const err = line.err as { name?: string; message?: string } | undefined;
-      const what = `${String(line.msg)}${err ? ` (${err.name}: ${err.message?.slice(0, 120)})` : ''}`;
+      const what = `${String(line.msg)}${err ? ` (${String(err.name)}: ${String(err.message).slice(0, 120)})` : ''}`;
       logged.set(what, (logged.get(what) ?? 0) + 1);
     }
     const report = {
@@ -394,7 +397,7 @@ async function main(): Promise<void> {
     });
     endHeap.forEach((heap, i) => {
       if (!warm || !(heap <= warm.heap[i] * GROWTH_LIMIT))
-        failures.push(`instance ${'AB'[i]}: heap after GC ${warm?.heap[i]} → ${heap} MiB`);
+        failures.push(`instance ${'AB'[i]}: heap after GC ${String(warm?.heap[i])} → ${heap} MiB`);
     });
     say(`calls ${tally.calls} (at most ${tally.maxInFlight} in flight); latency ms ${JSON.stringify(report.latencyMs)}`);
     say(
@@ -403,7 +406,7 @@ async function main(): Promise<void> {
     if (logged.size > 0) say(`logged by the services: ${JSON.stringify(report.logged)}`);
     say(`RSS after warm-up, MiB (medians, earlier → later half): ${rss.map((r) => `${r.earlier} → ${r.later}`).join(', ')}`);
     say(
-      `heap after GC, MiB: warm ${JSON.stringify(warm?.heap)} → end ${JSON.stringify(endHeap)}; database CPU idle: ${idleBefore} % → ${idleAfter} % of a core`,
+      `heap after GC, MiB: warm ${JSON.stringify(warm?.heap)} → end ${JSON.stringify(endHeap)}; database CPU idle: ${String(idleBefore)} % → ${String(idleAfter)} % of a core`,
     );
     clients.forEach((c) => c.close());
     if (failures.length > 0) {
@@ -417,7 +420,7 @@ async function main(): Promise<void> {
   }
 }
 
-void main().catch((err) => {
-  process.stderr.write(`[soak] ${err instanceof Error ? err.stack : String(err)}\n`);
+void main().catch((err: unknown) => {
+  process.stderr.write(`[soak] ${err instanceof Error ? String(err.stack) : String(err)}\n`);
   process.exit(1);
 });
