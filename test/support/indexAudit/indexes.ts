@@ -16,7 +16,7 @@
 // query a collection scan), each with the shape's sort. `_id` is served by the `_id_` index
 // every collection has.
 import type { Db } from 'mongodb';
-import { collectionsOf, ensureIndexes } from '../../../src/storage/mongo';
+import { collectionsOf, ensureIndexes, type Collections } from '../../../src/storage/mongo';
 import { describeConjunct, describeSort, type Conjunct, type Direction, type QueryShape, type SortField } from './shapes';
 
 export interface IndexSpec {
@@ -52,18 +52,37 @@ export const MAX_SORT_MERGE_POINTS = 200;
  */
 export async function declaredIndexes(): Promise<IndexSpec[]> {
   const specs: IndexSpec[] = [];
-  const stubCollection = (name: string) => ({
+  await ensureIndexes(stubCollections((name, key, options) => {
+    const fields = Object.entries(key).map(([f, d]): [string, Direction] => {
+      if (d !== 1 && d !== -1) throw new Error(`index audit: ${name} declares a ${String(d)} index on ${f}; teach test/support/indexAudit/indexes.ts its rules`);
+      return [f, d];
+    });
+    specs.push({ collection: name, name: options.name ?? fields.map(([f, d]) => `${f}_${d}`).join('_'), key: fields, unique: options.unique === true });
+  }));
+  return specs;
+}
+
+/** Every collection the service uses, by its name in MongoDB. */
+export function collectionNames(): string[] {
+  return Object.values(stubCollections(() => {})).map((c) => c.collectionName);
+}
+
+type CreateIndex = (collection: string, key: Record<string, unknown>, options: { name?: string; unique?: boolean }) => void;
+
+function stubCollections(createIndex: CreateIndex): Collections {
+  const collection = (name: string) => ({
+    collectionName: name,
     createIndex(key: Record<string, unknown>, options: { name?: string; unique?: boolean } = {}) {
-      const fields = Object.entries(key).map(([f, d]): [string, Direction] => {
-        if (d !== 1 && d !== -1) throw new Error(`index audit: ${name} declares a ${String(d)} index on ${f}; teach test/support/indexAudit/indexes.ts its rules`);
-        return [f, d];
-      });
-      specs.push({ collection: name, name: options.name ?? fields.map(([f, d]) => `${f}_${d}`).join('_'), key: fields, unique: options.unique === true });
+      createIndex(name, key, options);
       return Promise.resolve(name);
     },
   });
-  await ensureIndexes(collectionsOf({ collection: stubCollection } as unknown as Db));
-  return specs;
+  return collectionsOf({ collection } as unknown as Db);
+}
+
+/** `{org_id: 1, created_at: -1}` */
+export function describeKey(index: IndexSpec): string {
+  return describeSort(index.key.map(([field, dir]) => ({ field, dir })));
 }
 
 /** The indexes a query on `collection` may use: the declared ones and `_id_`. */
@@ -113,7 +132,7 @@ function planWith(index: IndexSpec, branch: Conjunct, sort: SortField[], inPoint
     }
     return { index: index.name, bounded, residual, sortMerge };
   }
-  return `in-memory sort: ${index.name} bounds the query but its order ${describeSort(index.key.map(([field, dir]) => ({ field, dir })))} does not give ${describeSort(sort)} (nor reversed)`;
+  return `in-memory sort: ${index.name} bounds the query but its order ${describeKey(index)} does not give ${describeSort(sort)} (nor reversed)`;
 }
 
 /** Whether the index fields from `start` on, skipping constant ones, begin with `wanted`, all in order or all reversed. */

@@ -14,8 +14,8 @@ import type { CommandStartedEvent, Document, MongoClient } from 'mongodb';
 import { collectionsOf, ensureIndexes, type Collections } from '../../../src/storage/mongo';
 import { testDb } from '../database';
 import { planProblems } from './explain';
-import { auditShape, declaredIndexes, indexesOn, type IndexSpec, type ShapeVerdict } from './indexes';
-import { describeConjunct, describeSort, queriesOf, shapeKey, type QueryShape, type SortField } from './shapes';
+import { auditShape, declaredIndexes, describeKey, indexesOn, type IndexSpec, type ShapeVerdict } from './indexes';
+import { describeConjunct, queriesOf, shapeKey, type QueryShape, type SortField } from './shapes';
 
 export const ROOT = join(__dirname, '..', '..', '..');
 export const OUTPUT_DIR = join(ROOT, '.tmp-index-audit');
@@ -184,8 +184,10 @@ function framesHere(): Frame[] {
 
 /** The first frame in src/storage/ (else in src/), as `Class.method (src/…/file.ts:line)`. */
 export function siteIn(frames: Frame[]): string | undefined {
-  const pick = frames.find((f) => f.file.includes('/src/storage/')) ?? frames.find((f) => f.file.includes('/src/') && !f.file.includes('/node_modules/'));
-  return pick && `${pick.fn} (${relative(ROOT, pick.file)}:${pick.line})`;
+  // Relative to the repository: a checkout under some other src/ directory must not match.
+  const inRepo = frames.map((f) => ({ ...f, file: relative(ROOT, f.file) }));
+  const pick = inRepo.find((f) => f.file.startsWith('src/storage/')) ?? inRepo.find((f) => f.file.startsWith('src/'));
+  return pick && `${pick.fn} (${pick.file}:${pick.line})`;
 }
 
 function writeRecording(testPath: string, entries: Entry[]): void {
@@ -200,7 +202,7 @@ function writeRecording(testPath: string, entries: Entry[]): void {
 
 function unservedMessage(e: Entry, verdict: ShapeVerdict, declared: IndexSpec[]): string {
   const branches = verdict.branches.map((b) => `  ${describeConjunct(b.branch)}: ${'problem' in b ? b.problem : `served by ${b.plan.index}`}`);
-  const indexes = indexesOn(e.shape.collection, declared).map((i) => `${i.name} ${describeSort(i.key.map(([field, dir]) => ({ field, dir })))}`);
+  const indexes = indexesOn(e.shape.collection, declared).map((i) => `${i.name} ${describeKey(i)}`);
   return [
     `index audit: ${e.key} (${[...e.commands].join(', ')}) has no serving index`,
     ...branches,

@@ -3,7 +3,7 @@
 //   npx tsx test/support/indexAudit/report.ts
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { auditShape, declaredIndexes, indexesOn, type IndexSpec } from './indexes';
+import { auditShape, collectionNames, declaredIndexes, describeKey, indexesOn, type IndexSpec } from './indexes';
 import { OUTPUT_DIR, type RecordingFile } from './recorder';
 import { describeConjunct, describeSort } from './shapes';
 
@@ -17,7 +17,6 @@ interface MergedShape {
 }
 
 const code = (s: string) => `\`${s}\``;
-const keyText = (index: IndexSpec) => describeSort(index.key.map(([field, dir]) => ({ field, dir })));
 
 export function reportMarkdown(files: RecordingFile[], declared: IndexSpec[]): string {
   const shapes = new Map<string, MergedShape>();
@@ -58,11 +57,11 @@ export function reportMarkdown(files: RecordingFile[], declared: IndexSpec[]): s
       [...callSites].sort().map(code).join('<br>'),
     ];
   });
-  const collections = [...new Set([...declared.map((i) => i.collection), ...rows.map((r) => r.file.shape.collection)])].sort();
+  const collections = [...new Set([...collectionNames(), ...rows.map((r) => r.file.shape.collection)])].sort();
   const indexRows = collections.flatMap((c) =>
     indexesOn(c, declared).map((i) => {
       const n = uses.get(`${c}.${i.name}`) ?? 0;
-      return [code(c), code(i.name) + (i.unique ? ' (unique)' : ''), code(keyText(i)), n === 0 ? 'no query shape seen' : `${n} shape${n === 1 ? '' : 's'}`];
+      return [code(c), code(i.name) + (i.unique ? ' (unique)' : ''), code(describeKey(i)), n === 0 ? 'no query shape seen' : `${n} shape${n === 1 ? '' : 's'}`];
     }),
   );
   return [table(INDEX_TABLE_HEADER, indexRows), '', table(SHAPE_TABLE_HEADER, shapeRows)].join('\n');
