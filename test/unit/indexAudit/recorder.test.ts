@@ -1,6 +1,6 @@
 // Which stack frame names a command's call site.
 import { join } from 'node:path';
-import { ROOT, siteIn } from '../../support/indexAudit/recorder';
+import { ROOT, siteIn, TEST_CODE } from '../../support/indexAudit/recorder';
 
 const frame = (fn: string, file: string, line: number) => ({ fn, file: join(ROOT, file), line });
 
@@ -21,7 +21,12 @@ describe('siteIn', () => {
     );
   });
 
-  it('finds none in a stack of only the driver and tests', () => {
-    expect(siteIn([frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300), frame('Object.<anonymous>', 'test/unit/x.test.ts', 3)])).toBeUndefined();
+  it('tells test code that queries through the service\'s client apart (the audit leaves it out)', () => {
+    const wrapper = frame('methods.<computed>', 'test/support/indexAudit/recorder.ts', 140);
+    expect(siteIn([frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300), wrapper, frame('Object.<anonymous>', 'test/integration/fault.test.ts', 147)])).toBe(TEST_CODE);
+  });
+
+  it('finds none in a stack of only the driver and the wrapper', () => {
+    expect(siteIn([frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300), frame('methods.<computed>', 'test/support/indexAudit/recorder.ts', 140)])).toBeUndefined();
   });
 });
