@@ -84,7 +84,7 @@ class Recorder implements IndexAuditFinisher {
   private record(e: CommandStartedEvent): void {
     const queries = queriesOf(e.commandName, e.command);
     if (queries.length === 0) return;
-    const site = callSite.getStore() ?? siteIn(framesHere()) ?? '(call site unknown)';
+    const site = callSite.getStore() ?? siteHere() ?? '(call site unknown)';
     // A test reading the service's collections directly (fault.test.ts counts what was stored).
     if (site === TEST_CODE) return;
     for (const q of queries) {
@@ -132,7 +132,7 @@ function wrapCallSites(target: object, names: string[], site?: string): void {
     if (typeof original !== 'function') continue;
     methods[name] = function (this: unknown, ...args: unknown[]): unknown {
       if (callSite.getStore() !== undefined) return Reflect.apply(original, this, args);
-      const here = site ?? siteIn(framesHere()) ?? '(call site unknown)';
+      const here = site ?? siteHere() ?? '(call site unknown)';
       return callSite.run(here, () => {
         const result: unknown = Reflect.apply(original, this, args);
         // A cursor sends its command later, from toArray() or next(): it keeps where it was made.
@@ -153,14 +153,14 @@ export interface Frame {
 /**
  * The current stack, deep enough to reach from a driver call back to the repository method.
  * Names come from V8's call sites (jest's source-mapped text names a frame after the identifier
- * at its position — `find` for a line calling `this.keys.find` — not after its function); lines
- * come from the text, which maps them back to the TypeScript source. Two captures at the same
- * depth: the text is formatted by whatever jest installed, the call sites by a hook of our own.
+ * at its position — `find` for a line calling `this.keys.find` — not after its function). With
+ * `mapLines`, lines come from that text, which maps them back to the TypeScript source: a second
+ * capture at the same depth, formatted by whatever jest installed.
  */
-function framesHere(): Frame[] {
+function framesHere(mapLines: boolean): Frame[] {
   const { stackTraceLimit, prepareStackTrace } = Error;
   Error.stackTraceLimit = 30;
-  const text = new Error().stack ?? '';
+  const text = mapLines ? (new Error().stack ?? '') : '';
   let sites: NodeJS.CallSite[] = [];
   Error.prepareStackTrace = (_err, callSites) => {
     sites = callSites;
@@ -180,6 +180,18 @@ function framesHere(): Frame[] {
       line: mapped ? Number(mapped[1]) : (site.getLineNumber() ?? 0),
     };
   });
+}
+
+// Source-mapping a whole stack costs far more than the query it describes; a call site maps to
+// the same source line every time, so each is mapped once.
+const mappedSites = new Map<string, string | undefined>();
+
+/** siteIn of the current stack, with the source line. */
+function siteHere(): string | undefined {
+  const raw = siteIn(framesHere(false));
+  if (raw === undefined || raw === TEST_CODE) return raw;
+  if (!mappedSites.has(raw)) mappedSites.set(raw, siteIn(framesHere(true)));
+  return mappedSites.get(raw);
 }
 
 /** siteIn's answer for a command that test code sent through a service's client: not the service's query. */
