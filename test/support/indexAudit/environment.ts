@@ -25,12 +25,7 @@ export default class IndexAuditEnvironment extends TestEnvironment {
     if (!finisher) return;
     try {
       const violations = await finisher.finish(this.testPath);
-      if (violations.length > 0) {
-        const err = new Error(violations.join('\n\n'));
-        // The messages name the call sites; a stack through this file would only add noise.
-        err.stack = err.message;
-        state.unhandledErrors.push(err);
-      }
+      if (violations.length > 0) state.unhandledErrors.push(new Error(violations.join('\n\n')));
     } catch (err) {
       state.unhandledErrors.push(err);
     }
