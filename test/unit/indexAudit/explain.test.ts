@@ -35,28 +35,15 @@ describe('planProblems', () => {
     expect(planProblems(fixture(name))).toEqual([]);
   });
 
-  it('names a collection scan', () => {
-    expect(planProblems(fixture('collscan'))).toEqual(['COLLSCAN: a collection scan']);
-  });
-
-  it('names a blocking sort, even over an index scan', () => {
-    expect(planProblems(fixture('blocking-sort'))).toEqual(['SORT: an in-memory sort']);
-  });
-
-  it('names an index scanned from end to end', () => {
-    expect(planProblems(fixture('whole-index'))).toEqual(['IXSCAN over all of index at: unbounded']);
-  });
-
-  it('names a collection scan on one shard of several', () => {
-    expect(planProblems(fixture('sharded'))).toEqual(['COLLSCAN: a collection scan']);
-  });
-
-  it('names a collection scan under an aggregate', () => {
-    expect(planProblems(fixture('aggregate-cursor'))).toEqual(['COLLSCAN: a collection scan']);
-  });
-
-  it('does not pass a plan that checked nothing (EOF: no such collection)', () => {
-    expect(planProblems(fixture('eof'))).toEqual(['EOF: the plan reads nothing (no such collection?), so nothing was checked']);
+  it.each([
+    ['a collection scan', 'collscan', 'COLLSCAN: a collection scan'],
+    ['a blocking sort, even over an index scan', 'blocking-sort', 'SORT: an in-memory sort'],
+    ['an index scanned from end to end', 'whole-index', 'IXSCAN over all of index at: unbounded'],
+    ['a collection scan on one shard of several', 'sharded', 'COLLSCAN: a collection scan'],
+    ['a collection scan under an aggregate', 'aggregate-cursor', 'COLLSCAN: a collection scan'],
+    ['a plan that checked nothing (EOF: no such collection)', 'eof', 'EOF: the plan reads nothing (no such collection?), so nothing was checked'],
+  ])('names %s', (_what, name, problem) => {
+    expect(planProblems(fixture(name))).toEqual([problem]);
   });
 
   it('does not pass an output without a winning plan (FerretDB answers explain so)', () => {
