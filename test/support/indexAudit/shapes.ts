@@ -171,8 +171,9 @@ function inCount(value: unknown): number {
 
 function sortOf(sort: unknown): SortField[] {
   const entries = sort instanceof Map ? [...(sort as Map<string, unknown>).entries()] : isDocument(sort) ? Object.entries(sort) : [];
-  // `{$meta: 'textScore'}` and other non-numeric sorts cannot come from a B-tree index.
-  return entries.map(([field, d]) => ({ field, dir: d === -1 || d === 'desc' || d === 'descending' ? -1 : 1 }));
+  // The driver sends 1 or -1 whatever it was given ('desc' too). The service sorts by no
+  // `{$meta: …}` (text score), which no B-tree index could give.
+  return entries.map(([field, d]) => ({ field, dir: d === -1 ? -1 : 1 }));
 }
 
 function toConjunct(b: Branch): Conjunct {
