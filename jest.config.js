@@ -1,6 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
+  // Node's environment plus the index audit of every query the service sends (docs/indexes.md).
+  testEnvironment: '<rootDir>/test/support/indexAudit/environment.ts',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {

@@ -116,6 +116,8 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.mutations.createIndex({ at: 1 }, { name: 'at' }, {});
   await c.createRequests.createIndex({ created_at: 1 }, { name: 'created_at' }, {});
   await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' }, {});
+  // Ending a key forgets the secrets its create requests hold (CreateRequestRepository.forgetSecret).
+  await c.createRequests.createIndex({ org_id: 1, key_id: 1 }, { name: 'org_key' }, {});
 }
 
 export async function connectStorage(

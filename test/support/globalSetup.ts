@@ -14,25 +14,32 @@ export default async function globalSetup(): Promise<void> {
     uri = withoutDatabaseName(configured);
     description = `MongoDB from MONGODB_URI at ${redact(configured)}`;
   } else {
-    // Progress goes to stderr so that stdout carries only the one "Test database:" line.
+    // Progress goes to stderr so that stdout carries only the "Test database:" and "Index audit:" lines.
     const db = await startEphemeralDatabase({ log: (line) => process.stderr.write(`[test db] ${line}\n`) });
     (globalThis as Record<symbol, EphemeralDatabase>)[HANDLE] = db;
     uri = db.uri;
     description = db.description;
   }
 
-  const version = await serverVersion(uri, configured !== undefined);
+  const { version, ferretdb } = await serverVersion(uri, configured !== undefined);
   process.env.TEST_MONGODB_URI = uri;
   process.env.TEST_DATABASE_KIND = `${description}, buildInfo version ${version}`;
+  // The index audit (test/support/indexAudit) also explains each query shape where plans use indexes.
+  process.env.TEST_INDEX_AUDIT_EXPLAIN = ferretdb ? '0' : '1';
   process.stdout.write(`\nTest database: ${process.env.TEST_DATABASE_KIND}\n`);
+  process.stdout.write(
+    ferretdb
+      ? 'Index audit: explain-checking is off because FerretDB does not use indexes; query shapes are checked against the declared indexes only.\n'
+      : 'Index audit: query shapes are checked against the declared indexes and by explain (no COLLSCAN, no in-memory SORT).\n',
+  );
 }
 
 // Proves the server answers (loud failure for a bad MONGODB_URI) and reads its reported version.
-async function serverVersion(uri: string, fromEnv: boolean): Promise<string> {
+async function serverVersion(uri: string, fromEnv: boolean): Promise<{ version: string; ferretdb: boolean }> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
   try {
     const info = await client.db('admin').command({ buildInfo: 1 });
-    return String(info.version);
+    return { version: String(info.version), ferretdb: info.ferretdbVersion !== undefined };
   } catch (err) {
     const source = fromEnv ? `MONGODB_URI (${redact(uri)})` : `the test database at ${uri}`;
     throw new Error(

@@ -9,6 +9,7 @@ import { newId } from '../../src/domain/ids';
 import { createLogger } from '../../src/logging/logger';
 import { collectionsOf, type Collections } from '../../src/storage/mongo';
 import { privateDatabase, testDb, type PrivateDatabase, type TestDatabase } from './database';
+import { watchStorage } from './indexAudit/recorder';
 
 export interface TestServer {
   address: string;
@@ -106,6 +107,7 @@ async function serve(
     },
   });
   const app = await startApp(config, createLogger(config.logLevel, { destination: sink }), options);
+  watchStorage(app.storage);
   const address = `127.0.0.1:${app.port}`;
   const clients = connectClients(address);
   const userToken = (claims: Partial<UserClaims> = {}, ttl: string | number = '1h') =>

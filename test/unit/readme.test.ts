@@ -7,6 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { REASON_STATUS } from '../../src/transport/errors';
+import { tableRows as markdownTableRows } from '../support/markdown';
 
 const ROOT = join(__dirname, '..', '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
@@ -17,28 +18,8 @@ const unquote = (cell: string) =>
     .replace(/^`(.*)`$/, '$1')
     .trim();
 
-/** The body rows of the first markdown table in `file` whose header row is exactly `header` (cells compared trimmed). */
-function tableRows(file: string, header: string[]): string[][] {
-  const markdown = read(file);
-  const lines = markdown.split('\n');
-  const cellsOf = (line: string) =>
-    line
-      .trim()
-      .replace(/^\|/, '')
-      .replace(/\|$/, '')
-      .split('|')
-      .map((c) => c.trim());
-  const start = lines.findIndex((l) => l.trim().startsWith('|') && cellsOf(l).join('\u0000') === header.join('\u0000'));
-  if (start < 0) throw new Error(`${file} has no table with header | ${header.join(' | ')} |`);
-  const rows: string[][] = [];
-  for (const line of lines.slice(start + 1)) {
-    if (!line.trim().startsWith('|')) break;
-    const cells = cellsOf(line);
-    if (cells.every((c) => /^:?-+:?$/.test(c))) continue; // the |---|---| separator
-    rows.push(cells);
-  }
-  return rows;
-}
+/** The body rows of the first table in `file` whose header row is exactly `header`. */
+const tableRows = (file: string, header: string[]) => markdownTableRows(read(file), header, file);
 
 /** The table as it belongs in the README, for pasting when this test fails: reasons sharing a code and HTTP status share a row. */
 function expectedErrorTable(): string {
