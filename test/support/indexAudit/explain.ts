@@ -55,7 +55,7 @@ function walk(node: Document, out: PlanStage[]): void {
     out.push({
       stage: node.stage,
       indexName: typeof node.indexName === 'string' ? node.indexName : undefined,
-      indexBounds: asDocument(node.indexBounds) as Record<string, string[]> | undefined,
+      indexBounds: asDocument(node.indexBounds),
     });
   }
   for (const key of ['inputStage', 'outerStage', 'innerStage', 'thenStage', 'elseStage']) {
@@ -76,7 +76,7 @@ function wholeIndex(bounds: Record<string, string[]> | undefined): boolean {
 }
 
 function asDocument(v: unknown): Document | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Document) : undefined;
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
 }
 
 function asArray(v: unknown): unknown[] {

@@ -16,7 +16,7 @@
 // query a collection scan), each with the shape's sort. `_id` is served by the `_id_` index
 // every collection has.
 import type { Db } from 'mongodb';
-import { collectionsOf, ensureIndexes, type Collections } from '../../../src/storage/mongo';
+import { allCollections, collectionsOf, ensureIndexes, type Collections } from '../../../src/storage/mongo';
 import { describeConjunct, describeSort, type Conjunct, type Direction, type QueryShape, type SortField } from './shapes';
 
 export interface IndexSpec {
@@ -52,19 +52,27 @@ export const MAX_SORT_MERGE_POINTS = 200;
  */
 export async function declaredIndexes(): Promise<IndexSpec[]> {
   const specs: IndexSpec[] = [];
-  await ensureIndexes(stubCollections((name, key, options) => {
-    const fields = Object.entries(key).map(([f, d]): [string, Direction] => {
-      if (d !== 1 && d !== -1) throw new Error(`index audit: ${name} declares a ${String(d)} index on ${f}; teach test/support/indexAudit/indexes.ts its rules`);
-      return [f, d];
-    });
-    specs.push({ collection: name, name: options.name ?? fields.map(([f, d]) => `${f}_${d}`).join('_'), key: fields, unique: options.unique === true });
-  }));
+  await ensureIndexes(
+    stubCollections((name, key, options) => {
+      const fields = Object.entries(key).map(([f, d]): [string, Direction] => {
+        if (d !== 1 && d !== -1)
+          throw new Error(`index audit: ${name} declares a ${String(d)} index on ${f}; teach test/support/indexAudit/indexes.ts its rules`);
+        return [f, d];
+      });
+      specs.push({
+        collection: name,
+        name: options.name ?? fields.map(([f, d]) => `${f}_${d}`).join('_'),
+        key: fields,
+        unique: options.unique === true,
+      });
+    }),
+  );
   return specs;
 }
 
 /** Every collection the service uses, by its name in MongoDB. */
 export function collectionNames(): string[] {
-  return Object.values(stubCollections(() => {})).map((c) => c.collectionName);
+  return allCollections(stubCollections(() => {})).map((c) => c.collectionName);
 }
 
 type CreateIndex = (collection: string, key: Record<string, unknown>, options: { name?: string; unique?: boolean }) => void;
@@ -105,7 +113,10 @@ export function planBranch(branch: Conjunct, sort: SortField[], indexes: IndexSp
     return { branch, plan: served[0] };
   }
   const bounding = plans.filter((p): p is string => typeof p === 'string' && !p.startsWith('collection scan'));
-  return { branch, problem: bounding.length > 0 ? bounding.join('; ') : `collection scan: no index starts with a field of ${describeConjunct(branch)}` };
+  return {
+    branch,
+    problem: bounding.length > 0 ? bounding.join('; ') : `collection scan: no index starts with a field of ${describeConjunct(branch)}`,
+  };
 }
 
 /** The plan `index` gives, or why it gives none. */

@@ -11,7 +11,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { CommandStartedEvent, Document, MongoClient } from 'mongodb';
-import { collectionsOf, ensureIndexes, type Collections } from '../../../src/storage/mongo';
+import { allCollections, collectionsOf, ensureIndexes, type Collections } from '../../../src/storage/mongo';
 import { testDb } from '../database';
 import { planProblems } from './explain';
 import { auditShape, declaredIndexes, describeKey, indexesOn, type IndexSpec, type ShapeVerdict } from './indexes';
@@ -77,7 +77,7 @@ class Recorder implements IndexAuditFinisher {
   private readonly entries = new Map<string, Entry>();
 
   watch(client: MongoClient, collections: Collections): void {
-    for (const collection of Object.values(collections)) wrapCallSites(collection, COLLECTION_METHODS);
+    for (const collection of allCollections(collections)) wrapCallSites(collection, COLLECTION_METHODS);
     client.on('commandStarted', (e) => this.record(e));
   }
 
@@ -91,7 +91,15 @@ class Recorder implements IndexAuditFinisher {
       const key = shapeKey(q.shape);
       let entry = this.entries.get(key);
       if (!entry) {
-        entry = { key, shape: q.shape, commands: new Set(), callSites: new Set(), count: 0, inPoints: 1, sample: { filter: q.filter, sort: q.sort } };
+        entry = {
+          key,
+          shape: q.shape,
+          commands: new Set(),
+          callSites: new Set(),
+          count: 0,
+          inPoints: 1,
+          sample: { filter: q.filter, sort: q.sort },
+        };
         this.entries.set(key, entry);
       }
       entry.commands.add(q.command);
@@ -131,7 +139,7 @@ function wrapCallSites(target: object, names: string[], site?: string): void {
     const original = methods[name];
     if (typeof original !== 'function') continue;
     methods[name] = function (this: unknown, ...args: unknown[]): unknown {
-      if (callSite.getStore() !== undefined) return Reflect.apply(original, this, args);
+      if (callSite.getStore() !== undefined) return Reflect.apply(original, this, args) as unknown;
       const here = site ?? siteHere() ?? '(call site unknown)';
       return callSite.run(here, () => {
         const result: unknown = Reflect.apply(original, this, args);
@@ -158,7 +166,9 @@ export interface Frame {
  * capture at the same depth, formatted by whatever jest installed.
  */
 function framesHere(mapLines: boolean): Frame[] {
-  const { stackTraceLimit, prepareStackTrace } = Error;
+  const stackTraceLimit = Error.stackTraceLimit;
+  // Read as a value, to be put back as it was: V8 calls it with Error as the receiver anyway.
+  const prepareStackTrace = Error.prepareStackTrace; // eslint-disable-line @typescript-eslint/unbound-method
   Error.stackTraceLimit = 30;
   const text = mapLines ? (new Error().stack ?? '') : '';
   let sites: NodeJS.CallSite[] = [];
@@ -166,7 +176,7 @@ function framesHere(mapLines: boolean): Frame[] {
     sites = callSites;
     return '';
   };
-  void new Error().stack;
+  String(new Error().stack); // reading .stack is what makes V8 call prepareStackTrace
   Error.stackTraceLimit = stackTraceLimit;
   Error.prepareStackTrace = prepareStackTrace;
   const mappedLines = text.split('\n').filter((l) => /^\s+at /.test(l));
@@ -214,14 +224,20 @@ function writeRecording(testPath: string, entries: Entry[]): void {
   const testFile = relative(ROOT, testPath);
   const file: RecordingFile = {
     testFile,
-    shapes: entries.map(({ sample: _values, commands, callSites, ...rest }) => ({ ...rest, commands: [...commands].sort(), callSites: [...callSites].sort() })),
+    shapes: entries.map(({ sample: _values, commands, callSites, ...rest }) => ({
+      ...rest,
+      commands: [...commands].sort(),
+      callSites: [...callSites].sort(),
+    })),
   };
   mkdirSync(OUTPUT_DIR, { recursive: true });
   writeFileSync(join(OUTPUT_DIR, `${testFile.replace(/[^A-Za-z0-9]+/g, '_')}.json`), `${JSON.stringify(file, null, 2)}\n`);
 }
 
 function unservedMessage(e: Entry, verdict: ShapeVerdict, declared: IndexSpec[]): string {
-  const branches = verdict.branches.map((b) => `  ${describeConjunct(b.branch)}: ${'problem' in b ? b.problem : `served by ${b.plan.index}`}`);
+  const branches = verdict.branches.map(
+    (b) => `  ${describeConjunct(b.branch)}: ${'problem' in b ? b.problem : `served by ${b.plan.index}`}`,
+  );
   const indexes = indexesOn(e.shape.collection, declared).map((i) => `${i.name} ${describeKey(i)}`);
   return [
     `index audit: ${e.key} (${[...e.commands].join(', ')}) has no serving index`,
@@ -240,7 +256,7 @@ async function explainAll(entries: Entry[]): Promise<string[]> {
   const scratch = await testDb('index_audit');
   try {
     const collections = collectionsOf(scratch.db);
-    for (const c of Object.values(collections)) await scratch.db.createCollection(c.collectionName);
+    for (const c of allCollections(collections)) await scratch.db.createCollection(c.collectionName);
     await ensureIndexes(collections);
     const problems: string[] = [];
     for (const e of entries) {

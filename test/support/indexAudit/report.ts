@@ -61,7 +61,12 @@ export function reportMarkdown(files: RecordingFile[], declared: IndexSpec[]): s
   const indexRows = collections.flatMap((c) =>
     indexesOn(c, declared).map((i) => {
       const n = uses.get(`${c}.${i.name}`) ?? 0;
-      return [code(c), code(i.name) + (i.unique ? ' (unique)' : ''), code(describeKey(i)), n === 0 ? 'no query shape seen' : `${n} shape${n === 1 ? '' : 's'}`];
+      return [
+        code(c),
+        code(i.name) + (i.unique ? ' (unique)' : ''),
+        code(describeKey(i)),
+        n === 0 ? 'no query shape seen' : `${n} shape${n === 1 ? '' : 's'}`,
+      ];
     }),
   );
   return [table(INDEX_TABLE_HEADER, indexRows), '', table(SHAPE_TABLE_HEADER, shapeRows)].join('\n');

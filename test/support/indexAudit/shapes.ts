@@ -107,7 +107,12 @@ export function shapeKey(shape: QueryShape): string {
 
 /** `org_id =, status ∈, created_at <>, note ?`: = eq, ∈ in, <> range, ? other. */
 export function describeConjunct(c: Conjunct): string {
-  const parts = [...c.eq.map((f) => `${f} =`), ...c.in.map((f) => `${f} ∈`), ...c.range.map((f) => `${f} <>`), ...c.other.map((f) => `${f} ?`)];
+  const parts = [
+    ...c.eq.map((f) => `${f} =`),
+    ...c.in.map((f) => `${f} ∈`),
+    ...c.range.map((f) => `${f} <>`),
+    ...c.other.map((f) => `${f} ?`),
+  ];
   return parts.length ? parts.join(', ') : '(no filter)';
 }
 
@@ -123,7 +128,15 @@ function dnf(filter: Document): Branch[] {
   for (const [key, value] of Object.entries(filter)) {
     if (key === '$and') for (const sub of asArray(value).filter(isDocument)) and(dnf(sub));
     else if (key === '$or') and(asArray(value).filter(isDocument).flatMap(dnf));
-    else if (key === '$nor') and([single(asArray(value).filter(isDocument).flatMap((d) => Object.keys(d)), 'other')]);
+    else if (key === '$nor')
+      and([
+        single(
+          asArray(value)
+            .filter(isDocument)
+            .flatMap((d) => Object.keys(d)),
+          'other',
+        ),
+      ]);
     else if (key === '$comment') continue;
     else if (key.startsWith('$')) and([single([key], 'other')]);
     else and([single([key], classify(value), inCount(value))]);
@@ -198,5 +211,8 @@ function isOperatorDocument(v: unknown): v is Document {
 }
 
 function isRegExp(v: unknown): boolean {
-  return Object.prototype.toString.call(v) === '[object RegExp]' || (typeof v === 'object' && v !== null && (v as { _bsontype?: unknown })._bsontype === 'BSONRegExp');
+  return (
+    Object.prototype.toString.call(v) === '[object RegExp]' ||
+    (typeof v === 'object' && v !== null && (v as { _bsontype?: unknown })._bsontype === 'BSONRegExp')
+  );
 }
