@@ -41,6 +41,8 @@ export interface GhzLoad {
   duration: string;
   concurrency: number;
   connections: number;
+  /** Calls per second, at most (ghz --rps); unset: as fast as the server answers. */
+  rps?: number;
   /** Run ghz under `taskset -c <cpus>`. */
   cpus?: string;
 }
@@ -70,6 +72,7 @@ export async function runGhz(ghz: string, addr: string, c: GhzCall, load: GhzLoa
     ...(c.metadata ? ['--metadata', JSON.stringify(c.metadata)] : []),
     '--concurrency', String(load.concurrency),
     '--connections', String(load.connections),
+    ...(load.rps ? ['--rps', String(load.rps)] : []),
     '--duration', load.duration,
     '--format', 'json',
     addr,

@@ -45,6 +45,7 @@ const { values: opts } = parseArgs({
     duration: { type: 'string' },
     concurrency: { type: 'string', default: '50' },
     connections: { type: 'string', default: '4' },
+    rate: { type: 'string' },
     quick: { type: 'boolean', default: false },
     storage: { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -64,6 +65,7 @@ const LOAD: GhzLoad = {
   duration: DURATION,
   concurrency: Number(opts.concurrency),
   connections: Number(opts.connections),
+  rps: opts.rate ? Number(opts.rate) : undefined,
   cpus: PIN ? OTHER_CPUS : undefined,
 };
 
@@ -94,9 +96,9 @@ const serviceToken = (s: ServiceProcess) => ({ authorization: `Bearer ${s.verify
 const authenticatedEmpty = (s: ServiceProcess, data: unknown): Scenario => ({
   name: 'empty handler, authenticated (interceptor floor)',
   call: {
-    call: 'apikeys.bench.v1.BenchService.Empty',
+    call: 'apikeys.v1.VerifyService.Empty',
     proto: join(BENCH_PROTO, 'bench.proto'),
-    importPaths: [PROTO, BENCH_PROTO],
+    importPaths: [BENCH_PROTO],
     data,
     metadata: serviceToken(s),
   },

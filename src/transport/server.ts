@@ -18,7 +18,7 @@ import type { Logger } from '../logging/logger';
 import type { Metrics } from '../observability/metrics';
 import { keyServiceHandlers } from './handlers/keyService';
 import { verifyServiceHandlers } from './handlers/verifyService';
-import { accessLogInterceptor } from './interceptors/accessLog';
+import { accessLogInterceptor, type AccessLogShare } from './interceptors/accessLog';
 import { authenticationInterceptor } from './interceptors/authentication';
 import { metadataLimitInterceptor } from './interceptors/metadataLimit';
 import { metricsInterceptor } from './interceptors/metrics';
@@ -36,6 +36,7 @@ export interface ServerDeps {
   logger: Logger;
   now: () => Date;
   limits: TransportLimits;
+  accessLog: Config['accessLog'];
   metrics?: Metrics;
 }
 
@@ -97,6 +98,16 @@ function channelOptions(l: TransportLimits): ChannelOptions {
 }
 
 /**
+ * VerifyKey is the hot path, and its results are counted in apikeys_verify_results_total: the
+ * access log keeps ACCESS_LOG_VERIFY_SAMPLE_RATE of its successful calls. Every other call, and
+ * every failed one, gets its line.
+ */
+const accessLogShare =
+  (a: Config['accessLog']): AccessLogShare =>
+  (path) =>
+    path.startsWith('/apikeys.v1.VerifyService/') ? a.verifySampleRate : 1;
+
+/**
  * Every call passes these in order on its way in (the first sees the request first), and in
  * reverse on its way out (the first sees the final status last). Hence:
  * - metrics first, so it counts every call, health and reflection included, with the status the
@@ -111,7 +122,7 @@ function interceptors(d: ServerDeps): ServerInterceptor[] {
   return [
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
-    exceptOpenServices(accessLogInterceptor(d.logger)),
+    exceptOpenServices(accessLogInterceptor(d.logger, accessLogShare(d.accessLog))),
     exceptOpenServices(requestIdInterceptor()),
     exceptOpenServices(authenticationInterceptor(d.authenticator, d.logger)),
   ];
