@@ -122,9 +122,11 @@ function interceptors(d: ServerDeps): ServerInterceptor[] {
   return [
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
-    exceptOpenServices(accessLogInterceptor(d.logger, accessLogShare(d.accessLog))),
-    exceptOpenServices(requestIdInterceptor()),
-    exceptOpenServices(authenticationInterceptor(d.authenticator, d.logger)),
+    exceptOpenServices(
+      accessLogInterceptor(d.logger, accessLogShare(d.accessLog)),
+      requestIdInterceptor(),
+      authenticationInterceptor(d.authenticator, d.logger),
+    ),
   ];
 }
 
