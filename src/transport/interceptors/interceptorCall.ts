@@ -16,13 +16,20 @@ type Listener = Parameters<ServerInterceptingCall['start']>[0];
  * before that metadata reached it — so a call costs this one object per interceptor.
  */
 export abstract class InterceptorCall extends ServerInterceptingCall implements Listener {
+  // Assigned in the constructor rather than declared as class fields: V8 defines a class field
+  // with a "define" store, which turns slow (~0.35 µs per object, measured) once this shared
+  // initializer sees more than four subclasses; a plain assignment stays fast.
+  /** Toward the client: the previous interceptor's part, or grpc-js's own call. */
+  private declare readonly below: ServerInterceptingCallInterface;
   /** Toward the handler: the next interceptor's part, or grpc-js's handler. */
-  private upstream?: Listener;
-  private headersSent = false;
+  private declare upstream: Listener | undefined;
+  private declare headersSent: boolean;
 
-  /** `below`: toward the client, the previous interceptor's part or grpc-js's own call. */
-  constructor(private readonly below: ServerInterceptingCallInterface) {
+  constructor(below: ServerInterceptingCallInterface) {
     super(below);
+    this.below = below;
+    this.upstream = undefined;
+    this.headersSent = false;
   }
 
   override start(listener: Listener): void {
