@@ -274,9 +274,9 @@ async function profile(uri: string, seconds: number): Promise<void> {
     const [secret] = await createKeys(server, 1);
     const s = opts['profile-of'] === 'health' ? health() : verify(server, 'cached VerifyKey', { key: secret, requiredScopes: ['read'] });
     say(`profile: warm-up ${DURATION}, then ${seconds} s of ${s.name}`);
-    await runGhz(ghz, addr, s.call, LOAD);
+    const warm = await runGhz(ghz, addr, s.call, LOAD);
     const r = await runGhz(ghz, addr, s.call, { ...LOAD, duration: `${seconds}s` });
-    calls = r.calls;
+    calls = warm.calls + r.calls;
     say(`profile: ${Math.round(r.rps)} req/s under the profiler`);
   } finally {
     server.child.kill('SIGTERM'); // a clean exit writes the profile
@@ -284,15 +284,16 @@ async function profile(uri: string, seconds: number): Promise<void> {
   }
   const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!);
   const top = summariseProfile(file, 15);
-  // Start-up and the warm-up are in the profile too: an upper bound.
-  say(`profile: busy ${top.busyMs} ms (≤ ${Math.round((top.busyMs * 1000) / calls)} µs per profiled call), idle ${top.idleMs} ms; by self time:`);
+  // Start-up is in the profile too: a slight overestimate.
+  const usPerCall = +((top.busyMs * 1000) / calls).toFixed(1);
+  say(`profile: busy ${top.busyMs} ms for ${calls} calls (${usPerCall} µs per call), idle ${top.idleMs} ms; by self time:`);
   console.table(top.frames);
   say('self time by file or package:');
   console.table(top.files);
   say('our functions (dist/) by inclusive time:');
   console.table(top.ours);
   const out = join(RESULTS, `profile-${opts.label}.json`);
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), seconds, profile: file, ...top }, null, 2));
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), of: opts['profile-of'], seconds, calls, usPerCall, profile: file, ...top }, null, 2));
   say(`wrote ${out} (profile: ${file})`);
 }
 
