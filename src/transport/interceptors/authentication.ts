@@ -8,9 +8,8 @@ import { toDomainError, toStatus } from '../errors';
 import { InterceptorCall } from './interceptorCall';
 import { requestIdOf } from './requestId';
 
-function strings(metadata: Metadata, key: string): string[] {
-  return metadata.get(key).map((v) => (typeof v === 'string' ? v : v.toString('latin1')));
-}
+/** A text header's values: grpc-js holds them as strings (only "-bin" headers hold Buffers). */
+const text = (metadata: Metadata, key: string) => metadata.get(key) as string[];
 
 /** "10.0.0.7:51234" → "10.0.0.7", "::1:51234" → "::1": a peer is its host, whatever the connection. */
 export function peerHost(peer: string): string {
@@ -19,17 +18,25 @@ export function peerHost(peer: string): string {
   return host.replace(/^\[(.*)\]$/, '$1');
 }
 
-/** The peer is worked out only if asked for: only API-key authentication needs it. */
-function credentialsOf(metadata: Metadata, call: InterceptorCall): Credentials {
-  let peer: string | undefined;
-  return {
-    authorization: strings(metadata, 'authorization'),
-    apiKey: strings(metadata, 'x-api-key'),
-    organizationId: strings(metadata, 'x-organization-id'),
-    get peer() {
-      return (peer ??= peerHost(call.getPeer()));
-    },
-  };
+class CallCredentials implements Credentials {
+  readonly authorization: string[];
+  readonly apiKey: string[];
+  readonly organizationId: string[];
+  private host?: string;
+
+  constructor(
+    metadata: Metadata,
+    private readonly call: InterceptorCall,
+  ) {
+    this.authorization = text(metadata, 'authorization');
+    this.apiKey = text(metadata, 'x-api-key');
+    this.organizationId = text(metadata, 'x-organization-id');
+  }
+
+  /** Worked out only if asked for: only API-key authentication needs it. */
+  get peer(): string {
+    return (this.host ??= peerHost(this.call.getPeer()));
+  }
 }
 
 /** More distinct accepted headers than this would mean something odd; past it, nothing more is remembered. */
@@ -80,7 +87,7 @@ class AuthenticationCall extends InterceptorCall {
   override onReceiveMetadata(metadata: Metadata): void {
     let credentials: Credentials;
     try {
-      credentials = credentialsOf(metadata, this);
+      credentials = new CallCredentials(metadata, this);
       const known = this.services.lookup(credentials);
       if (known) return this.admit(metadata, credentials, known);
     } catch (err) {
