@@ -22,7 +22,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -84,7 +84,6 @@ interface Scenario {
 interface Group {
   name: string;
   server: ServiceProcess;
-  logFile: string;
   scenarios: Scenario[];
 }
 
@@ -117,20 +116,17 @@ const verify = (s: ServiceProcess, name: string, data: unknown): Scenario => ({
   },
 });
 
-async function startServer(uri: string, name: string, env: Record<string, string>, nodeArgs: string[] = []) {
-  mkdirSync(RESULTS, { recursive: true });
-  const logFile = join(RESULTS, `${name}.server.log`);
-  rmSync(logFile, { force: true });
+async function startServer(uri: string, env: Record<string, string>, nodeArgs: string[] = []) {
   const server = await startServiceProcess(
     { MONGODB_URI: uri, MONGODB_DATABASE: `bench_${randomBytes(3).toString('hex')}`, METRICS_ADDR: 'on', ...env },
     {
       entry: 'build',
       nodeArgs: ['--require', join(ROOT, 'bench', 'authenticatedFloor.cjs'), ...nodeArgs],
-      stdoutFile: logFile,
+      keepLogs: false,
       cpus: PIN ? SERVER_CPUS : undefined,
     },
   );
-  return { server, logFile, addr: `127.0.0.1:${server.port}` };
+  return { server, addr: `127.0.0.1:${server.port}` };
 }
 
 /** Creates `n` keys with scope "read" on `server`; returns their secrets. */
@@ -164,7 +160,7 @@ interface Run extends GhzResult {
 
 async function measure(g: Group, round: number, s: Scenario): Promise<Run> {
   const lookups = await keyLookups(g.server);
-  const logBytes = statSync(g.logFile).size;
+  const logBytes = g.server.logBytes;
   const cpu = cpuSeconds(g.server.child.pid!);
   const r = await runGhz(ghz, `127.0.0.1:${g.server.port}`, s.call, LOAD);
   const cpuUsPerCall = ((cpuSeconds(g.server.child.pid!) - cpu) / r.calls) * 1e6;
@@ -175,7 +171,7 @@ async function measure(g: Group, round: number, s: Scenario): Promise<Run> {
     ...r,
     cpuUsPerCall,
     keyLookups: (await keyLookups(g.server)) - lookups,
-    logBytes: statSync(g.logFile).size - logBytes,
+    logBytes: g.server.logBytes - logBytes,
   };
 }
 
@@ -268,7 +264,7 @@ function print(group: string, rows: Summary): void {
 async function profile(uri: string, seconds: number): Promise<void> {
   const dir = join(RESULTS, 'profiles', opts.label);
   rmSync(dir, { recursive: true, force: true });
-  const { server, addr } = await startServer(uri, `profile-${opts.label}`, {}, ['--cpu-prof', '--cpu-prof-dir', dir]);
+  const { server, addr } = await startServer(uri, {}, ['--cpu-prof', '--cpu-prof-dir', dir]);
   let calls = 0;
   try {
     const [secret] = await createKeys(server, 1);
@@ -305,6 +301,7 @@ async function main(): Promise<void> {
     const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     if (b.status !== 0) throw new Error('npm run build failed');
   }
+  mkdirSync(RESULTS, { recursive: true });
   ghz = ghzBinary(say);
   const db = process.env.MONGODB_URI ? undefined : await startEphemeralDatabase({ log: say });
   const uri = process.env.MONGODB_URI ?? db!.uri;
@@ -324,14 +321,13 @@ async function main(): Promise<void> {
     }
     const results: Record<string, Summary> = {};
     const load = [loadavg()[0]];
-    const hot = await startServer(uri, 'hot', {});
+    const hot = await startServer(uri, {});
     started.push(hot.server);
     const [secret] = await createKeys(hot.server, 1);
     const unknown = generateSecret('sk', 'live');
     const hotGroup: Group = {
       name: 'hot path (cache on)',
       server: hot.server,
-      logFile: hot.logFile,
       scenarios: [
         health(),
         authenticatedEmpty(hot.server, { key: secret }),
@@ -346,7 +342,7 @@ async function main(): Promise<void> {
 
     if (opts.storage) {
       const COLD_KEYS = 50;
-      const cold = await startServer(uri, 'storage', { VERIFY_CACHE_MAX_ENTRIES: '0', ORG_KEY_LIMIT: String(COLD_KEYS) });
+      const cold = await startServer(uri, { VERIFY_CACHE_MAX_ENTRIES: '0', ORG_KEY_LIMIT: String(COLD_KEYS) });
       started.push(cold.server);
       // Distinct keys, so concurrent misses cannot share one read: every verification reads storage.
       const keys = (await createKeys(cold.server, COLD_KEYS)).map((key) => ({ key }));
@@ -354,7 +350,6 @@ async function main(): Promise<void> {
       const coldGroup: Group = {
         name: 'storage-bound (cache off)',
         server: cold.server,
-        logFile: cold.logFile,
         scenarios: [
           health(),
           authenticatedEmpty(cold.server, keys[0]),

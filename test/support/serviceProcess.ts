@@ -1,7 +1,6 @@
 // Runs the production entry point (src/main.ts, or the build's dist/main.js) as a child process, as it runs in production.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { checkHealth } from '../../src/client/health';
@@ -17,8 +16,10 @@ export interface ServiceProcess {
   metricsPort?: number;
   jwtSecret: string;
   verifyToken: string;
-  /** Every JSON log line so far (none when the options sent stdout to a file). */
+  /** Every JSON log line so far (none with keepLogs: false). */
   logs: Record<string, unknown>[];
+  /** Bytes the service wrote to stdout (its logs) so far. */
+  readonly logBytes: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILL if still running (cleanup). */
   kill(): void;
@@ -31,8 +32,8 @@ export interface ServiceProcessOptions {
   entry?: 'source' | 'build';
   /** More node flags (e.g. --cpu-prof, --require a preload). */
   nodeArgs?: string[];
-  /** Append stdout (the JSON logs) to this file instead of collecting them: a long load run logs millions of lines. */
-  stdoutFile?: string;
+  /** false: only count the bytes of the logs, as a log shipper reads them (a long load run logs millions of lines). */
+  keepLogs?: boolean;
   /** Run under `taskset -c <cpus>` (a CPU list such as "0"). */
   cpus?: string;
 }
@@ -50,10 +51,9 @@ export async function startServiceProcess(env: Record<string, string>, options: 
   const entry = options.entry === 'build' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const node = [process.execPath, ...gc, ...(options.nodeArgs ?? []), ...entry];
   const [command, ...args] = options.cpus ? ['taskset', '-c', options.cpus, ...node] : node;
-  const stdout = options.stdoutFile ? openSync(options.stdoutFile, 'a') : 'pipe';
   const child = spawn(command, args, {
     cwd: ROOT,
-    stdio: ['ignore', stdout, 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env.PATH,
       AUTH_JWT_SECRET: jwtSecret,
@@ -71,8 +71,9 @@ export async function startServiceProcess(env: Record<string, string>, options: 
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
-  if (typeof stdout === 'number') closeSync(stdout); // the child has its own copy
-  else {
+  let logBytes = 0;
+  child.stdout!.on('data', (d: Buffer) => (logBytes += d.length));
+  if (options.keepLogs !== false) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         logs.push(JSON.parse(line));
@@ -100,6 +101,9 @@ export async function startServiceProcess(env: Record<string, string>, options: 
     jwtSecret,
     verifyToken,
     logs,
+    get logBytes() {
+      return logBytes;
+    },
     exited,
     kill,
   };
