@@ -14,8 +14,8 @@ interface ProfileNode {
 interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
-  /** Microseconds since the previous sample. */
-  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
 }
 
 interface Frame {
@@ -81,9 +81,11 @@ export function summariseProfile(file: string, n = 15): ProfileSummary {
   };
   let idleUs = 0;
   let busyUs = 0;
-  // Sample i was taken timeDeltas[i+1] before the next one: that interval was spent where sample i was.
-  p.samples.forEach((id, i) => {
-    const us = p.timeDeltas[i + 1] ?? 0;
+  // Every sample counts for the mean interval. Not the gap to the next sample: on a busy machine
+  // the process is sometimes descheduled between samples, most often in a system call, and that
+  // frame would take the whole gap.
+  const us = (p.endTime - p.startTime) / p.samples.length;
+  p.samples.forEach((id) => {
     const f = frameOf(id);
     if (f.function === '(idle)') {
       idleUs += us;
