@@ -5,19 +5,19 @@
  * Every scenario of a group is measured in interleaved rounds (A B C … A B C …) after one
  * discarded warm-up round, so no scenario pays for warming up the process and a drift of the
  * machine hits all of them alike; ratios are taken within each round, then summarised as median
- * and min–max over the rounds. Two floors: grpc.health.v1.Health/Check, unauthenticated and
- * outside our interceptors (the transport alone), and an empty handler behind our interceptors,
- * called with a service token (bench/authenticatedFloor.cjs adds it to the server without
- * shipping it).
+ * and min–max over the rounds, with the server's CPU time per call beside req/s and p99. Two
+ * floors: grpc.health.v1.Health/Check, unauthenticated and outside our interceptors (the
+ * transport), and an empty handler on VerifyKey's path, called with a service token (transport
+ * and our interceptors; bench/authenticatedFloor.cjs adds it to the server without shipping it).
  *
  * The server gets core 0 to itself (taskset); ghz, this script and the database get the others.
  *
  * Options: --rounds N (measured rounds, default 5), --duration 5s (per scenario and round),
- * --concurrency 50, --connections 4, --quick (2 rounds of 2 s, for development), --storage (also
- * the storage-bound group: cache off, distinct unknown keys), --profile SECONDS (instead of the
- * rounds: a CPU profile of the server under cached-Verify load, or --profile-of health, summarised
- * by self time),
- * --label NAME (results file name, default "latest"), --no-build (reuse dist/).
+ * --concurrency 50, --connections 4, --rate N (calls/s cap), --quick (2 rounds of 2 s, for
+ * development), --storage (also the storage-bound group: cache off, distinct unknown keys),
+ * --profile SECONDS (instead of the rounds: a CPU profile of the server under cached-Verify load,
+ * or --profile-of health, summarised by bench/cpuprofile.ts), --label NAME (results file name,
+ * default "latest"), --no-build (reuse dist/). bench/README.md has the method and figures.
  * MONGODB_URI: use that server instead of an ephemeral FerretDB. Writes bench/results/<label>.json.
  */
 import { spawnSync } from 'node:child_process';
