@@ -33,6 +33,7 @@ import type { KeyDocument } from '../src/storage/documents';
 import { chunks } from '../src/storage/writeBatches';
 import { sampleValue, scrape } from '../test/support/prometheus';
 import { startServiceProcess, type ServiceProcess } from '../test/support/serviceProcess';
+import { cpuSeconds } from './procStats';
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
 const KEYS = Number(process.env.SOAK_KEYS ?? 20_000);
@@ -55,15 +56,8 @@ const REVOCATION_BOUND_MS = 1_000;
 const GROWTH_LIMIT = 1.2;
 const DATABASE = 'soak';
 const GROWING = ['key_changes', 'key_mutations', 'create_requests', 'audit_events', 'key_usage_daily', 'key_last_used'];
-const CLOCK_TICKS = 100; // getconf CLK_TCK on Linux
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (s: string) => process.stdout.write(`[soak] ${s}\n`);
-
-/** User + system CPU seconds of a process (/proc/<pid>/stat fields 14 and 15). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
 
 function rssMiB(pid: number): number {
   const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];

@@ -70,6 +70,7 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,38}$/, 'letters, digits, _ and - only')
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ACCESS_LOG_VERIFY_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0.01),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
   AUTH_JWKS: z
     .string()
@@ -149,6 +150,10 @@ export interface Config {
   /** Database name; from MONGODB_DATABASE, else the URI's path, else "apikeys". */
   mongodbDatabase: string;
   logLevel: string;
+  accessLog: {
+    /** Share of successful VerifyKey calls the access log writes a line for (0–1); failed calls always get one. */
+    verifySampleRate: number;
+  };
   auth: {
     jwtSecret?: string;
     /** A JWKS file path or https URL, for asymmetric user tokens. */
@@ -268,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mongodbUri: c.MONGODB_URI,
     mongodbDatabase: c.MONGODB_DATABASE ?? databaseFromUri(c.MONGODB_URI) ?? 'apikeys',
     logLevel: c.LOG_LEVEL,
+    accessLog: { verifySampleRate: c.ACCESS_LOG_VERIFY_SAMPLE_RATE },
     auth: {
       jwtSecret: c.AUTH_JWT_SECRET,
       jwks: c.AUTH_JWKS,

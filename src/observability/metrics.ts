@@ -6,6 +6,17 @@ import type { KeyCache } from '../domain/keyCache';
 import type { VerifyCodeName } from '../domain/verification';
 import type { Logger } from '../logging/logger';
 
+type MethodLabels = { grpc_service: string; grpc_method: string };
+
+/** One method's labels and calls so far, as plain numbers: Prometheus reads them at scrape time. */
+export class MethodCalls {
+  started = 0;
+  /** Finished calls by gRPC status code. */
+  readonly handled = new Map<number, number>();
+
+  constructor(readonly labels: MethodLabels) {}
+}
+
 /**
  * Prometheus metrics of one app instance. Each instance has its own Registry (never the
  * global one), so several servers in one process — tests, the benchmark — do not clash.
@@ -17,11 +28,9 @@ import type { Logger } from '../logging/logger';
 export class Metrics {
   readonly registry = new Registry();
 
-  private readonly started: Counter<'grpc_service' | 'grpc_method'>;
-  private readonly handled: Counter<'grpc_service' | 'grpc_method' | 'grpc_code'>;
   private readonly handling: Histogram<'grpc_service' | 'grpc_method'>;
-  private readonly inFlight: Gauge;
-  private readonly verifyResults: Counter<'code'>;
+  private inFlight = 0;
+  private readonly verifyResults = new Map<VerifyCodeName, number>();
   private readonly mongoDuration: Histogram<'command'>;
   private readonly mongoErrors: Counter<'command'>;
   private readonly flushBatches: Counter<'outcome'>;
@@ -32,23 +41,37 @@ export class Metrics {
   private readonly retentionSweeps: Counter<'outcome'>;
   private readonly followUpFailures: Counter<'what'>;
 
-  /** Labels made once per method (and code), not once per call. */
-  private readonly methods = new Map<string, RpcMethod>();
+  /** Per "/pkg.Service/Method": its labels, split once, and its counts. */
+  private readonly methods = new Map<string, MethodCalls>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.started = new Counter({
+    // Calls are counted in plain numbers (a call costs a few additions, not a label lookup per
+    // series) and handed to prom-client when scraped.
+    const methods = this.methods;
+    new Counter({
       name: 'grpc_server_started_total',
       help: 'RPCs started on the server.',
       labelNames: ['grpc_service', 'grpc_method'],
       registers,
+      collect() {
+        this.reset();
+        for (const m of methods.values()) this.inc(m.labels, m.started);
+      },
     });
-    this.handled = new Counter({
+    new Counter({
       name: 'grpc_server_handled_total',
       help: 'RPCs completed on the server, by method and gRPC status code.',
       labelNames: ['grpc_service', 'grpc_method', 'grpc_code'],
       registers,
+      collect() {
+        this.reset();
+        for (const m of methods.values()) {
+          for (const [code, n] of m.handled) this.inc({ ...m.labels, grpc_code: grpcStatus[code] ?? String(code) }, n);
+        }
+      },
     });
+    // The one per-call prom-client update: a histogram's buckets cannot be handed over at scrape time.
     this.handling = new Histogram({
       name: 'grpc_server_handling_seconds',
       help: 'Time from receiving an RPC to sending its status, by method.',
@@ -56,12 +79,25 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    this.inFlight = new Gauge({ name: 'grpc_server_in_flight', help: 'RPCs being handled right now.', registers });
-    this.verifyResults = new Counter({
+    const inFlight = () => this.inFlight;
+    new Gauge({
+      name: 'grpc_server_in_flight',
+      help: 'RPCs being handled right now.',
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    const verifyResults = this.verifyResults;
+    new Counter({
       name: 'apikeys_verify_results_total',
       help: 'VerifyKey answers by result code (VALID, NOT_FOUND, REVOKED, …); RPC errors are in grpc_server_handled_total.',
       labelNames: ['code'],
       registers,
+      collect() {
+        this.reset();
+        for (const [code, n] of verifyResults) this.inc({ code }, n);
+      },
     });
     this.mongoDuration = new Histogram({
       name: 'apikeys_mongodb_command_duration_seconds',
@@ -119,27 +155,33 @@ export class Metrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Called when a call arrives; pass what it returns to rpcEnded, once, with the final code. */
-  rpcStarted(path: string): RpcMethod {
+  /** The method of "/pkg.Service/Method", to count its calls in. */
+  method(path: string): MethodCalls {
     let m = this.methods.get(path);
     if (!m) {
       // grpc-js runs interceptors only for registered methods, so this map stays small.
-      m = new RpcMethod(path);
+      const [, service = 'unknown', method = 'unknown'] = /^\/([^/]+)\/([^/]+)$/.exec(path) ?? [];
+      m = new MethodCalls({ grpc_service: service, grpc_method: method });
       this.methods.set(path, m);
     }
-    this.started.inc(m.labels);
-    this.inFlight.inc();
     return m;
   }
 
-  rpcEnded(m: RpcMethod, code: number, seconds: number): void {
+  /** A call of `m` arrived. */
+  rpcStarted(m: MethodCalls): void {
+    m.started++;
+    this.inFlight++;
+  }
+
+  /** A call of `m` ended with `code` after `seconds`; once per call. */
+  rpcEnded(m: MethodCalls, code: number, seconds: number): void {
+    this.inFlight--;
+    m.handled.set(code, (m.handled.get(code) ?? 0) + 1);
     this.handling.observe(m.labels, seconds);
-    this.inFlight.dec();
-    this.handled.inc(m.withCode(code));
   }
 
   verifyResult(code: VerifyCodeName): void {
-    this.verifyResults.inc({ code });
+    this.verifyResults.set(code, (this.verifyResults.get(code) ?? 0) + 1);
   }
 
   followUpFailed(what: string): void {
@@ -272,26 +314,6 @@ export class Metrics {
         this.set(cache.size);
       },
     });
-  }
-}
-
-/** The labels of one gRPC method, and of each of its final codes. */
-export class RpcMethod {
-  readonly labels: { grpc_service: string; grpc_method: string };
-  private readonly byCode = new Map<number, { grpc_service: string; grpc_method: string; grpc_code: string }>();
-
-  constructor(path: string) {
-    const [, service = 'unknown', method = 'unknown'] = /^\/([^/]+)\/([^/]+)$/.exec(path) ?? [];
-    this.labels = { grpc_service: service, grpc_method: method };
-  }
-
-  withCode(code: number): { grpc_service: string; grpc_method: string; grpc_code: string } {
-    let l = this.byCode.get(code);
-    if (!l) {
-      l = { ...this.labels, grpc_code: grpcStatus[code] ?? String(code) };
-      this.byCode.set(code, l);
-    }
-    return l;
   }
 }
 

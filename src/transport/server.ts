@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyServiceService } from '../gen/apikeys/v1/key_service';
 import { FileDescriptorSet } from '../gen/google/protobuf/descriptor';
-import { VerifyServiceService } from '../gen/apikeys/v1/verify_service';
 import type { Config } from '../config/config';
 import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
@@ -17,8 +16,8 @@ import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
 import type { Metrics } from '../observability/metrics';
 import { keyServiceHandlers } from './handlers/keyService';
-import { verifyServiceHandlers } from './handlers/verifyService';
-import { accessLogInterceptor } from './interceptors/accessLog';
+import { verifyService } from './handlers/verifyService';
+import { accessLogInterceptor, type AccessLogShare } from './interceptors/accessLog';
 import { authenticationInterceptor } from './interceptors/authentication';
 import { metadataLimitInterceptor } from './interceptors/metadataLimit';
 import { metricsInterceptor } from './interceptors/metrics';
@@ -36,6 +35,7 @@ export interface ServerDeps {
   logger: Logger;
   now: () => Date;
   limits: TransportLimits;
+  accessLog: Config['accessLog'];
   metrics?: Metrics;
 }
 
@@ -97,6 +97,16 @@ function channelOptions(l: TransportLimits): ChannelOptions {
 }
 
 /**
+ * VerifyKey is the hot path, and its results are counted in apikeys_verify_results_total: the
+ * access log keeps ACCESS_LOG_VERIFY_SAMPLE_RATE of its successful calls. Every other call, and
+ * every failed one, gets its line.
+ */
+const accessLogShare =
+  (a: Config['accessLog']): AccessLogShare =>
+  (path) =>
+    path.startsWith('/apikeys.v1.VerifyService/') ? a.verifySampleRate : 1;
+
+/**
  * Every call passes these in order on its way in (the first sees the request first), and in
  * reverse on its way out (the first sees the final status last). Hence:
  * - metrics first, so it counts every call, health and reflection included, with the status the
@@ -111,9 +121,11 @@ function interceptors(d: ServerDeps): ServerInterceptor[] {
   return [
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
-    exceptOpenServices(accessLogInterceptor(d.logger)),
-    exceptOpenServices(requestIdInterceptor()),
-    exceptOpenServices(authenticationInterceptor(d.authenticator, d.logger)),
+    exceptOpenServices(
+      accessLogInterceptor(d.logger, accessLogShare(d.accessLog)),
+      requestIdInterceptor(),
+      authenticationInterceptor(d.authenticator, d.logger),
+    ),
   ];
 }
 
@@ -122,7 +134,8 @@ export function buildServer(d: ServerDeps): AssembledServer {
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
   server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
-  server.addService(withCheckedRequests(VerifyServiceService, ours), verifyServiceHandlers(d.verifier, d.logger, d.metrics));
+  const verify = verifyService(d.verifier, d.logger, d.metrics);
+  server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);

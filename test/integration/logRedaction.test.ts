@@ -14,7 +14,8 @@ import { startTestServer, type TestServer } from '../support/server';
 
 let s: TestServer;
 beforeAll(async () => {
-  s = await startTestServer('logs');
+  // Every VerifyKey call logged, so each call below has its line (sampling: at the end).
+  s = await startTestServer('logs', { ACCESS_LOG_VERIFY_SAMPLE_RATE: '1' });
 });
 afterAll(() => s.stop());
 
@@ -178,5 +179,30 @@ describe('x-request-id', () => {
     expect(r.code).toBe(status.INVALID_ARGUMENT);
     expect(r.trailer).toMatch(/^[0-9a-f-]{36}$/);
     expect(lineFor(r.trailer!)).toMatchObject([{ reason: 'INVALID_REQUEST_ID_HEADER' }]);
+  });
+});
+
+describe('access-log sampling (ACCESS_LOG_VERIFY_SAMPLE_RATE)', () => {
+  it('at 0 logs no successful VerifyKey, but every failed one and every KeyService call', async () => {
+    const quiet = await startTestServer('logs_sampled', { ACCESS_LOG_VERIFY_SAMPLE_RATE: '0' });
+    try {
+      const lines = () => quiet.logs.join('').split('\n').filter((l) => l.includes('"msg":"rpc"')).map((l) => JSON.parse(l) as LogLine);
+      const { metadata: admin } = await quiet.admin();
+      const { secret } = await quiet.clients.keys.createKey({ name: 'k', scopes: ['read'] }, admin);
+      const service = bearer(quiet.verifyToken);
+      await quiet.clients.verify.verifyKey({ key: secret }, service);
+      await quiet.clients.verify.verifyKey({ key: generateSecret('sk', 'test') }, service);
+      await outcome(quiet.clients.verify.verifyKey({ key: secret }, admin));
+      await outcome(quiet.clients.verify.verifyKey({ key: secret }, bearer(`vt_${randomBytes(24).toString('base64url')}`)));
+      await quiet.clients.keys.listKeys({}, admin);
+      expect(lines().map((l) => [l.method, l.code])).toEqual([
+        ['/apikeys.v1.KeyService/CreateKey', 'OK'],
+        ['/apikeys.v1.VerifyService/VerifyKey', 'PERMISSION_DENIED'],
+        ['/apikeys.v1.VerifyService/VerifyKey', 'UNAUTHENTICATED'],
+        ['/apikeys.v1.KeyService/ListKeys', 'OK'],
+      ]);
+    } finally {
+      await quiet.stop();
+    }
   });
 });

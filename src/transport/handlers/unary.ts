@@ -7,12 +7,19 @@ import { decodedRequest } from '../requestDecoding';
 
 /** Adapts an async (request, context) → response function to a grpc-js unary handler. */
 export function unary<Req, Res>(logger: Logger, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
+  const fail = (callback: Parameters<handleUnaryCall<Req, Res>>[1], err: unknown) => callback(toServiceError(toDomainError(err, logger)));
   return (call, callback) => {
-    Promise.resolve()
-      .then(() => fn(decodedRequest(call.request), contextOf(call)))
-      .then(
-        (res) => callback(null, res),
-        (err) => callback(toServiceError(toDomainError(err, logger))),
-      );
+    let answer: Promise<Res>;
+    try {
+      answer = fn(decodedRequest(call.request), contextOf(call));
+    } catch (err) {
+      // A refused request or a missing context throws before fn runs: answered like fn's own errors.
+      fail(callback, err);
+      return;
+    }
+    answer.then(
+      (res) => callback(null, res),
+      (err) => fail(callback, err),
+    );
   };
 }

@@ -14,6 +14,9 @@ function reasonOf(metadata: Metadata | null | undefined): string | undefined {
   }
 }
 
+/** The share (0–1) of a method's successful calls that get a line; failed calls always get one. */
+export type AccessLogShare = (path: string) => number;
+
 class AccessLogCall extends InterceptorCall {
   private readonly started = performance.now();
   private request?: Metadata;
@@ -22,6 +25,7 @@ class AccessLogCall extends InterceptorCall {
     next: ServerInterceptingCallInterface,
     private readonly logger: Logger,
     private readonly method: string,
+    private readonly share: number,
   ) {
     super(next);
   }
@@ -32,6 +36,12 @@ class AccessLogCall extends InterceptorCall {
   }
 
   override sendStatus(status: PartialStatusObject): void {
+    const ok = status.code === grpcStatus.OK;
+    if (!ok || this.share >= 1 || Math.random() < this.share) this.log(status, ok);
+    super.sendStatus(status);
+  }
+
+  private log(status: PartialStatusObject, ok: boolean): void {
     const ctx = this.request && attachedContext(this.request);
     this.logger.info(
       {
@@ -42,22 +52,24 @@ class AccessLogCall extends InterceptorCall {
         orgId: ctx?.orgId || undefined,
         actingAs: ctx?.actingAs || undefined,
         code: grpcStatus[status.code] ?? status.code,
-        reason: status.code === grpcStatus.OK ? undefined : reasonOf(status.metadata),
+        reason: ok ? undefined : reasonOf(status.metadata),
         durationMs: performance.now() - this.started,
+        // A sampled line stands for 1/sampleRate calls like it.
+        sampleRate: ok && this.share < 1 ? this.share : undefined,
       },
       'rpc',
     );
-    super.sendStatus(status);
   }
 }
 
 /**
- * One line per answered call. Only identifiers: the request id the client got back, the
- * caller's kind and id (usr_…, key_…, service:N), the effective organization, and for failures
- * the ErrorInfo reason. A caller whose credential was refused is "anonymous"; one refused
- * acting-as keeps its identity (and has no orgId). Placed outside requestIdInterceptor and
- * authenticationInterceptor, so their refusals are logged too.
+ * One line per answered call, or per sampled successful call where `shareOf` says so. Only
+ * identifiers: the request id the client got back, the caller's kind and id (usr_…, key_…,
+ * service:N), the effective organization, and for failures the ErrorInfo reason. A caller whose
+ * credential was refused is "anonymous"; one refused acting-as keeps its identity (and has no
+ * orgId). Placed outside requestIdInterceptor and authenticationInterceptor, so their refusals
+ * are logged too.
  */
-export function accessLogInterceptor(logger: Logger): ServerInterceptor {
-  return (descriptor, call) => new AccessLogCall(call, logger, descriptor.path);
+export function accessLogInterceptor(logger: Logger, shareOf: AccessLogShare): ServerInterceptor {
+  return (descriptor, call) => new AccessLogCall(call, logger, descriptor.path, shareOf(descriptor.path));
 }

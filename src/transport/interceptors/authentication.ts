@@ -1,15 +1,15 @@
 import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
 import type { Authenticator, Credentials } from '../../domain/authentication';
+import type { Principal } from '../../domain/principal';
 import type { Logger } from '../../logging/logger';
 import { attachContext, RpcContext } from '../callContext';
 import { toDomainError, toStatus } from '../errors';
 import { InterceptorCall } from './interceptorCall';
 import { requestIdOf } from './requestId';
 
-function strings(metadata: Metadata, key: string): string[] {
-  return metadata.get(key).map((v) => (typeof v === 'string' ? v : v.toString('latin1')));
-}
+/** A text header's values: grpc-js holds them as strings (only "-bin" headers hold Buffers). */
+const text = (metadata: Metadata, key: string) => metadata.get(key) as string[];
 
 /** "10.0.0.7:51234" → "10.0.0.7", "::1:51234" → "::1": a peer is its host, whatever the connection. */
 export function peerHost(peer: string): string {
@@ -18,13 +18,50 @@ export function peerHost(peer: string): string {
   return host.replace(/^\[(.*)\]$/, '$1');
 }
 
-function credentialsOf(metadata: Metadata, peer: string): Credentials {
-  return {
-    authorization: strings(metadata, 'authorization'),
-    apiKey: strings(metadata, 'x-api-key'),
-    organizationId: strings(metadata, 'x-organization-id'),
-    peer: peerHost(peer),
-  };
+class CallCredentials implements Credentials {
+  readonly authorization: string[];
+  readonly apiKey: string[];
+  readonly organizationId: string[];
+  private host?: string;
+
+  constructor(
+    metadata: Metadata,
+    private readonly call: InterceptorCall,
+  ) {
+    this.authorization = text(metadata, 'authorization');
+    this.apiKey = text(metadata, 'x-api-key');
+    this.organizationId = text(metadata, 'x-organization-id');
+  }
+
+  /** Worked out only if asked for: only API-key authentication needs it. */
+  get peer(): string {
+    return (this.host ??= peerHost(this.call.getPeer()));
+  }
+}
+
+/** More distinct accepted headers than this would mean something odd; past it, nothing more is remembered. */
+const MAX_REMEMBERED_SERVICE_HEADERS = 256;
+
+/**
+ * The service callers already authenticated, by their exact authorization header. Gateways send
+ * the same service token on every call: hashing and comparing it against every configured token
+ * each time was a fixed cost of every VerifyKey. Only headers the Authenticator accepted are
+ * remembered, so a header that is not one of them still goes the Authenticator's whole,
+ * constant-time way, and the answer it gets says no more than before. Service tokens come from the
+ * configuration read at start, so an accepted one stays valid as long as this process runs.
+ */
+class ServiceCallers {
+  private readonly known = new Map<string, Principal>();
+
+  /** The service principal this exact header was accepted as, when it carries nothing else. */
+  lookup(c: Credentials): Principal | undefined {
+    return c.authorization.length === 1 && c.apiKey.length === 0 ? this.known.get(c.authorization[0]) : undefined;
+  }
+
+  remember(c: Credentials, principal: Principal): void {
+    if (principal.kind !== 'service' || c.authorization.length !== 1 || c.apiKey.length !== 0) return;
+    if (this.known.size < MAX_REMEMBERED_SERVICE_HEADERS) this.known.set(c.authorization[0], principal);
+  }
 }
 
 class AuthenticationCall extends InterceptorCall {
@@ -35,6 +72,7 @@ class AuthenticationCall extends InterceptorCall {
   constructor(
     next: ServerInterceptingCallInterface,
     private readonly authenticator: Authenticator,
+    private readonly services: ServiceCallers,
     private readonly logger: Logger,
     private readonly method: string,
   ) {
@@ -44,18 +82,36 @@ class AuthenticationCall extends InterceptorCall {
   /**
    * Whatever throws, here or while passing the metadata on, answers the call: a throw escaping
    * this listener would leave the call hanging, and a rejection nobody handles ends the process.
+   * A remembered service caller is admitted at once, without waiting a turn.
    */
-  override async onReceiveMetadata(metadata: Metadata): Promise<void> {
+  override onReceiveMetadata(metadata: Metadata): void {
+    let credentials: Credentials;
     try {
-      const credentials = credentialsOf(metadata, this.getPeer());
-      const principal = await this.authenticator.principalOf(credentials);
+      credentials = new CallCredentials(metadata, this);
+      const known = this.services.lookup(credentials);
+      if (known) return this.admit(metadata, credentials, known);
+    } catch (err) {
+      return this.refuse(err);
+    }
+    this.authenticator.principalOf(credentials).then((principal) => {
+      this.services.remember(credentials, principal);
+      this.admit(metadata, credentials, principal);
+    }, (err) => this.refuse(err));
+  }
+
+  private admit(metadata: Metadata, credentials: Credentials, principal: Principal): void {
+    try {
       this.ctx = new RpcContext(principal, requestIdOf(metadata), this.method, this.deadlineMs());
       attachContext(metadata, this.ctx);
       this.ctx.admit(this.authenticator.effectiveOrganization(principal, credentials.organizationId));
       super.onReceiveMetadata(metadata);
     } catch (err) {
-      this.sendStatus(toStatus(toDomainError(err, this.logger)));
+      this.refuse(err);
     }
+  }
+
+  private refuse(err: unknown): void {
+    this.sendStatus(toStatus(toDomainError(err, this.logger)));
   }
 
   override sendStatus(status: PartialStatusObject): void {
@@ -76,5 +132,6 @@ class AuthenticationCall extends InterceptorCall {
  * it. Credentials are never logged.
  */
 export function authenticationInterceptor(authenticator: Authenticator, logger: Logger): ServerInterceptor {
-  return (descriptor, call) => new AuthenticationCall(call, authenticator, logger, descriptor.path);
+  const services = new ServiceCallers();
+  return (descriptor, call) => new AuthenticationCall(call, authenticator, services, logger, descriptor.path);
 }

@@ -1,27 +1,19 @@
 import { status as grpcStatus, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
-import type { Metrics, RpcMethod } from '../../observability/metrics';
+import type { MethodCalls, Metrics } from '../../observability/metrics';
 import { InterceptorCall } from './interceptorCall';
 
 class MetricsCall extends InterceptorCall {
   private readonly started = performance.now();
-  private readonly method: RpcMethod;
   private ended = false;
 
   constructor(
     next: ServerInterceptingCallInterface,
     private readonly metrics: Metrics,
-    path: string,
+    private readonly calls: MethodCalls,
   ) {
     super(next);
-    this.method = metrics.rpcStarted(path);
-  }
-
-  /** Records the call's final code, once. */
-  private end(code: number): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.metrics.rpcEnded(this.method, code, (performance.now() - this.started) / 1000);
+    metrics.rpcStarted(calls);
   }
 
   override sendStatus(status: PartialStatusObject): void {
@@ -30,13 +22,20 @@ class MetricsCall extends InterceptorCall {
   }
 
   override onCancel(): void {
-    // After a status this is a no-op; without one, nobody else reports the end.
-    this.end(this.deadlinePassed() ? grpcStatus.DEADLINE_EXCEEDED : grpcStatus.CANCELLED);
+    // After a status the call is counted already; without one, nobody else reports the end.
+    if (!this.ended) this.end(this.deadlinePassed() ? grpcStatus.DEADLINE_EXCEEDED : grpcStatus.CANCELLED);
     super.onCancel();
+  }
+
+  /** Counts the call's final code, once. */
+  private end(code: number): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.metrics.rpcEnded(this.calls, code, (performance.now() - this.started) / 1000);
   }
 }
 
 /** Calls started, handled (by final code), their duration and how many are in flight, for every service. */
 export function metricsInterceptor(metrics: Metrics): ServerInterceptor {
-  return (descriptor, call) => new MetricsCall(call, metrics, descriptor.path);
+  return (descriptor, call) => new MetricsCall(call, metrics, metrics.method(descriptor.path));
 }

@@ -25,6 +25,7 @@ describe('loadConfig defaults', () => {
     expect(c.mongodbUri).toBe('mongodb://127.0.0.1:27017/apikeys');
     expect(c.mongodbDatabase).toBe('apikeys');
     expect(c.logLevel).toBe('info');
+    expect(c.accessLog).toEqual({ verifySampleRate: 0.01 });
     expect(c.keyPrefix).toBe('sk');
     expect(c.orgKeyLimit).toBe(100);
     expect(c.mongodbTimeoutMs).toBe(2000);
@@ -153,6 +154,20 @@ describe('ConfigError', () => {
       expect.stringMatching(/^KEY_CHANGE_RETENTION_SECONDS: must be at least 3660 \(VERIFY_CACHE_TTL_MS 3600000/),
     ]);
     expect(loadConfig({ VERIFY_CACHE_TTL_MS: '3600000', KEY_CHANGE_RETENTION_SECONDS: '3660' }).verify.cacheTtlMs).toBe(3_600_000);
+  });
+});
+
+describe('ACCESS_LOG_VERIFY_SAMPLE_RATE', () => {
+  it('takes a share from 0 to 1, both included', () => {
+    expect(loadConfig({ ACCESS_LOG_VERIFY_SAMPLE_RATE: '0' }).accessLog.verifySampleRate).toBe(0);
+    expect(loadConfig({ ACCESS_LOG_VERIFY_SAMPLE_RATE: '0.25' }).accessLog.verifySampleRate).toBe(0.25);
+    expect(loadConfig({ ACCESS_LOG_VERIFY_SAMPLE_RATE: '1' }).accessLog.verifySampleRate).toBe(1);
+  });
+
+  it('refuses anything outside 0–1, or not a number', () => {
+    for (const bad of ['-0.1', '1.5', '10', 'half']) {
+      expect(named(configError({ ACCESS_LOG_VERIFY_SAMPLE_RATE: bad }))).toEqual(['ACCESS_LOG_VERIFY_SAMPLE_RATE']);
+    }
   });
 });
 

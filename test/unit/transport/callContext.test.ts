@@ -1,6 +1,6 @@
 // Pins how the authentication interceptor's result reaches handlers: grpc-js hands the handler,
-// as `call.metadata`, the very Metadata object the interceptor forwarded with next(), so a
-// WeakMap keyed by that object carries the typed context. A grpc-js upgrade that copies or
+// as `call.metadata`, the very Metadata object the interceptor forwarded with next(), so that
+// object carries the typed context. A grpc-js upgrade that copies or
 // rebuilds the metadata on the way breaks this; these tests then fail loudly instead of every
 // call failing at run time with "no call context".
 import { Metadata, ResponderBuilder, ServerInterceptingCall, ServerListenerBuilder, status, type ServerInterceptor } from '@grpc/grpc-js';
@@ -10,7 +10,7 @@ import { serve } from './interceptors/harness';
 const caller = { kind: 'service', id: 'service:1' } as const;
 
 describe('grpc-js passes the interceptor’s Metadata object to the handler', () => {
-  it('is the same object (identity), so the WeakMap entry is found — also after an async step', async () => {
+  it('is the same object (identity), so the context is found — also after an async step', async () => {
     const forwarded: Metadata[] = [];
     const tagging: ServerInterceptor = (_descriptor, call) =>
       new ServerInterceptingCall(

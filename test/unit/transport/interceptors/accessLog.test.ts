@@ -12,7 +12,7 @@ describe('accessLogInterceptor', () => {
   const lines = () => written.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'rpc');
   let srv: Awaited<ReturnType<typeof serve>>;
   beforeAll(async () => {
-    srv = await serve([accessLogInterceptor(logger), requestIdInterceptor(), authenticationInterceptor(authenticator, logger)], (call) => {
+    srv = await serve([accessLogInterceptor(logger, () => 1), requestIdInterceptor(), authenticationInterceptor(authenticator, logger)], (call) => {
       if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
       return 'ok';
     });
