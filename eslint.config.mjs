@@ -46,6 +46,8 @@ export default defineConfig(
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: globals.node, sourceType: 'commonjs' },
+    // CommonJS files (preloads, config) load modules the only way CommonJS can.
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   prettier,
 );

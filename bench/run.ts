@@ -89,7 +89,12 @@ interface Group {
 
 const health = (): Scenario => ({
   name: 'health Check (transport floor)',
-  call: { call: 'grpc.health.v1.Health.Check', proto: join(HEALTH_PROTO, 'health.proto'), importPaths: [HEALTH_PROTO], data: { service: '' } },
+  call: {
+    call: 'grpc.health.v1.Health.Check',
+    proto: join(HEALTH_PROTO, 'health.proto'),
+    importPaths: [HEALTH_PROTO],
+    data: { service: '' },
+  },
 });
 
 const serviceToken = (s: ServiceProcess) => ({ authorization: `Bearer ${s.verifyToken}` });
@@ -265,7 +270,7 @@ async function profile(uri: string, seconds: number): Promise<void> {
   const dir = join(RESULTS, 'profiles', opts.label);
   rmSync(dir, { recursive: true, force: true });
   const { server, addr } = await startServer(uri, {}, ['--cpu-prof', '--cpu-prof-dir', dir]);
-  let calls = 0;
+  let calls: number;
   try {
     const [secret] = await createKeys(server, 1);
     const s = opts['profile-of'] === 'health' ? health() : verify(server, 'cached VerifyKey', { key: secret, requiredScopes: ['read'] });
@@ -278,7 +283,10 @@ async function profile(uri: string, seconds: number): Promise<void> {
     server.child.kill('SIGTERM'); // a clean exit writes the profile
     await server.exited;
   }
-  const file = join(dir, readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!);
+  const file = join(
+    dir,
+    readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!,
+  );
   const top = summariseProfile(file, 15);
   // Start-up is in the profile too: a slight overestimate.
   const usPerCall = +((top.busyMs * 1000) / calls).toFixed(1);
@@ -289,7 +297,10 @@ async function profile(uri: string, seconds: number): Promise<void> {
   say('our functions (dist/) by inclusive time:');
   console.table(top.ours);
   const out = join(RESULTS, `profile-${opts.label}.json`);
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), of: opts['profile-of'], seconds, calls, usPerCall, profile: file, ...top }, null, 2));
+  writeFileSync(
+    out,
+    JSON.stringify({ date: new Date().toISOString(), of: opts['profile-of'], seconds, calls, usPerCall, profile: file, ...top }, null, 2),
+  );
   say(`wrote ${out} (profile: ${file})`);
 }
 
@@ -390,7 +401,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? String(err.stack) : String(err)}\n`);
   process.exit(1);
 });

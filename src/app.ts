@@ -150,7 +150,17 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       logger,
     ),
   ];
-  const { server, health } = buildServer({ authenticator, keys, audit, verifier, logger, now, limits: config.grpc, accessLog: config.accessLog, metrics });
+  const { server, health } = buildServer({
+    authenticator,
+    keys,
+    audit,
+    verifier,
+    logger,
+    now,
+    limits: config.grpc,
+    accessLog: config.accessLog,
+    metrics,
+  });
   options.beforeBind?.(server);
   const setHealth = (s: 'SERVING' | 'NOT_SERVING') => {
     for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, s);

@@ -20,10 +20,7 @@ const REDACT = [
   'metadata.authorization',
 ];
 
-export function createLogger(
-  level: string,
-  options: { pretty?: boolean; destination?: NodeJS.WritableStream } = {},
-): Logger {
+export function createLogger(level: string, options: { pretty?: boolean; destination?: NodeJS.WritableStream } = {}): Logger {
   const opts: pino.LoggerOptions = {
     level,
     base: { service: 'apikeys' },

@@ -336,7 +336,7 @@ export function serveMetrics(metrics: Metrics, addr: string, logger: Logger): Pr
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(req.method === 'HEAD' ? undefined : body);
       },
-      (err) => {
+      (err: unknown) => {
         logger.error({ err }, 'collecting metrics failed');
         res.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
       },

@@ -86,8 +86,8 @@ function countCommands(client: MongoClient): StorageCounters {
 }
 
 /** Every collection, for code that treats them alike (the test suite's index audit). */
-export function allCollections(c: Collections): Collection<Document>[] {
-  return Object.values(c) as Collection<Document>[];
+export function allCollections(c: Collections): Collection[] {
+  return Object.values(c) as Collection[];
 }
 
 export function collectionsOf(db: Db): Collections {

@@ -186,7 +186,12 @@ describe('access-log sampling (ACCESS_LOG_VERIFY_SAMPLE_RATE)', () => {
   it('at 0 logs no successful VerifyKey, but every failed one and every KeyService call', async () => {
     const quiet = await startTestServer('logs_sampled', { ACCESS_LOG_VERIFY_SAMPLE_RATE: '0' });
     try {
-      const lines = () => quiet.logs.join('').split('\n').filter((l) => l.includes('"msg":"rpc"')).map((l) => JSON.parse(l) as LogLine);
+      const lines = () =>
+        quiet.logs
+          .join('')
+          .split('\n')
+          .filter((l) => l.includes('"msg":"rpc"'))
+          .map((l) => JSON.parse(l) as LogLine);
       const { metadata: admin } = await quiet.admin();
       const { secret } = await quiet.clients.keys.createKey({ name: 'k', scopes: ['read'] }, admin);
       const service = bearer(quiet.verifyToken);

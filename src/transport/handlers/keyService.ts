@@ -28,7 +28,8 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
 export function keyServiceHandlers(keys: KeyManager, audit: AuditLog, logger: Logger, now: () => Date): KeyServiceServer {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
-  const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) => unary<Req, Res>(logger, (req, ctx) => inCallScope(ctx, () => fn(req, ctx)));
+  const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
+    unary<Req, Res>(logger, (req, ctx) => inCallScope(ctx, () => fn(req, ctx)));
   return {
     createKey: handle(async (req, ctx) => {
       const created = await keys.create(ctx, {

@@ -19,7 +19,7 @@ export function unary<Req, Res>(logger: Logger, fn: (req: Req, ctx: CallContext)
     }
     answer.then(
       (res) => callback(null, res),
-      (err) => fail(callback, err),
+      (err: unknown) => fail(callback, err),
     );
   };
 }

@@ -70,7 +70,10 @@ export class VerifyAnswers {
       this.byKey.delete(key);
       this.byKey.set(key, a);
       // Oldest first: Maps iterate in insertion order.
-      if (this.byKey.size > KEPT_ANSWERS) this.byKey.delete(this.byKey.keys().next().value!);
+      if (this.byKey.size > KEPT_ANSWERS) {
+        const oldest = this.byKey.keys().next();
+        if (!oldest.done) this.byKey.delete(oldest.value);
+      }
     }
     return a;
   }

@@ -51,7 +51,7 @@ class AccessLogCall extends InterceptorCall {
         callerId: ctx?.principal.id,
         orgId: ctx?.orgId || undefined,
         actingAs: ctx?.actingAs || undefined,
-        code: grpcStatus[status.code] ?? status.code,
+        code: (grpcStatus[status.code] as string | undefined) ?? status.code,
         reason: ok ? undefined : reasonOf(status.metadata),
         durationMs: performance.now() - this.started,
         // A sampled line stands for 1/sampleRate calls like it.

@@ -89,14 +89,23 @@ class AuthenticationCall extends InterceptorCall {
     try {
       credentials = new CallCredentials(metadata, this);
       const known = this.services.lookup(credentials);
-      if (known) return this.admit(metadata, credentials, known);
+      if (known) {
+        this.admit(metadata, credentials, known);
+        return;
+      }
     } catch (err) {
-      return this.refuse(err);
+      this.refuse(err);
+      return;
     }
-    this.authenticator.principalOf(credentials).then((principal) => {
-      this.services.remember(credentials, principal);
-      this.admit(metadata, credentials, principal);
-    }, (err) => this.refuse(err));
+    this.authenticator.principalOf(credentials).then(
+      (principal) => {
+        this.services.remember(credentials, principal);
+        this.admit(metadata, credentials, principal);
+      },
+      (err: unknown) => {
+        this.refuse(err);
+      },
+    );
   }
 
   private admit(metadata: Metadata, credentials: Credentials, principal: Principal): void {

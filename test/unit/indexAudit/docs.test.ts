@@ -15,7 +15,9 @@ const REGENERATE = 'regenerate the tables: npx jest --runInBand test/integration
 describe(DOC, () => {
   it('lists exactly the indexes ensureIndexes declares, with their keys', async () => {
     const declared = await declaredIndexes();
-    const expected = collectionNames().flatMap((c) => indexesOn(c, declared).map((i) => `${c} ${i.name}${i.unique ? ' (unique)' : ''} ${describeKey(i)}`));
+    const expected = collectionNames().flatMap((c) =>
+      indexesOn(c, declared).map((i) => `${c} ${i.name}${i.unique ? ' (unique)' : ''} ${describeKey(i)}`),
+    );
     const documented = tableRows(markdown, INDEX_TABLE_HEADER, DOC).map(([c, i, k]) => `${unquote(c)} ${unquote(i)} ${unquote(k)}`);
     expect({ documented: documented.sort(), hint: REGENERATE }).toEqual({ documented: expected.sort(), hint: REGENERATE });
   });

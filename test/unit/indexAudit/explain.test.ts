@@ -22,7 +22,13 @@ describe('winningStages', () => {
   });
 
   it("reads every shard's plan through mongos", () => {
-    expect(winningStages(fixture('sharded')).map((s) => s.stage)).toEqual(['FETCH', 'SHARDING_FILTER', 'IXSCAN', 'SHARDING_FILTER', 'COLLSCAN']);
+    expect(winningStages(fixture('sharded')).map((s) => s.stage)).toEqual([
+      'FETCH',
+      'SHARDING_FILTER',
+      'IXSCAN',
+      'SHARDING_FILTER',
+      'COLLSCAN',
+    ]);
   });
 
   it("reads an aggregate's $cursor stage", () => {
@@ -41,7 +47,11 @@ describe('planProblems', () => {
     ['an index scanned from end to end', 'whole-index', 'IXSCAN over all of index at: unbounded'],
     ['a collection scan on one shard of several', 'sharded', 'COLLSCAN: a collection scan'],
     ['a collection scan under an aggregate', 'aggregate-cursor', 'COLLSCAN: a collection scan'],
-    ['a plan that checked nothing (EOF: no such collection)', 'eof', 'EOF: the plan reads nothing (no such collection?), so nothing was checked'],
+    [
+      'a plan that checked nothing (EOF: no such collection)',
+      'eof',
+      'EOF: the plan reads nothing (no such collection?), so nothing was checked',
+    ],
   ])('names %s', (_what, name, problem) => {
     expect(planProblems(fixture(name))).toEqual([problem]);
   });

@@ -1,5 +1,12 @@
 // Which index serves a query shape, rule by rule (test/support/indexAudit/indexes.ts).
-import { auditShape, declaredIndexes, MAX_SORT_MERGE_POINTS, planBranch, type BranchVerdict, type IndexSpec } from '../../support/indexAudit/indexes';
+import {
+  auditShape,
+  declaredIndexes,
+  MAX_SORT_MERGE_POINTS,
+  planBranch,
+  type BranchVerdict,
+  type IndexSpec,
+} from '../../support/indexAudit/indexes';
 import { queriesOf, type Conjunct, type SortField } from '../../support/indexAudit/shapes';
 
 const idx = (name: string, ...key: Array<[string, 1 | -1]>): IndexSpec => ({ collection: 'c', name, key, unique: false });
@@ -14,7 +21,10 @@ const orgCreated = idx('org_created', ['org_id', 1], ['created_at', -1], ['_id',
 describe('equality prefix', () => {
   it('serves equality on the leading fields, in any order of the filter', () => {
     const ab = idx('ab', ['a', 1], ['b', 1]);
-    expect(planBranch(conj({ eq: ['b', 'a'] }), [], [ab])).toEqual({ branch: conj({ eq: ['b', 'a'] }), plan: { index: 'ab', bounded: ['a', 'b'], residual: [], sortMerge: false } });
+    expect(planBranch(conj({ eq: ['b', 'a'] }), [], [ab])).toEqual({
+      branch: conj({ eq: ['b', 'a'] }),
+      plan: { index: 'ab', bounded: ['a', 'b'], residual: [], sortMerge: false },
+    });
   });
 
   it('serves a range on the leading field', () => {
@@ -44,7 +54,11 @@ describe('equality prefix', () => {
   });
 
   it('prefers the index with the tighter bounds', () => {
-    const plan = planBranch(conj({ eq: ['org_id', 'key_id'] }), [], [idx('org', ['org_id', 1]), idx('org_key', ['org_id', 1], ['key_id', 1])]);
+    const plan = planBranch(
+      conj({ eq: ['org_id', 'key_id'] }),
+      [],
+      [idx('org', ['org_id', 1]), idx('org_key', ['org_id', 1], ['key_id', 1])],
+    );
     expect(servedBy(plan)).toBe('org_key');
   });
 });
@@ -76,7 +90,9 @@ describe('sort', () => {
   it('drops sort fields with an equality predicate, and skips equality fields inside the index', () => {
     const abcd = idx('abcd', ['a', 1], ['b', 1], ['c', 1], ['d', 1]);
     expect(servedBy(planBranch(conj({ eq: ['a', 'c'] }), sort(['b', 1], ['c', -1], ['d', 1]), [abcd]))).toBe('abcd');
-    expect(servedBy(planBranch(conj({ eq: ['org_id', 'created_at'], range: ['_id'] }), sort(['created_at', -1], ['_id', -1]), [orgCreated]))).toBe('org_created');
+    expect(
+      servedBy(planBranch(conj({ eq: ['org_id', 'created_at'], range: ['_id'] }), sort(['created_at', -1], ['_id', -1]), [orgCreated])),
+    ).toBe('org_created');
   });
 
   it('is given on the leading field when it carries the range', () => {
@@ -91,7 +107,9 @@ describe('sort', () => {
 
   it(`is in memory when the merge would take more than ${MAX_SORT_MERGE_POINTS} points`, () => {
     const index = idx('org_status_created', ['org_id', 1], ['status', 1], ['created_at', -1]);
-    expect(problemOf(planBranch(conj({ eq: ['org_id'], in: ['status'] }), sort(['created_at', -1]), [index], MAX_SORT_MERGE_POINTS + 1))).toMatch(/^in-memory sort: .* 201 \$in points/);
+    expect(
+      problemOf(planBranch(conj({ eq: ['org_id'], in: ['status'] }), sort(['created_at', -1]), [index], MAX_SORT_MERGE_POINTS + 1)),
+    ).toMatch(/^in-memory sort: .* 201 \$in points/);
   });
 
   it('is given past a $in field between prefix and sort fields (a merge), not past a range field', () => {
@@ -137,7 +155,16 @@ describe('declaredIndexes', () => {
   it("reads ensureIndexes' createIndex calls, by collection name", async () => {
     const declared = await declaredIndexes();
     expect(declared).toContainEqual({ collection: 'api_keys', name: 'hash_unique', key: [['hash', 1]], unique: true });
-    expect(declared).toContainEqual({ collection: 'api_keys', name: 'org_created', key: [['org_id', 1], ['created_at', -1], ['_id', -1]], unique: false });
+    expect(declared).toContainEqual({
+      collection: 'api_keys',
+      name: 'org_created',
+      key: [
+        ['org_id', 1],
+        ['created_at', -1],
+        ['_id', -1],
+      ],
+      unique: false,
+    });
     expect(new Set(declared.map((i) => `${i.collection}.${i.name}`)).size).toBe(declared.length);
   });
 });

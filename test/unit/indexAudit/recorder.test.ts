@@ -16,17 +16,31 @@ describe('siteIn', () => {
   });
 
   it('falls back to the first frame in src/ when no storage frame is on the stack', () => {
-    expect(siteIn([frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300), frame('KeyManager.list', 'src/domain/keys.ts', 165)])).toBe(
-      'KeyManager.list (src/domain/keys.ts:165)',
-    );
+    expect(
+      siteIn([
+        frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300),
+        frame('KeyManager.list', 'src/domain/keys.ts', 165),
+      ]),
+    ).toBe('KeyManager.list (src/domain/keys.ts:165)');
   });
 
-  it('tells test code that queries through the service\'s client apart (the audit leaves it out)', () => {
+  it("tells test code that queries through the service's client apart (the audit leaves it out)", () => {
     const wrapper = frame('methods.<computed>', 'test/support/indexAudit/recorder.ts', 140);
-    expect(siteIn([frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300), wrapper, frame('Object.<anonymous>', 'test/integration/fault.test.ts', 147)])).toBe(TEST_CODE);
+    expect(
+      siteIn([
+        frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300),
+        wrapper,
+        frame('Object.<anonymous>', 'test/integration/fault.test.ts', 147),
+      ]),
+    ).toBe(TEST_CODE);
   });
 
   it('finds none in a stack of only the driver and the wrapper', () => {
-    expect(siteIn([frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300), frame('methods.<computed>', 'test/support/indexAudit/recorder.ts', 140)])).toBeUndefined();
+    expect(
+      siteIn([
+        frame('Collection.find', 'node_modules/mongodb/lib/collection.js', 300),
+        frame('methods.<computed>', 'test/support/indexAudit/recorder.ts', 140),
+      ]),
+    ).toBeUndefined();
   });
 });

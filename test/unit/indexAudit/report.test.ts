@@ -7,7 +7,10 @@ import { queriesOf } from '../../support/indexAudit/shapes';
 const declared: IndexSpec[] = [{ collection: 'api_keys', name: 'hash_unique', key: [['hash', 1]], unique: true }];
 const recorded = (testFile: string, filter: object, site: string): RecordingFile => {
   const [q] = queriesOf('find', { find: 'api_keys', filter });
-  return { testFile, shapes: [{ key: JSON.stringify(q.shape), shape: q.shape, commands: ['find'], callSites: [site], count: 1, inPoints: 1 }] };
+  return {
+    testFile,
+    shapes: [{ key: JSON.stringify(q.shape), shape: q.shape, commands: ['find'], callSites: [site], count: 1, inPoints: 1 }],
+  };
 };
 
 describe('reportMarkdown', () => {
@@ -25,7 +28,9 @@ describe('reportMarkdown', () => {
   });
 
   it('says when a shape has no serving index', () => {
-    expect(markdown).toContain('| `api_keys` | find | `name =` |  | **none**: collection scan: no index starts with a field of name = | — | `KeyRepository.findByName` |');
+    expect(markdown).toContain(
+      '| `api_keys` | find | `name =` |  | **none**: collection scan: no index starts with a field of name = | — | `KeyRepository.findByName` |',
+    );
   });
 
   it('lists each declared index with the number of shapes it serves', () => {

@@ -7,9 +7,9 @@ const branchesOf = (filter: object) => queriesOf('find', { find: 'c', filter })[
 
 describe('field classes', () => {
   it('takes literal values, $eq and a one-element $in as equality', () => {
-    expect(branchesOf({ a: 'x', b: { $eq: 1 }, c: { $in: ['only'] }, d: new Date(0), e: new ObjectId(), f: Long.fromNumber(1), g: null })).toEqual([
-      conj({ eq: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] }),
-    ]);
+    expect(
+      branchesOf({ a: 'x', b: { $eq: 1 }, c: { $in: ['only'] }, d: new Date(0), e: new ObjectId(), f: Long.fromNumber(1), g: null }),
+    ).toEqual([conj({ eq: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] })]);
   });
 
   it('takes an embedded document without operators as equality', () => {
@@ -21,17 +21,29 @@ describe('field classes', () => {
   });
 
   it('takes comparisons, $ne, $nin, $exists: false, regular expressions as ranges', () => {
-    expect(branchesOf({ a: { $gt: 1 }, b: { $gte: 1, $lt: 9 }, c: { $ne: null }, d: { $nin: [1, 2] }, e: { $exists: false }, f: /^x/, g: { $in: [/^y/] } })).toEqual([
-      conj({ range: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] }),
-    ]);
+    expect(
+      branchesOf({
+        a: { $gt: 1 },
+        b: { $gte: 1, $lt: 9 },
+        c: { $ne: null },
+        d: { $nin: [1, 2] },
+        e: { $exists: false },
+        f: /^x/,
+        g: { $in: [/^y/] },
+      }),
+    ).toEqual([conj({ range: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] })]);
   });
 
   it('takes what gives no index bounds as other: $exists: true, $size, $expr, $nor', () => {
-    expect(branchesOf({ a: { $exists: true }, b: { $size: 2 }, $expr: { $gt: ['$x', '$y'] }, $nor: [{ c: 1 }] })).toEqual([conj({ other: ['$expr', 'a', 'b', 'c'] })]);
+    expect(branchesOf({ a: { $exists: true }, b: { $size: 2 }, $expr: { $gt: ['$x', '$y'] }, $nor: [{ c: 1 }] })).toEqual([
+      conj({ other: ['$expr', 'a', 'b', 'c'] }),
+    ]);
   });
 
   it('keeps the strongest class when a field has several predicates', () => {
-    expect(branchesOf({ a: { $eq: 1, $lt: 5 }, b: { $in: [1, 2], $ne: 3 }, $and: [{ c: { $gt: 1 } }, { c: 2 }] })).toEqual([conj({ eq: ['a', 'c'], in: ['b'] })]);
+    expect(branchesOf({ a: { $eq: 1, $lt: 5 }, b: { $in: [1, 2], $ne: 3 }, $and: [{ c: { $gt: 1 } }, { c: 2 }] })).toEqual([
+      conj({ eq: ['a', 'c'], in: ['b'] }),
+    ]);
   });
 
   it('ignores $comment', () => {
@@ -62,23 +74,49 @@ describe('$or', () => {
   });
 
   it('flattens a nested $or', () => {
-    expect(branchesOf({ $or: [{ a: 1 }, { $or: [{ b: 1 }, { c: { $gt: 1 } }] }] })).toEqual([conj({ eq: ['a'] }), conj({ eq: ['b'] }), conj({ range: ['c'] })]);
+    expect(branchesOf({ $or: [{ a: 1 }, { $or: [{ b: 1 }, { c: { $gt: 1 } }] }] })).toEqual([
+      conj({ eq: ['a'] }),
+      conj({ eq: ['b'] }),
+      conj({ range: ['c'] }),
+    ]);
   });
 });
 
 describe('commands', () => {
   it('reads find filter and sort, the driver sending the sort as a Map', () => {
-    const [q] = queriesOf('find', { find: 'api_keys', filter: { org_id: 'o' }, sort: new Map([['created_at', -1], ['_id', -1]]), $db: 'd' });
-    expect(q.shape).toEqual({ collection: 'api_keys', branches: [conj({ eq: ['org_id'] })], sort: [{ field: 'created_at', dir: -1 }, { field: '_id', dir: -1 }] });
+    const [q] = queriesOf('find', {
+      find: 'api_keys',
+      filter: { org_id: 'o' },
+      sort: new Map([
+        ['created_at', -1],
+        ['_id', -1],
+      ]),
+      $db: 'd',
+    });
+    expect(q.shape).toEqual({
+      collection: 'api_keys',
+      branches: [conj({ eq: ['org_id'] })],
+      sort: [
+        { field: 'created_at', dir: -1 },
+        { field: '_id', dir: -1 },
+      ],
+    });
     expect(q.command).toBe('find');
   });
 
   it('reads one query per update and delete statement', () => {
-    expect(queriesOf('update', { update: 'c', updates: [{ q: { _id: 'a' }, u: {} }, { q: { day: { $lt: 'x' } }, u: {} }] }).map((q) => q.shape.branches)).toEqual([
-      [conj({ eq: ['_id'] })],
-      [conj({ range: ['day'] })],
+    expect(
+      queriesOf('update', {
+        update: 'c',
+        updates: [
+          { q: { _id: 'a' }, u: {} },
+          { q: { day: { $lt: 'x' } }, u: {} },
+        ],
+      }).map((q) => q.shape.branches),
+    ).toEqual([[conj({ eq: ['_id'] })], [conj({ range: ['day'] })]]);
+    expect(queriesOf('delete', { delete: 'c', deletes: [{ q: { key_id: 'k' }, limit: 0 }] })[0].shape.branches).toEqual([
+      conj({ eq: ['key_id'] }),
     ]);
-    expect(queriesOf('delete', { delete: 'c', deletes: [{ q: { key_id: 'k' }, limit: 0 }] })[0].shape.branches).toEqual([conj({ eq: ['key_id'] })]);
   });
 
   it('reads count, distinct and findAndModify queries', () => {
@@ -89,12 +127,18 @@ describe('commands', () => {
   });
 
   it("reads an aggregate's leading $match and the $sort right after it", () => {
-    const [q] = queriesOf('aggregate', { aggregate: 'c', pipeline: [{ $match: { a: 1 } }, { $sort: { b: -1 } }, { $limit: 1 }], cursor: {} });
+    const [q] = queriesOf('aggregate', {
+      aggregate: 'c',
+      pipeline: [{ $match: { a: 1 } }, { $sort: { b: -1 } }, { $limit: 1 }],
+      cursor: {},
+    });
     expect(q.shape).toEqual({ collection: 'c', branches: [conj({ eq: ['a'] })], sort: [{ field: 'b', dir: -1 }] });
   });
 
   it('takes an aggregate that does not start with $match as unfiltered', () => {
-    expect(queriesOf('aggregate', { aggregate: 'c', pipeline: [{ $group: { _id: '$a' } }], cursor: {} })[0].shape.branches).toEqual([conj({})]);
+    expect(queriesOf('aggregate', { aggregate: 'c', pipeline: [{ $group: { _id: '$a' } }], cursor: {} })[0].shape.branches).toEqual([
+      conj({}),
+    ]);
   });
 
   it('ignores commands without a filter', () => {

@@ -12,7 +12,12 @@ const reference = (r: VerifyKeyResponse) => Buffer.from(VerifyKeyResponse.encode
 describe('VerifyAnswers', () => {
   it('encodes every kind of result as the generated encoder does', () => {
     const answers = new VerifyAnswers();
-    const key = entry({ metadata: { plan: 'pro' }, scopes: ['read', 'write'], expires_at: new Date('2030-01-01T00:00:00Z'), workspace_id: 'wsp_01jabcdefghjkmnpqrstvwxyz0' });
+    const key = entry({
+      metadata: { plan: 'pro' },
+      scopes: ['read', 'write'],
+      expires_at: new Date('2030-01-01T00:00:00Z'),
+      workspace_id: 'wsp_01jabcdefghjkmnpqrstvwxyz0',
+    });
     const results: VerifyResult[] = [
       { code: 'VALID', key },
       { code: 'MALFORMED' },

@@ -8,14 +8,24 @@ import { headers, PATH, serve } from './harness';
 
 describe('accessLogInterceptor', () => {
   const written: string[] = [];
-  const logger = createLogger('info', { destination: new Writable({ write: (chunk, _enc, cb) => (written.push(String(chunk)), cb()) }) });
+  const logger = createLogger('info', {
+    destination: new Writable({
+      write: (chunk, _enc, cb) => {
+        written.push(String(chunk));
+        cb();
+      },
+    }),
+  });
   const lines = () => written.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'rpc');
   let srv: Awaited<ReturnType<typeof serve>>;
   beforeAll(async () => {
-    srv = await serve([accessLogInterceptor(logger, () => 1), requestIdInterceptor(), authenticationInterceptor(authenticator, logger)], (call) => {
-      if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
-      return 'ok';
-    });
+    srv = await serve(
+      [accessLogInterceptor(logger, () => 1), requestIdInterceptor(), authenticationInterceptor(authenticator, logger)],
+      (call) => {
+        if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
+        return 'ok';
+      },
+    );
   });
   beforeEach(() => (written.length = 0));
   afterAll(() => srv.stop());
@@ -30,7 +40,14 @@ describe('accessLogInterceptor', () => {
   it('logs an answered call: request id, method, caller, code and duration, no reason', async () => {
     const { line } = await logged(service(2, { 'x-request-id': 'ok-1' }));
     expect(line).toEqual(
-      expect.objectContaining({ requestId: 'ok-1', method: PATH, callerKind: 'service', callerId: 'service:2', code: 'OK', durationMs: expect.any(Number) }),
+      expect.objectContaining({
+        requestId: 'ok-1',
+        method: PATH,
+        callerKind: 'service',
+        callerId: 'service:2',
+        code: 'OK',
+        durationMs: expect.any(Number),
+      }),
     );
     expect(line).not.toHaveProperty('reason');
     expect(line).not.toHaveProperty('orgId');
@@ -43,10 +60,20 @@ describe('accessLogInterceptor', () => {
 
   it('logs refusals by the interceptors inside it, under the id the client got back', async () => {
     const badId = await logged(service(1, { 'x-request-id': 'has spaces' }));
-    expect(badId.line).toMatchObject({ requestId: badId.requestId, code: 'INVALID_ARGUMENT', reason: 'INVALID_REQUEST_ID_HEADER', callerKind: 'anonymous' });
+    expect(badId.line).toMatchObject({
+      requestId: badId.requestId,
+      code: 'INVALID_ARGUMENT',
+      reason: 'INVALID_REQUEST_ID_HEADER',
+      callerKind: 'anonymous',
+    });
     written.length = 0;
     const noCredential = await logged();
-    expect(noCredential.line).toMatchObject({ requestId: noCredential.requestId, code: 'UNAUTHENTICATED', reason: 'UNAUTHENTICATED', callerKind: 'anonymous' });
+    expect(noCredential.line).toMatchObject({
+      requestId: noCredential.requestId,
+      code: 'UNAUTHENTICATED',
+      reason: 'UNAUTHENTICATED',
+      callerKind: 'anonymous',
+    });
   });
 
   it('names a caller refused for its acting-as, with no organization', async () => {

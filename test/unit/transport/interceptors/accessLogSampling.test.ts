@@ -41,7 +41,10 @@ describe('access-log policy', () => {
     // 1 − 1e-9: in practice every call is sampled, and still goes through the sampling path.
     const share = 1 - 1e-9;
     const lines = await linesFor(() => share, [{}, { fail: true }]);
-    expect(lines).toEqual([expect.objectContaining({ code: 'OK', sampleRate: share }), expect.objectContaining({ code: 'INTERNAL', sampleRate: undefined })]);
+    expect(lines).toEqual([
+      expect.objectContaining({ code: 'OK', sampleRate: share }),
+      expect.objectContaining({ code: 'INTERNAL', sampleRate: undefined }),
+    ]);
   });
 
   it('asks the policy per method', async () => {

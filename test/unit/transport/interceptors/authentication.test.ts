@@ -101,7 +101,10 @@ describe('the context’s signal', () => {
     // A raw client: the server's deadline ends the call, not the client's own timer.
     const raw = rawConnection(srv.address);
     try {
-      const answer = raw.call(PATH, new Uint8Array(), { authorization: String(service(1).get('authorization')[0]), 'grpc-timeout': '200m' });
+      const answer = raw.call(PATH, new Uint8Array(), {
+        authorization: String(service(1).get('authorization')[0]),
+        'grpc-timeout': '200m',
+      });
       expect(await answer).toMatchObject({ code: status.DEADLINE_EXCEEDED });
       expect(await w.aborted[0]).toMatchObject({ name: 'TimeoutError' });
     } finally {

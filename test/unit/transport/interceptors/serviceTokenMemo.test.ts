@@ -51,7 +51,10 @@ describe('authentication interceptor: service callers', () => {
     const { srv, principalOf } = await setUp();
     try {
       for (const wrong of [`vt_${randomBytes(24).toString('base64url')}`, token.slice(0, -1), `${token}x`, `${token}x`]) {
-        expect(await srv.call(headers({ authorization: `Bearer ${wrong}` }))).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'INVALID_TOKEN' });
+        expect(await srv.call(headers({ authorization: `Bearer ${wrong}` }))).toMatchObject({
+          code: status.UNAUTHENTICATED,
+          reason: 'INVALID_TOKEN',
+        });
       }
       expect(principalOf).toHaveBeenCalledTimes(4);
     } finally {
