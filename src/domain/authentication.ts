@@ -109,6 +109,11 @@ export class Authenticator {
     };
   }
 
+  /** Whether `token` is one of VERIFY_TOKENS, compared in constant time (the forward-auth endpoint's check of the proxy calling it). */
+  isServiceToken(token: string): boolean {
+    return this.serviceTokenIndex(token) >= 0;
+  }
+
   private serviceTokenIndex(token: string): number {
     const h = sha256(token);
     let found = -1;

@@ -1,6 +1,6 @@
-import { VerifyCode, type VerifyServiceServer } from '../../gen/apikeys/v1/verify_service';
+import { VerifyCode, type VerifyKeyResponse, type VerifyServiceServer } from '../../gen/apikeys/v1/verify_service';
 import { authorizeVerify } from '../../domain/authorization';
-import type { VerifyCodeName, Verifier } from '../../domain/verification';
+import type { VerifyCodeName, VerifyResult, Verifier } from '../../domain/verification';
 import type { Logger } from '../../logging/logger';
 import type { Metrics } from '../../observability/metrics';
 import { unary } from './unary';
@@ -16,24 +16,29 @@ const CODE: Record<VerifyCodeName, VerifyCode> = {
   RATE_LIMITED: VerifyCode.VERIFY_CODE_RATE_LIMITED,
 };
 
+/** VerifyKey's answer for a verification's result (also what the forward-auth endpoint decides on). */
+export function verifyKeyResponse({ code, key, rate }: VerifyResult): VerifyKeyResponse {
+  return {
+    valid: code === 'VALID',
+    code: CODE[code],
+    keyId: key?._id ?? '',
+    orgId: key?.org_id ?? '',
+    workspaceId: key?.workspace_id ?? '',
+    scopes: key?.scopes ?? [],
+    metadata: key?.metadata ?? {},
+    expireTime: key?.expires_at_ms != null ? new Date(key.expires_at_ms) : undefined,
+    rateLimit: rate && { limit: rate.limit, remaining: rate.remaining, resetTime: new Date(rate.resetAt) },
+  };
+}
+
 /** Results about the presented key are answers, not RPC errors; only the caller's own problems are errors. */
 export function verifyServiceHandlers(verifier: Verifier, logger: Logger, metrics?: Metrics): VerifyServiceServer {
   return {
     verifyKey: unary(logger, async (req, ctx) => {
       authorizeVerify(ctx);
-      const { code, key, rate } = await verifier.verify(req.key, req.requiredScopes);
-      metrics?.verifyResult(code);
-      return {
-        valid: code === 'VALID',
-        code: CODE[code],
-        keyId: key?._id ?? '',
-        orgId: key?.org_id ?? '',
-        workspaceId: key?.workspace_id ?? '',
-        scopes: key?.scopes ?? [],
-        metadata: key?.metadata ?? {},
-        expireTime: key?.expires_at_ms != null ? new Date(key.expires_at_ms) : undefined,
-        rateLimit: rate && { limit: rate.limit, remaining: rate.remaining, resetTime: new Date(rate.resetAt) },
-      };
+      const result = await verifier.verify(req.key, req.requiredScopes);
+      metrics?.verifyResult(result.code);
+      return verifyKeyResponse(result);
     }),
   };
 }

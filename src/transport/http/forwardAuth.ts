@@ -1,0 +1,141 @@
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { checkKey, refusalResponse, type Verifies } from '../../client/http/apiKeyCheck';
+import type { Authenticator } from '../../domain/authentication';
+import { DomainError } from '../../domain/errors';
+import type { Verifier } from '../../domain/verification';
+import type { Logger } from '../../logging/logger';
+import { splitHostPort, type Metrics } from '../../observability/metrics';
+import { httpStatusOf, toDomainError } from '../errors';
+import { verifyKeyResponse } from '../handlers/verifyService';
+
+/**
+ * The forward-auth endpoint (HTTP_AUTH_ADDR): what nginx `auth_request`, Caddy `forward_auth`,
+ * Traefik ForwardAuth and Envoy's HTTP `ext_authz` call before letting a request through. Any
+ * method on /authorize or a path under it (Envoy appends the original path). The header contract
+ * and the proxies' configurations are in docs/gateways.md.
+ */
+
+export interface ForwardAuthDeps {
+  verifier: Verifier;
+  authenticator: Authenticator;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Bounds of the endpoint's HTTP server. Proxies send small requests over kept-alive connections;
+ * the idle timeout outlasts nginx's upstream keepalive_timeout (60 s), so nginx, not this server,
+ * closes an idle connection, and never sends a request on one this side has just closed.
+ */
+export const FORWARD_AUTH_LIMITS = { maxHeaderBytes: 16 * 1024, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000 };
+
+interface Answer {
+  http: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
+  // The same verification, cache and counting as VerifyKey, in process.
+  const verifies: Verifies = {
+    async verify(secret, requiredScopes) {
+      const result = await deps.verifier.verify(secret, requiredScopes);
+      deps.metrics.verifyResult(result.code);
+      return verifyKeyResponse(result);
+    },
+  };
+  return (req, res) => {
+    // Bodies are never read; what arrives of one is discarded, so the connection stays usable.
+    req.resume();
+    if (!isAuthorizePath(req.url ?? '')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: forward auth is at /authorize\n');
+      return;
+    }
+    void answer(req, deps, verifies).then((a) => send(res, a));
+  };
+}
+
+/** /authorize, /authorize/ and anything under it, with or without a query. */
+function isAuthorizePath(url: string): boolean {
+  const path = url.split('?', 1)[0];
+  return path === '/authorize' || path.startsWith('/authorize/');
+}
+
+async function answer(req: IncomingMessage, deps: ForwardAuthDeps, verifies: Verifies): Promise<Answer> {
+  const token = req.headers['x-service-token'];
+  if (typeof token !== 'string' || !deps.authenticator.isServiceToken(token)) {
+    const refused =
+      token === undefined
+        ? new DomainError('UNAUTHENTICATED', 'missing x-service-token: the proxy must send one of VERIFY_TOKENS')
+        : new DomainError('INVALID_TOKEN', 'x-service-token is not one of VERIFY_TOKENS');
+    // A proxy without its token refuses every request as if the keys were bad: make that findable.
+    deps.logger.warn({ peer: req.socket.remoteAddress, reason: refused.reason }, 'forward auth called without a valid x-service-token');
+    return refusalResponse(refused, httpStatusOf(refused.reason));
+  }
+  try {
+    const check = await checkKey(verifies, req.headers, requiredScopes(req.headers['x-required-scopes']));
+    if (!check.ok) return refusalResponse(check.refusal, httpStatusOf(check.refusal.reason));
+    const { keyId, orgId, scopes } = check.identity;
+    return {
+      http: 200,
+      headers: { 'x-key-id': keyId, 'x-org-id': orgId, 'x-key-scopes': scopes.join(','), 'cache-control': 'no-store' },
+      body: '',
+    };
+  } catch (err) {
+    const e = toDomainError(err, deps.logger);
+    return refusalResponse(e, httpStatusOf(e.reason));
+  }
+}
+
+/** `x-required-scopes: read, write` (repeated headers count together); none: any valid key passes. */
+function requiredScopes(header: string | string[] | undefined): string[] {
+  const raw = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function send(res: ServerResponse, a: Answer): void {
+  res.writeHead(a.http, a.headers).end(a.body);
+}
+
+/** An HTTP server with the endpoint's bounds (also the benchmark's, for its empty handler). */
+export function forwardAuthServer(listener: RequestListener): Server {
+  const server = createServer({ maxHeaderSize: FORWARD_AUTH_LIMITS.maxHeaderBytes }, listener);
+  server.requestTimeout = FORWARD_AUTH_LIMITS.requestTimeoutMs;
+  server.headersTimeout = FORWARD_AUTH_LIMITS.requestTimeoutMs;
+  server.keepAliveTimeout = FORWARD_AUTH_LIMITS.keepAliveTimeoutMs;
+  return server;
+}
+
+export interface ForwardAuthEndpoint {
+  port: number;
+  /** Stops accepting; requests in flight get `graceMs` to finish, then every connection is closed. */
+  close(graceMs: number): Promise<void>;
+}
+
+export function serveForwardAuth(deps: ForwardAuthDeps, addr: string): Promise<ForwardAuthEndpoint> {
+  const { host, port } = splitHostPort(addr);
+  const server = forwardAuthServer(forwardAuthHandler(deps));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const bound = (server.address() as { port: number }).port;
+      deps.logger.info({ addr, port: bound }, 'forward auth listening on /authorize');
+      resolve({
+        port: bound,
+        close: (graceMs) =>
+          new Promise<void>((done) => {
+            const force = setTimeout(() => server.closeAllConnections(), graceMs);
+            server.close(() => {
+              clearTimeout(force);
+              done();
+            });
+            server.closeIdleConnections();
+          }),
+      });
+    });
+  });
+}
