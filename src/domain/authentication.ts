@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config/config';
 import { DomainError } from './errors';
@@ -204,5 +204,6 @@ function emailDomain(email: string): string {
 }
 
 function sha256(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+  // One-shot: the forward-auth endpoint checks a service token on every request.
+  return hash('sha256', s, 'buffer');
 }

@@ -65,7 +65,11 @@ export async function checkKey(
 ): Promise<KeyCheck> {
   const presented = presentedKey(headers);
   if ('reason' in presented) return { ok: false, refusal: presented };
-  const v = await verifier.verify(presented.secret, requiredScopes);
+  return outcomeOf(await verifier.verify(presented.secret, requiredScopes), requiredScopes, now);
+}
+
+/** What a verification of a presented key answers: the identity, or the refusal for its code. */
+export function outcomeOf(v: Verification, requiredScopes: readonly string[], now: () => number = Date.now): KeyCheck {
   switch (v.code) {
     case VerifyCode.VERIFY_CODE_VALID: {
       const { code: _code, ...identity } = v;
@@ -95,7 +99,7 @@ export async function checkKey(
 const refuse = (reason: RefusalReason, message: string): KeyCheck => ({ ok: false, refusal: { reason, message } });
 
 /** One key, from `authorization: Bearer <key>` or `x-api-key: <key>`; both, or neither, is refused. */
-function presentedKey(headers: IncomingHttpHeaders): { secret: string } | Refusal {
+export function presentedKey(headers: IncomingHttpHeaders): { secret: string } | Refusal {
   const authorization = headers.authorization;
   const apiKey = headers['x-api-key'];
   if (authorization === undefined && apiKey === undefined) {
@@ -117,12 +121,17 @@ export function refusalResponse(
   r: { reason: string; message: string; retryAfterSeconds?: number },
   s: { http: number; status: string },
 ): { http: number; headers: Record<string, string>; body: string } {
-  const envelope: ErrorEnvelope = { error: { code: s.http, status: s.status, reason: r.reason, message: r.message } };
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  const body = JSON.stringify({ error: { code: s.http, status: s.status, reason: r.reason, message: r.message } } satisfies ErrorEnvelope);
+  // With the length known, Node sends the answer whole instead of chunked.
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+  };
   // RFC 9110: a 401 names the scheme the client should use.
   if (s.http === 401) headers['www-authenticate'] = 'Bearer';
   if (r.retryAfterSeconds !== undefined) headers['retry-after'] = String(r.retryAfterSeconds);
-  return { http: s.http, headers, body: JSON.stringify(envelope) };
+  return { http: s.http, headers, body };
 }
 
 /** The refusal for a verifier that failed (network, storage): the request cannot be let through. */

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { checkKey, refusalResponse, type Verifies } from '../../client/http/apiKeyCheck';
+import type { Socket } from 'node:net';
+import { outcomeOf, presentedKey, refusalResponse, type ApiKeyIdentity } from '../../client/http/apiKeyCheck';
 import type { Authenticator } from '../../domain/authentication';
-import { DomainError } from '../../domain/errors';
+import { DomainError, type Reason } from '../../domain/errors';
 import type { Verifier } from '../../domain/verification';
 import type { Logger } from '../../logging/logger';
 import { splitHostPort, type Metrics } from '../../observability/metrics';
@@ -31,27 +32,41 @@ export const FORWARD_AUTH_LIMITS = { maxHeaderBytes: 16 * 1024, requestTimeoutMs
 
 interface Answer {
   http: number;
-  headers: Record<string, string>;
+  /** Flat name, value, name, value… (what writeHead takes fastest). */
+  headers: string[];
   body: string;
 }
 
 export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
-  // The same verification, cache and counting as VerifyKey, in process.
-  const verifies: Verifies = {
-    async verify(secret, requiredScopes) {
-      const result = await deps.verifier.verify(secret, requiredScopes);
-      deps.metrics.verifyResult(result.code);
-      return verifyKeyResponse(result);
-    },
-  };
+  // Bodies are never read: Node discards what arrives of one once the answer is sent.
   return (req, res) => {
-    // Bodies are never read; what arrives of one is discarded, so the connection stays usable.
-    req.resume();
     if (!isAuthorizePath(req.url ?? '')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: forward auth is at /authorize\n');
       return;
     }
-    void answer(req, deps, verifies).then((a) => send(res, a));
+    const unknownProxy = proxyRefusal(req, deps);
+    if (unknownProxy) {
+      send(res, unknownProxy);
+      return;
+    }
+    const presented = presentedKey(req.headers);
+    if ('reason' in presented) {
+      send(res, refused(presented));
+      return;
+    }
+    const scopes = requiredScopes(req.headers['x-required-scopes']);
+    // The same verification, cache and counting as VerifyKey, in process. No more promises than
+    // the Verifier's own: once the call scope's AsyncLocalStorage is active, each one costs.
+    deps.verifier.verify(presented.secret, scopes).then(
+      (result) => {
+        deps.metrics.verifyResult(result.code);
+        const outcome = outcomeOf(verifyKeyResponse(result), scopes);
+        send(res, outcome.ok ? allowed(outcome.identity) : refused(outcome.refusal));
+      },
+      (err: unknown) => {
+        send(res, refused(toDomainError(err, deps.logger)));
+      },
+    );
   };
 }
 
@@ -61,30 +76,41 @@ function isAuthorizePath(url: string): boolean {
   return path === '/authorize' || path.startsWith('/authorize/');
 }
 
-async function answer(req: IncomingMessage, deps: ForwardAuthDeps, verifies: Verifies): Promise<Answer> {
+/**
+ * The service token each connection has proven. A proxy sends the same token on every request of
+ * a kept-alive connection; once it passed the constant-time check, comparing the next one with
+ * it leaks nothing (it is what this same peer sent), and saves hashing it again.
+ */
+const provenTokens = new WeakMap<Socket, string>();
+
+/** The answer for a caller without one of VERIFY_TOKENS in x-service-token; undefined for a proxy that has one. */
+function proxyRefusal(req: IncomingMessage, deps: ForwardAuthDeps): Answer | undefined {
   const token = req.headers['x-service-token'];
-  if (typeof token !== 'string' || !deps.authenticator.isServiceToken(token)) {
-    const refused =
-      token === undefined
-        ? new DomainError('UNAUTHENTICATED', 'missing x-service-token: the proxy must send one of VERIFY_TOKENS')
-        : new DomainError('INVALID_TOKEN', 'x-service-token is not one of VERIFY_TOKENS');
-    // A proxy without its token refuses every request as if the keys were bad: make that findable.
-    deps.logger.warn({ peer: req.socket.remoteAddress, reason: refused.reason }, 'forward auth called without a valid x-service-token');
-    return refusalResponse(refused, httpStatusOf(refused.reason));
+  if (typeof token === 'string' && provenTokens.get(req.socket) === token) return undefined;
+  if (typeof token === 'string' && deps.authenticator.isServiceToken(token)) {
+    provenTokens.set(req.socket, token);
+    return undefined;
   }
-  try {
-    const check = await checkKey(verifies, req.headers, requiredScopes(req.headers['x-required-scopes']));
-    if (!check.ok) return refusalResponse(check.refusal, httpStatusOf(check.refusal.reason));
-    const { keyId, orgId, scopes } = check.identity;
-    return {
-      http: 200,
-      headers: { 'x-key-id': keyId, 'x-org-id': orgId, 'x-key-scopes': scopes.join(','), 'cache-control': 'no-store' },
-      body: '',
-    };
-  } catch (err) {
-    const e = toDomainError(err, deps.logger);
-    return refusalResponse(e, httpStatusOf(e.reason));
-  }
+  const error =
+    token === undefined
+      ? new DomainError('UNAUTHENTICATED', 'missing x-service-token: the proxy must send one of VERIFY_TOKENS')
+      : new DomainError('INVALID_TOKEN', 'x-service-token is not one of VERIFY_TOKENS');
+  // A proxy without its token refuses every request as if the keys were bad: make that findable.
+  deps.logger.warn({ peer: req.socket.remoteAddress, reason: error.reason }, 'forward auth called without a valid x-service-token');
+  return refused(error);
+}
+
+function allowed({ keyId, orgId, scopes }: ApiKeyIdentity): Answer {
+  return {
+    http: 200,
+    headers: ['x-key-id', keyId, 'x-org-id', orgId, 'x-key-scopes', scopes.join(','), 'cache-control', 'no-store', 'content-length', '0'],
+    body: '',
+  };
+}
+
+function refused(r: { reason: Reason; message: string; retryAfterSeconds?: number }): Answer {
+  const { http, headers, body } = refusalResponse(r, httpStatusOf(r.reason));
+  return { http, headers: Object.entries(headers).flat(), body };
 }
 
 /** `x-required-scopes: read, write` (repeated headers count together); none: any valid key passes. */
