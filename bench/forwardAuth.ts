@@ -1,17 +1,18 @@
 /**
  * `npx tsx bench/forwardAuth.ts`: the forward-auth endpoint (a valid, cached key) against an empty
- * handler on an HTTP server with the same settings (forwardAuthServer), in the same process, under
- * the same closed-loop load: a separate Node process holding BENCH_FA_CONCURRENCY (default 32)
- * kept-alive connections, each sending its next request as soon as the last one is answered.
- * Rounds alternate A B A B … (BENCH_FA_ROUNDS each, default 6, BENCH_FA_SECONDS long, default 3)
- * after one warm-up round of each, so drift on a shared machine hits both alike. Reports medians
- * and the spread (min–max) of requests/s, p50 and p99, and this process's CPU time per request.
+ * handler, and against one answering the same headers without verifying, each on an HTTP server
+ * with the same settings (forwardAuthServer) in the same process, under the same closed-loop load:
+ * a separate Node process holding BENCH_FA_CONCURRENCY (default 32) kept-alive connections, each
+ * sending its next request as soon as the last one is answered. Rounds alternate A B C A B C …
+ * (BENCH_FA_ROUNDS of each, default 6, BENCH_FA_SECONDS long, default 3) after one warm-up round of
+ * each, so drift on a shared machine hits all alike. Reports medians and the spread (min–max) of
+ * requests/s, p50 and p99, and this process's CPU time per request.
  * Writes bench/results/forwardAuth.json. MONGODB_URI, else an ephemeral FerretDB.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { startApp } from '../src/app';
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
     MONGODB_DATABASE: `bench_fa_${Date.now()}`,
     AUTH_JWT_SECRET: jwtSecret,
     VERIFY_TOKENS: verifyToken,
+    PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
     LOG_LEVEL: 'warn',
   });
   const app = await startApp(config, createLogger(config.logLevel));
@@ -142,30 +144,49 @@ async function main(): Promise<void> {
   const { secret } = await clients.keys.createKey({ name: 'bench', scopes: ['read', 'write'] }, admin);
   clients.close();
 
-  // The ceiling: the same server settings, a handler that answers 200 and does nothing else.
-  const empty: Server = forwardAuthServer((_req, res) => {
-    res.writeHead(200, ['content-length', '0']).end();
-  });
-  await new Promise<void>((resolve) => empty.listen(0, '127.0.0.1', resolve));
+  // The ceilings, on servers with the same settings: a handler that answers 200 and does nothing
+  // else, and one that answers what forward auth answers a valid key, without verifying.
+  const empty = await listen((_req, res) => res.writeHead(200, ['content-length', '0']).end());
+  const sameAnswer = await listen((_req, res) =>
+    res
+      .writeHead(200, [
+        'x-key-id',
+        'key_01jabcdefghjkmnpqrstvwxyz0',
+        'x-org-id',
+        'org_01jabcdefghjkmnpqrstvwxyz0',
+        'x-key-scopes',
+        'read,write',
+        'cache-control',
+        'no-store',
+        'content-length',
+        '0',
+      ])
+      .end(),
+  );
   const headers = { 'x-service-token': verifyToken, 'x-api-key': secret, 'x-required-scopes': 'read' };
-  const scenarios = { empty: (empty.address() as { port: number }).port, forwardAuth: app.httpAuthPort! };
+  const scenarios = { empty: port(empty), sameAnswer: port(sameAnswer), forwardAuth: app.httpAuthPort! };
+  const names = Object.keys(scenarios) as (keyof typeof scenarios)[];
 
   say(`warm-up, then ${ROUNDS} rounds of each, ${SECONDS} s, ${CONCURRENCY} connections${PIN ? ', server on core 0' : ''}`);
-  for (const port of Object.values(scenarios)) await runLoad(port, headers, 1000);
-  const rounds: Record<keyof typeof scenarios, Round[]> = { empty: [], forwardAuth: [] };
+  for (const name of names) await runLoad(scenarios[name], headers, 1000);
+  const rounds = { empty: [] as Round[], sameAnswer: [] as Round[], forwardAuth: [] as Round[] };
   for (let i = 0; i < ROUNDS; i++) {
-    for (const name of ['empty', 'forwardAuth'] as const) {
+    for (const name of names) {
       const r = await runLoad(scenarios[name], headers, SECONDS * 1000);
       if (r.bad > 0) throw new Error(`${name}: ${r.bad} requests failed or were not 200`);
       rounds[name].push(r);
       say(`round ${i + 1} ${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, ${r.cpuUsPerRequest.toFixed(1)} µs CPU/req`);
     }
   }
-  await new Promise((r) => empty.close(r));
+  await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
   await app.stop();
   await db?.stop();
 
-  const pairRatios = rounds.forwardAuth.map((r, i) => r.rps / rounds.empty[i].rps);
+  // Each forward-auth round against the ceiling round just before it.
+  const ratios = (ceiling: Round[]) => {
+    const xs = rounds.forwardAuth.map((r, i) => r.rps / ceiling[i].rps);
+    return { median: +median(xs).toFixed(3), min: +Math.min(...xs).toFixed(3), max: +Math.max(...xs).toFixed(3) };
+  };
   const result = {
     date: new Date().toISOString(),
     rounds: ROUNDS,
@@ -173,7 +194,7 @@ async function main(): Promise<void> {
     concurrency: CONCURRENCY,
     pinned: PIN,
     scenarios: Object.fromEntries(
-      (['empty', 'forwardAuth'] as const).map((n) => [
+      names.map((n) => [
         n,
         {
           rps: summary(rounds[n], (r) => r.rps),
@@ -183,15 +204,27 @@ async function main(): Promise<void> {
         },
       ]),
     ),
-    rpsRatio: {
-      median: +median(pairRatios).toFixed(3),
-      min: +Math.min(...pairRatios).toFixed(3),
-      max: +Math.max(...pairRatios).toFixed(3),
-    },
+    forwardAuthRpsRatio: { toEmpty: ratios(rounds.empty), toSameAnswer: ratios(rounds.sameAnswer) },
   };
-  console.log(JSON.stringify(result, null, 2));
+  console.table(
+    Object.fromEntries(
+      names.map((n) => [
+        n,
+        Object.fromEntries(Object.entries(result.scenarios[n]).map(([k, v]) => [k, `${v.median} (${v.min}–${v.max})`])),
+      ]),
+    ),
+  );
+  console.log('forward auth ÷ ceiling, req/s per round pair:', JSON.stringify(result.forwardAuthRpsRatio));
   writeFileSync(join(ROOT, 'bench', 'results', 'forwardAuth.json'), JSON.stringify(result, null, 2));
 }
+
+async function listen(handler: RequestListener): Promise<Server> {
+  const server = forwardAuthServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+const port = (server: Server) => (server.address() as { port: number }).port;
 
 main().catch((err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);

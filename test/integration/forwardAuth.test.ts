@@ -2,7 +2,7 @@
 // against the real service and database. The header contract and the statuses are those of
 // docs/gateways.md.
 import type { Metadata } from '@grpc/grpc-js';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import type { KeyLookup } from '../../src/domain/ports';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { scrape, sampleValue } from '../support/prometheus';
@@ -163,6 +163,32 @@ describe('forward-auth endpoint', () => {
     expect(await refusedAs(secret)).toEqual({ status: 401, reason: 'INVALID_TOKEN', keyId: null });
     expect(await refusedAs(await s.userToken())).toEqual({ status: 401, reason: 'INVALID_TOKEN', keyId: null });
     expect(s.logs.join('')).toMatch(/forward auth called without a valid x-service-token/);
+  });
+
+  it('checks x-service-token on every request of a kept-alive connection, not only the first', async () => {
+    const { secret } = await create();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ports: number[] = [];
+    const call = (serviceToken: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(
+          `${base}/authorize`,
+          { agent, headers: { 'x-service-token': serviceToken, 'x-api-key': secret } },
+          (res) => {
+            ports.push(req.socket!.localPort!);
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect([await call(s.verifyToken), await call(`${s.verifyToken.slice(0, -1)}x`), await call(s.verifyToken)]).toEqual([200, 401, 200]);
+      expect(new Set(ports).size).toBe(1); // one connection throughout
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('answers 431 to request headers over 16 KiB, and keeps serving', async () => {
