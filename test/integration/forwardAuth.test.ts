@@ -3,10 +3,10 @@
 // docs/gateways.md.
 import type { Metadata } from '@grpc/grpc-js';
 import { Agent, request as httpRequest } from 'node:http';
-import type { KeyLookup } from '../../src/domain/ports';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { scrape, sampleValue } from '../support/prometheus';
-import { startTestServer, type TestServer } from '../support/server';
+import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
+import type { TestServer } from '../support/server';
 
 interface Answer {
   status: number;
@@ -19,17 +19,12 @@ describe('forward-auth endpoint', () => {
   let s: TestServer;
   let admin: { orgId: string; metadata: Metadata };
   let base: string;
-  let storageDown = false;
-  // Lets a test make Verify's storage reads fail, as an unreachable database does.
-  const failable =
-    (lookup: KeyLookup): KeyLookup =>
-    (hash) =>
-      storageDown ? Promise.reject(new Error('storage is down')) : lookup(hash);
+  let endpoint: ForwardAuthServer;
 
   beforeAll(async () => {
-    s = await startTestServer('forward_auth', { HTTP_AUTH_ADDR: '127.0.0.1:0' }, { wrapKeyLookup: failable });
+    endpoint = await startForwardAuthServer('forward_auth');
+    ({ server: s, base } = endpoint);
     admin = await s.admin();
-    base = `http://127.0.0.1:${s.app.httpAuthPort!}`;
   });
   afterAll(() => s.stop());
 
@@ -137,14 +132,8 @@ describe('forward-auth endpoint', () => {
   });
 
   it('answers 503 STORAGE_UNAVAILABLE when the key cannot be read, never 200', async () => {
-    const unknown = generateSecret('sk', 'live');
-    storageDown = true;
-    try {
-      const a = await authorize({ 'x-api-key': unknown });
-      expect(refusal(a)).toEqual({ status: 503, code: 503, grpc: 'UNAVAILABLE', reason: 'STORAGE_UNAVAILABLE' });
-    } finally {
-      storageDown = false;
-    }
+    const a = await endpoint.whileStorageDown(() => authorize({ 'x-api-key': generateSecret('sk', 'live') }));
+    expect(refusal(a)).toEqual({ status: 503, code: 503, grpc: 'UNAVAILABLE', reason: 'STORAGE_UNAVAILABLE' });
   });
 
   it('answers 401 to a caller without one of VERIFY_TOKENS in x-service-token, before looking at the key', async () => {

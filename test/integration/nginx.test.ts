@@ -10,9 +10,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeLoopbackPort } from '../../src/devdb/ephemeralDatabase';
-import type { KeyLookup } from '../../src/domain/ports';
 import { generateSecret } from '../../src/domain/keyFormat';
-import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
+import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
+import { startSecondInstance, type TestServer } from '../support/server';
 
 const ROOT = join(__dirname, '..', '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -84,15 +84,12 @@ describe('nginx auth_request in front of an upstream, with the forward-auth endp
   let base: string;
   /** Headers of every request that reached the upstream. */
   const reached: IncomingHttpHeaders[] = [];
-  let storageDown = false;
-  const failable =
-    (lookup: KeyLookup): KeyLookup =>
-    (hash) =>
-      storageDown ? Promise.reject(new Error('storage is down')) : lookup(hash);
+  let endpoint: ForwardAuthServer;
 
   beforeAll(async () => {
     const bin = nginxBinary();
-    s = await startTestServer('nginx', { HTTP_AUTH_ADDR: '127.0.0.1:0' }, { wrapKeyLookup: failable });
+    endpoint = await startForwardAuthServer('nginx');
+    s = endpoint.server;
     admin = await s.admin();
     upstream = createServer((req, res) => {
       reached.push(req.headers);
@@ -196,12 +193,7 @@ describe('nginx auth_request in front of an upstream, with the forward-auth endp
     const retryAfter = Number(limited.headers.get('retry-after'));
     expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
 
-    storageDown = true;
-    try {
-      const down = await through({ 'x-api-key': generateSecret('sk', 'live') });
-      expect({ status: down.status, reachedUpstream: down.reachedUpstream }).toEqual({ status: 503, reachedUpstream: false });
-    } finally {
-      storageDown = false;
-    }
+    const down = await endpoint.whileStorageDown(() => through({ 'x-api-key': generateSecret('sk', 'live') }));
+    expect({ status: down.status, reachedUpstream: down.reachedUpstream }).toEqual({ status: 503, reachedUpstream: false });
   });
 });
