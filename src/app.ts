@@ -28,6 +28,7 @@ import { RetentionRepository } from './storage/retentionRepository';
 import { SlotRepository } from './storage/slotRepository';
 import { UsageRepository } from './storage/usageRepository';
 import { currentCall } from './transport/callScope';
+import { serveForwardAuth, type ForwardAuthEndpoint } from './transport/http/forwardAuth';
 import { bind, buildServer, SERVICE_NAMES } from './transport/server';
 import { shutdownGracefully } from './transport/shutdown';
 
@@ -40,6 +41,8 @@ export interface RunningApp {
   metrics: Metrics;
   /** The bound port of /metrics; undefined when METRICS_ADDR=off. */
   metricsPort?: number;
+  /** The bound port of the forward-auth endpoint; undefined when HTTP_AUTH_ADDR is off. */
+  httpAuthPort?: number;
   /** Health NOT_SERVING, drain calls (SHUTDOWN_GRACE_MS), final usage flush, close MongoDB. Idempotent. */
   stop(): Promise<void>;
 }
@@ -166,11 +169,14 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, s);
   };
   let metricsEndpoint: MetricsEndpoint | undefined;
+  let forwardAuth: ForwardAuthEndpoint | undefined;
   let port: number;
   try {
     if (config.metricsAddr) metricsEndpoint = await serveMetrics(metrics, config.metricsAddr, logger);
+    if (config.httpAuthAddr) forwardAuth = await serveForwardAuth({ verifier, authenticator, metrics, logger }, config.httpAuthAddr);
     port = await bind(server, config.grpcAddr);
   } catch (err) {
+    await forwardAuth?.close(0);
     await metricsEndpoint?.close();
     await storage.close();
     throw err;
@@ -197,13 +203,17 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     storage,
     metrics,
     metricsPort: metricsEndpoint?.port,
+    httpAuthPort: forwardAuth?.port,
     stop() {
       stopping ??= (async () => {
         // stop() flags the monitor at once (it can no longer turn health back to SERVING);
         // a ping in flight is awaited later, so it does not delay NOT_SERVING or the drain.
         const monitorStopped = storageHealth.stop();
         setHealth('NOT_SERVING');
-        const ended = await shutdownGracefully(server, config.shutdownGraceMs, logger);
+        const [ended] = await Promise.all([
+          shutdownGracefully(server, config.shutdownGraceMs, logger),
+          forwardAuth?.close(config.shutdownGraceMs),
+        ]);
         await monitorStopped;
         // In-flight calls are done: stop polling, then write the last usage batch.
         const [invalidation, usageFlush, retention] = background;

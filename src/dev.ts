@@ -27,6 +27,7 @@ async function dev(): Promise<void> {
   // Loopback only: a development instance exposes nothing to the network.
   env.GRPC_ADDR ??= '127.0.0.1:50051';
   env.METRICS_ADDR ??= '127.0.0.1:9464';
+  env.HTTP_AUTH_ADDR ??= '127.0.0.1:8080';
 
   const config = loadConfig(env);
   const logger = createLogger(config.logLevel, { pretty: true });
@@ -48,6 +49,12 @@ async function dev(): Promise<void> {
   say(
     `     grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{"name":"first key","scopes":["read"]}' ${addr} apikeys.v1.KeyService/CreateKey`,
   );
+
+  if (app.httpAuthPort !== undefined) {
+    say(
+      `forward auth (docs/gateways.md): curl -i -H "x-service-token: $VERIFY_TOKEN" -H "x-api-key: <secret>" http://127.0.0.1:${app.httpAuthPort}/authorize`,
+    );
+  }
 
   const stop = async () => {
     await app.stop();

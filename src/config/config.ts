@@ -27,6 +27,13 @@ const base64Key = z
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** An HTTP endpoint's host:port, or "off". */
+const addressOrOff = (example: string, fallback: string) =>
+  z
+    .string()
+    .regex(/^off$|^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, `must be host:port (e.g. ${example}) or "off"`)
+    .default(fallback);
+
 const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 const LOOPBACK_HOSTS = ['127.0.0.1', '[::1]', 'localhost'];
 
@@ -90,10 +97,9 @@ const schema = z.object({
   MONGODB_TIMEOUT_MS: positiveInt(2000),
   MONGODB_OPERATION_TIMEOUT_MS: positiveInt(10_000),
   // Operations: metrics, health, shutdown, transport limits.
-  METRICS_ADDR: z
-    .string()
-    .regex(/^off$|^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port (e.g. 0.0.0.0:9464) or "off"')
-    .default('0.0.0.0:9464'),
+  METRICS_ADDR: addressOrOff('0.0.0.0:9464', '0.0.0.0:9464'),
+  // The forward-auth endpoint for HTTP proxies (docs/gateways.md).
+  HTTP_AUTH_ADDR: addressOrOff('0.0.0.0:8080', 'off'),
   HEALTH_CHECK_INTERVAL_MS: positiveInt(1000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
   GRPC_MAX_RECEIVE_MESSAGE_BYTES: z.coerce
@@ -175,6 +181,8 @@ export interface Config {
   mongodbOperationTimeoutMs: number;
   /** host:port of the Prometheus endpoint (`/metrics`); null when METRICS_ADDR=off. */
   metricsAddr: string | null;
+  /** host:port of the forward-auth endpoint (`/authorize`); null when HTTP_AUTH_ADDR is off. */
+  httpAuthAddr: string | null;
   /** How often MongoDB is pinged; health is NOT_SERVING while the ping fails. */
   healthCheckIntervalMs: number;
   /** How long shutdown waits for in-flight calls before cancelling them. */
@@ -289,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mongodbTimeoutMs: c.MONGODB_TIMEOUT_MS,
     mongodbOperationTimeoutMs: c.MONGODB_OPERATION_TIMEOUT_MS,
     metricsAddr: c.METRICS_ADDR === 'off' ? null : c.METRICS_ADDR,
+    httpAuthAddr: c.HTTP_AUTH_ADDR === 'off' ? null : c.HTTP_AUTH_ADDR,
     healthCheckIntervalMs: c.HEALTH_CHECK_INTERVAL_MS,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
     grpc: {

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config/config';
 import { DomainError } from './errors';
@@ -109,6 +109,11 @@ export class Authenticator {
     };
   }
 
+  /** Whether `token` is one of VERIFY_TOKENS, compared in constant time (the forward-auth endpoint's check of the proxy calling it). */
+  isServiceToken(token: string): boolean {
+    return this.serviceTokenIndex(token) >= 0;
+  }
+
   private serviceTokenIndex(token: string): number {
     const h = sha256(token);
     let found = -1;
@@ -199,5 +204,6 @@ function emailDomain(email: string): string {
 }
 
 function sha256(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+  // One-shot: the forward-auth endpoint checks a service token on every request.
+  return hash('sha256', s, 'buffer');
 }

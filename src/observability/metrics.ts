@@ -363,7 +363,7 @@ export function serveMetrics(metrics: Metrics, addr: string, logger: Logger): Pr
   });
 }
 
-function splitHostPort(addr: string): { host: string; port: number } {
+export function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(addr.slice(i + 1)) };
 }

@@ -71,6 +71,12 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   INTERNAL: { code: status.INTERNAL, http: 500 },
 };
 
+/** A reason's HTTP status and gRPC status name: what the HTTP endpoints answer with (src/transport/http/). */
+export function httpStatusOf(reason: Reason): { http: number; status: string } {
+  const s = REASON_STATUS[reason];
+  return { http: s.http, status: status[s.code] };
+}
+
 function packAny(typeName: string, value: Uint8Array): Any {
   return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
 }

@@ -90,6 +90,7 @@ describe(`${PAGE}, run as written`, () => {
         MONGODB_DATABASE: db.dbName,
         GRPC_ADDR: `127.0.0.1:${port}`,
         METRICS_ADDR: 'off',
+        HTTP_AUTH_ADDR: 'off',
       },
     });
     dev.stderr!.on('data', (d: Buffer) => (devOutput += d.toString()));

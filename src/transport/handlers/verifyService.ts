@@ -17,7 +17,8 @@ const CODE: Record<VerifyCodeName, VerifyCode> = {
   RATE_LIMITED: VerifyCode.VERIFY_CODE_RATE_LIMITED,
 };
 
-function response({ code, key, rate }: VerifyResult): VerifyKeyResponse {
+/** VerifyKey's answer for a verification's result (also what the forward-auth endpoint decides on). */
+export function verifyKeyResponse({ code, key, rate }: VerifyResult): VerifyKeyResponse {
   return {
     valid: code === 'VALID',
     code: CODE[code],
@@ -59,11 +60,11 @@ export class VerifyAnswers {
   private readonly keyless = new Map<VerifyCodeName, Answer>();
 
   answer(result: VerifyResult): VerifyKeyResponse {
-    if (result.rate) return response(result); // "remaining" changes with every call
+    if (result.rate) return verifyKeyResponse(result); // "remaining" changes with every call
     const { key, code } = result;
     const kept = key ? this.byKey.get(key) : this.keyless.get(code);
     if (kept?.code === CODE[code]) return kept;
-    const a: Answer = response(result);
+    const a: Answer = verifyKeyResponse(result);
     a[ENCODED] = encode(a);
     if (!key) this.keyless.set(code, a);
     else {

@@ -88,6 +88,12 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ METRICS_ADDR: '[::]:9464' }).metricsAddr).toBe('[::]:9464');
   });
 
+  it('leaves the forward-auth endpoint off unless HTTP_AUTH_ADDR names an address', () => {
+    expect(loadConfig({}).httpAuthAddr).toBeNull();
+    expect(loadConfig({ HTTP_AUTH_ADDR: 'off' }).httpAuthAddr).toBeNull();
+    expect(loadConfig({ HTTP_AUTH_ADDR: '127.0.0.1:8080' }).httpAuthAddr).toBe('127.0.0.1:8080');
+  });
+
   it('accepts bracketed IPv6 listen addresses', () => {
     expect(loadConfig({ GRPC_ADDR: '[::1]:50051' }).grpcAddr).toBe('[::1]:50051');
   });
@@ -378,6 +384,7 @@ describe('operations settings', () => {
   it.each([
     ['METRICS_ADDR', '9464'],
     ['METRICS_ADDR', 'http://0.0.0.0:9464/metrics'],
+    ['HTTP_AUTH_ADDR', '8080'],
     ['HEALTH_CHECK_INTERVAL_MS', '0'],
     ['SHUTDOWN_GRACE_MS', '-1'],
     ['GRPC_MAX_METADATA_BYTES', '70000'], // over Node's 64 KiB HTTP/2 header cap

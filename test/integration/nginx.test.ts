@@ -1,0 +1,199 @@
+// A real nginx (Debian's package) with the auth_request configuration of docs/gateways.md, run as
+// written (addresses and token substituted), in front of a small upstream that echoes the identity
+// headers it receives, pointing at the forward-auth endpoint of a real service. Never skipped:
+// without nginx it fails and says how to install it (.ci/run installs it).
+import type { Metadata } from '@grpc/grpc-js';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freeLoopbackPort } from '../../src/devdb/ephemeralDatabase';
+import { generateSecret } from '../../src/domain/keyFormat';
+import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
+import { startSecondInstance, type TestServer } from '../support/server';
+
+const ROOT = join(__dirname, '..', '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function nginxBinary(): string {
+  const candidates = [process.env.NGINX_BIN, ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'nginx')), '/usr/sbin/nginx'];
+  const found = candidates.find((c): c is string => !!c && existsSync(c));
+  if (!found) {
+    throw new Error('nginx is not installed: apt-get install -y nginx-light (or nginx), or set NGINX_BIN. This test never skips.');
+  }
+  return found;
+}
+
+/** The nginx block of docs/gateways.md with this test's addresses and token; each placeholder must be there once. */
+function documentedConfig(ports: { apikeys: number; upstream: number; nginx: number }, token: string): string {
+  const page = readFileSync(join(ROOT, 'docs', 'gateways.md'), 'utf8');
+  let block = /```nginx\n([\s\S]*?)```/.exec(page)?.[1];
+  if (!block) throw new Error('docs/gateways.md has no ```nginx block');
+  const substitutions: [string, string][] = [
+    ['server 127.0.0.1:8080;', `server 127.0.0.1:${ports.apikeys};`],
+    ['proxy_pass http://127.0.0.1:3000;', `proxy_pass http://127.0.0.1:${ports.upstream};`],
+    ['listen 80;', `listen 127.0.0.1:${ports.nginx};`],
+    ['"<one of VERIFY_TOKENS>"', `"${token}"`],
+  ];
+  for (const [from, to] of substitutions) {
+    if (block.split(from).length !== 2) throw new Error(`docs/gateways.md's nginx block must contain "${from}" exactly once`);
+    block = block.replace(from, to);
+  }
+  return block;
+}
+
+/** Everything of nginx's inside `dir`. As root, the master would hand workers to "nobody", who cannot use `dir`: they stay root. */
+function wrapped(dir: string, http: string): string {
+  return [
+    process.getuid?.() === 0 ? 'user root;' : '',
+    'worker_processes 1;',
+    `pid ${dir}/nginx.pid;`,
+    `error_log ${dir}/error.log info;`,
+    'events { worker_connections 256; }',
+    'http {',
+    `  access_log ${dir}/access.log;`,
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/${t}_temp;`),
+    http,
+    '}',
+  ].join('\n');
+}
+
+async function waitForPort(port: number, nginx: ChildProcess, log: () => string): Promise<void> {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+    if (nginx.exitCode !== null) throw new Error(`nginx exited (${nginx.exitCode}):\n${log()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      }).on('error', () => resolve(false));
+    });
+    if (open) return;
+    await sleep(50);
+  }
+  throw new Error(`nginx did not listen on ${port} within 10 s:\n${log()}`);
+}
+
+describe('nginx auth_request in front of an upstream, with the forward-auth endpoint', () => {
+  let s: TestServer;
+  let admin: { orgId: string; metadata: Metadata };
+  let upstream: Server;
+  let nginx: ChildProcess | undefined;
+  let dir: string;
+  let base: string;
+  /** Headers of every request that reached the upstream. */
+  const reached: IncomingHttpHeaders[] = [];
+  let endpoint: ForwardAuthServer;
+
+  beforeAll(async () => {
+    const bin = nginxBinary();
+    endpoint = await startForwardAuthServer('nginx');
+    s = endpoint.server;
+    admin = await s.admin();
+    upstream = createServer((req, res) => {
+      reached.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: true }));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const ports = {
+      apikeys: s.app.httpAuthPort!,
+      upstream: (upstream.address() as { port: number }).port,
+      nginx: await freeLoopbackPort(),
+    };
+    dir = mkdtempSync(join(tmpdir(), 'apikeys-nginx-'));
+    writeFileSync(join(dir, 'nginx.conf'), wrapped(dir, documentedConfig(ports, s.verifyToken)));
+    const args = ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];
+    const check = spawnSync(bin, [...args, '-t'], { encoding: 'utf8' });
+    if (check.status !== 0) throw new Error(`nginx -t refused the configuration:\n${check.stderr}`);
+    nginx = spawn(bin, [...args, '-g', 'daemon off;'], { stdio: 'ignore' });
+    await waitForPort(ports.nginx, nginx, () => readFileSync(join(dir, 'error.log'), 'utf8'));
+    base = `http://127.0.0.1:${ports.nginx}`;
+  });
+
+  afterAll(async () => {
+    if (nginx && nginx.exitCode === null) {
+      const exited = new Promise((r) => nginx!.once('exit', r));
+      nginx.kill('SIGTERM');
+      await exited;
+    }
+    await new Promise((r) => upstream?.close(r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await s?.stop();
+  });
+
+  const create = async (scopes: string[], extra: Record<string, unknown> = {}) =>
+    s.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin.metadata);
+
+  /** A client's request through nginx; whether it reached the upstream, and what the upstream saw. */
+  async function through(headers: Record<string, string>, method = 'GET') {
+    const before = reached.length;
+    const res = await fetch(`${base}/v1/orders?page=2`, { method, headers, body: method === 'POST' ? '{"order":1}' : undefined });
+    await res.arrayBuffer();
+    const seen = reached.length > before ? reached.at(-1) : undefined;
+    return { status: res.status, headers: res.headers, reachedUpstream: seen !== undefined, seen };
+  }
+
+  it('lets a valid key through to the upstream, with x-key-id, x-org-id and x-key-scopes replacing any the client sent', async () => {
+    const { key, secret } = await create(['read', 'write']);
+    for (const credential of [{ 'x-api-key': secret }, { authorization: `Bearer ${secret}` }] as Record<string, string>[]) {
+      const r = await through({ ...credential, 'x-key-id': 'key_spoofed', 'x-org-id': 'org_spoofed', 'x-key-scopes': 'admin' });
+      expect({ status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ status: 200, reachedUpstream: true });
+      expect([r.seen?.['x-key-id'], r.seen?.['x-org-id'], r.seen?.['x-key-scopes']]).toEqual([key!.id, admin.orgId, 'read,write']);
+      expect(r.seen?.['x-service-token']).toBeUndefined();
+    }
+    // POST needs "write" (the map of the documented configuration): this key has it.
+    expect((await through({ 'x-api-key': secret }, 'POST')).status).toBe(200);
+  });
+
+  it('refuses missing, malformed and archived keys with 401, and an under-scoped one with 403, before the upstream', async () => {
+    const archived = await create(['read']);
+    await s.clients.keys.archiveKey({ id: archived.key!.id }, admin.metadata);
+    const readOnly = await create(['read']);
+    const cases: [string, Record<string, string>, string, number][] = [
+      ['missing', {}, 'GET', 401],
+      ['malformed', { 'x-api-key': 'sk_live_not_a_key' }, 'GET', 401],
+      ['malformed bearer', { authorization: 'Bearer nonsense' }, 'GET', 401],
+      ['archived', { 'x-api-key': archived.secret }, 'GET', 401],
+      ['under-scoped (POST needs write)', { 'x-api-key': readOnly.secret }, 'POST', 403],
+    ];
+    for (const [name, headers, method, status] of cases) {
+      const r = await through(headers, method);
+      expect({ name, status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ name, status, reachedUpstream: false });
+    }
+    expect((await through({ 'x-api-key': readOnly.secret })).status).toBe(200);
+  });
+
+  it('refuses a key revoked through another instance within the revocation bound (1 s) of RevokeKey answering', async () => {
+    const other = await startSecondInstance(s);
+    try {
+      const { key, secret } = await create(['read']);
+      expect((await through({ 'x-api-key': secret })).status).toBe(200); // cached by the instance nginx asks
+      await other.clients.keys.revokeKey({ id: key!.id }, admin.metadata);
+      const answered = Date.now();
+      const bound = s.config.verify.revocationBoundMs;
+      // Until the bound the key may still pass; from it on it must not, on every instance.
+      while (Date.now() - answered < bound) {
+        if ((await through({ 'x-api-key': secret })).status === 401) break;
+        await sleep(50);
+      }
+      await sleep(Math.max(0, bound - (Date.now() - answered)));
+      const after = await through({ 'x-api-key': secret });
+      expect({ status: after.status, reachedUpstream: after.reachedUpstream }).toEqual({ status: 401, reachedUpstream: false });
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('keeps 429 with Retry-After and 503 through the error_page of the documented configuration', async () => {
+    const { secret } = await create(['read'], { rateLimit: { limit: 1, windowSeconds: 60 } });
+    expect((await through({ 'x-api-key': secret })).status).toBe(200);
+    const limited = await through({ 'x-api-key': secret });
+    expect({ status: limited.status, reachedUpstream: limited.reachedUpstream }).toEqual({ status: 429, reachedUpstream: false });
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
+
+    const down = await endpoint.whileStorageDown(() => through({ 'x-api-key': generateSecret('sk', 'live') }));
+    expect({ status: down.status, reachedUpstream: down.reachedUpstream }).toEqual({ status: 503, reachedUpstream: false });
+  });
+});
