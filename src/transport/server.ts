@@ -11,7 +11,9 @@ import { VerifyServiceService } from '../gen/apikeys/v1/verify_service';
 import type { Config } from '../config/config';
 import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
+import type { ChangeFeed } from '../domain/changeFeed';
 import type { KeyManager } from '../domain/keys';
+import type { UsageReports } from '../domain/usageReports';
 import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
@@ -33,6 +35,8 @@ export interface ServerDeps {
   keys: KeyManager;
   audit: AuditLog;
   verifier: Verifier;
+  feed: ChangeFeed;
+  usageReports: UsageReports;
   logger: Logger;
   now: () => Date;
   limits: TransportLimits;
@@ -122,7 +126,7 @@ export function buildServer(d: ServerDeps): AssembledServer {
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
   server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
-  server.addService(withCheckedRequests(VerifyServiceService, ours), verifyServiceHandlers(d.verifier, d.logger, d.metrics));
+  server.addService(withCheckedRequests(VerifyServiceService, ours), verifyServiceHandlers(d));
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
