@@ -163,7 +163,18 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     ),
   ];
   const usageReports = new UsageReports({ keys: keyRepo, usage, now });
-  const { server, health } = buildServer({ authenticator, keys, audit, verifier, feed, usageReports, logger, now, limits: config.grpc, metrics });
+  const { server, health } = buildServer({
+    authenticator,
+    keys,
+    audit,
+    verifier,
+    feed,
+    usageReports,
+    logger,
+    now,
+    limits: config.grpc,
+    metrics,
+  });
   options.beforeBind?.(server);
   const setHealth = (s: 'SERVING' | 'NOT_SERVING') => {
     for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, s);

@@ -64,9 +64,9 @@ function descriptorFiles(set: Uint8Array): Buffer[] {
   const files: Buffer[] = [];
   const reader = new BinaryReader(set);
   while (reader.pos < reader.len) {
-    const tag = reader.uint32();
-    if (tag >>> 3 === 1) files.push(Buffer.from(reader.bytes()));
-    else reader.skip(tag & 7);
+    const [number, wireType] = reader.tag();
+    if (number === 1) files.push(Buffer.from(reader.bytes()));
+    else reader.skip(wireType);
   }
   return files;
 }
@@ -77,7 +77,9 @@ const descriptorSet = (name: string) => readFileSync(join(__dirname, '..', 'gen'
 function reflectionPackage(): protoLoader.PackageDefinition {
   const files = DESCRIPTOR_SETS.flatMap((name) => descriptorFiles(descriptorSet(name)));
   // @grpc/reflection reads only `fileDescriptorProtos` of each entry, and indexes files by their own names.
-  return Object.fromEntries(files.map((bytes, i) => [`file${i}`, { fileDescriptorProtos: [bytes] }])) as unknown as protoLoader.PackageDefinition;
+  return Object.fromEntries(
+    files.map((bytes, i) => [`file${i}`, { fileDescriptorProtos: [bytes] }]),
+  ) as unknown as protoLoader.PackageDefinition;
 }
 
 /**
