@@ -144,14 +144,19 @@ describe('WatchKeyChanges', () => {
     expect(resumed.messages.filter((m) => resetOf(m))).toEqual([]);
   });
 
-  it.each([
-    ['older than the change log holds', () => encodePosition(Date.now() - (RETENTION_SECONDS + 60) * 1000), 'POSITION_EXPIRED'],
-    ['in the future', () => encodePosition(Date.now() + 3_600_000), 'POSITION_UNKNOWN'],
-    ['not issued by the service', () => 'not-a-position', 'POSITION_UNKNOWN'],
-  ] as const)('answers a position %s with a RESET first, then streams on', async (_label, position, reason) => {
+  const badPositions: Array<[string, () => string, ResetReason]> = [
+    [
+      'older than the change log holds',
+      () => encodePosition(Date.now() - (RETENTION_SECONDS + 60) * 1000),
+      ResetReason.RESET_REASON_POSITION_EXPIRED,
+    ],
+    ['in the future', () => encodePosition(Date.now() + 3_600_000), ResetReason.RESET_REASON_POSITION_UNKNOWN],
+    ['not issued by the service', () => 'not-a-position', ResetReason.RESET_REASON_POSITION_UNKNOWN],
+  ];
+  it.each(badPositions)('answers a position %s with a RESET first, then streams on', async (_label, position, reason) => {
     const w = watchOn(a, position());
     const first = await w.next(() => true);
-    expect(resetOf(first)?.reason).toBe(ResetReason[`RESET_REASON_${reason}`]);
+    expect(resetOf(first)?.reason).toBe(reason);
     expect(first.position).toMatch(/\S/);
     const key = await create();
     await a.clients.keys.revokeKey({ id: key.id }, admin);
