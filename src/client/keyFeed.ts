@@ -88,13 +88,13 @@ export class KeyFeed {
     this.stream = this.open(this.position, {
       message: (m) => {
         if (generation !== this.generation) return;
-        this.watchSilence(generation);
         if (uncovered) {
           uncovered = false;
           this.listener.cleared('NEW_STREAM');
         }
         this.apply(m);
         this.position = m.position;
+        this.watchSilence(generation);
       },
       ended: (err) => {
         if (generation === this.generation) this.replace(err);
