@@ -1,4 +1,4 @@
-import { ResetReason, type WatchKeyChangesResponse } from '../gen/apikeys/v1/verify_service';
+import { ResetReason, type KeyChangeKind, type WatchKeyChangesResponse } from '../gen/apikeys/v1/verify_service';
 import type { Duration } from '../gen/google/protobuf/duration';
 import type { Backoff } from './backoff';
 
@@ -16,8 +16,8 @@ export type OpenWatch = (position: string, handlers: WatchHandlers) => { cancel(
 export type ClearReason = 'NEW_STREAM' | 'POSITION_EXPIRED' | 'POSITION_UNKNOWN' | 'SUBSCRIBER_BEHIND' | 'UNSPECIFIED';
 
 export interface FeedListener {
-  /** A key changed: drop what is cached for it. */
-  changed(hash: string, keyId: string): void;
+  /** A key changed (or was created): drop what is cached for it. */
+  changed(hash: string, keyId: string, kind: KeyChangeKind): void;
   /** What is cached may have missed changes: drop all of it. */
   cleared(reason: ClearReason): void;
   /** The server has sent every change made before `asOf` (this process's clock, ms). */
@@ -107,7 +107,7 @@ export class KeyFeed {
     const event = m.event;
     switch (event?.$case) {
       case 'keyChange':
-        this.listener.changed(event.value.keyHash, event.value.keyId);
+        this.listener.changed(event.value.keyHash, event.value.keyId, event.value.kind);
         return;
       case 'heartbeat': {
         const interval = millis(event.value.interval);
@@ -139,9 +139,16 @@ export class KeyFeed {
 
   private watchSilence(generation: number): void {
     clearTimeout(this.silenceTimer);
-    this.silenceTimer = setTimeout(() => {
-      if (generation === this.generation) this.replace(new Error(`no message on WatchKeyChanges for ${this.silenceMs} ms`));
+    const timer = setTimeout(() => {
+      // Timers run before I/O: after the process was busy, messages may be waiting unread. They
+      // are read before setImmediate callbacks run, and re-arm the timer if any came.
+      setImmediate(() => {
+        if (generation === this.generation && this.silenceTimer === timer) {
+          this.replace(new Error(`no message on WatchKeyChanges for ${this.silenceMs} ms`));
+        }
+      });
     }, this.silenceMs);
-    this.silenceTimer.unref();
+    timer.unref();
+    this.silenceTimer = timer;
   }
 }

@@ -7,7 +7,7 @@
 import { credentials, status, type ChannelCredentials, type ChannelOptions, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { KeyCache, type KeyCacheStats } from '../domain/keyCache';
 import { hashSecret, parseSecret } from '../domain/keyFormat';
-import { VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
+import { KeyChangeKind, VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
 import { cachedAnswer, decide, MALFORMED, NOT_FOUND, toVerifierResult, type CachedAnswer, type VerifierResult } from './answers';
 import { Backoff } from './backoff';
 import { KeyFeed, type ClearReason } from './keyFeed';
@@ -124,7 +124,7 @@ export class KeyVerifier {
         return stream;
       },
       {
-        changed: (hash, keyId) => this.changed(hash, keyId),
+        changed: (hash, keyId, kind) => this.changed(hash, keyId, kind),
         cleared: (reason) => {
           this.cache.clear();
           this.inFlight.clear();
@@ -240,9 +240,21 @@ export class KeyVerifier {
     });
   }
 
-  private changed(hash: string, keyId: string): void {
-    this.cache.evict(hash);
+  private changed(hash: string, keyId: string, kind: KeyChangeKind): void {
+    // A read in flight may predate the change (for a new key: a NOT_FOUND from before it existed).
     this.inFlight.delete(hash);
+    if (kind === KeyChangeKind.KEY_CHANGE_KIND_CREATED) {
+      // A new key is in storage before it is logged: only a cached "no such key" is out of date.
+      this.cache.evictAbsent(hash);
+    } else {
+      this.cache.evict(hash);
+      this.announce(hash);
+    }
+    this.o.onFeed?.({ type: 'change', keyId });
+  }
+
+  /** A change is logged just before it lands: answers about the key are not cached until it has settled. */
+  private announce(hash: string): void {
     const now = Date.now();
     this.announced.delete(hash);
     this.announced.set(hash, now);
@@ -250,7 +262,6 @@ export class KeyVerifier {
       if (now - at < this.settleMs) break;
       this.announced.delete(h);
     }
-    this.o.onFeed?.({ type: 'change', keyId });
   }
 
   private settled(hash: string, now: number): boolean {

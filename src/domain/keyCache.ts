@@ -220,6 +220,11 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
     if (this.found.delete(hash) || this.absent.delete(hash)) this.stats.evictions.invalidated++;
   }
 
+  /** Drops a "no such key" entry: the key exists now (it was just created). A found entry stays. */
+  evictAbsent(hash: string): void {
+    if (this.absent.delete(hash)) this.stats.evictions.invalidated++;
+  }
+
   /** Drops everything (a client whose change feed could not tell it what it missed). */
   clear(): void {
     this.stats.evictions.invalidated += this.size;

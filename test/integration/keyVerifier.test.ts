@@ -149,6 +149,16 @@ describe('KeyVerifier', () => {
     expect(results.map((r) => r.code)).toEqual(Array.from({ length: 20 }, (_, i) => (i % 4 === 3 ? 'INSUFFICIENT_SCOPE' : 'VALID')));
   });
 
+  it('keeps a new key’s cached answer when the feed announces its creation (only a cached "no such key" would be stale)', async () => {
+    const from = notices.length;
+    const key = await create();
+    await cached(verifier, key.secret);
+    await until('the creation event', () => notices.slice(from).some((n) => n.type === 'change' && n.keyId === key.id));
+    const calls = verifier.stats.remote;
+    expect((await verifier.verify(key.secret)).code).toBe('VALID');
+    expect(verifier.stats.remote).toBe(calls);
+  });
+
   it('leaves keys with a rate limit to the server, every time', async () => {
     const key = await create({ rateLimit: { limit: 2, windowSeconds: 3_600 } });
     const calls = verifier.stats.remote;

@@ -97,7 +97,7 @@ describe('KeyFeed', () => {
     const { streams, calls, current } = setup();
     jest.advanceTimersByTime(2_999);
     expect(streams).toHaveLength(1);
-    jest.advanceTimersByTime(1);
+    jest.advanceTimersByTime(2); // the timer, then its setImmediate
     expect(streams[0].cancelled).toBe(true);
     expect(calls.at(-1)).toBe('disconnected (no message on WatchKeyChanges for 3000 ms), retry in 50');
     jest.advanceTimersByTime(50);
@@ -107,9 +107,18 @@ describe('KeyFeed', () => {
     current().handlers.message(heartbeat('p2', 0, 600));
     jest.advanceTimersByTime(1_799);
     expect(current().cancelled).toBe(false);
-    jest.advanceTimersByTime(1);
+    jest.advanceTimersByTime(2);
     expect(current().cancelled).toBe(true);
     expect(calls.at(-1)).toBe('disconnected (no message on WatchKeyChanges for 1800 ms), retry in 50');
+  });
+
+  it('does not take a stream for dead when its message was only waiting to be read (the process was busy)', () => {
+    const { streams, calls, current } = setup();
+    jest.advanceTimersByTime(3_000); // the silence timer fires; its check waits for I/O to be read
+    current().handlers.message(heartbeat('p1'));
+    jest.advanceTimersByTime(1);
+    expect(streams[0].cancelled).toBe(false);
+    expect(calls.filter((c) => c.startsWith('disconnected'))).toEqual([]);
   });
 
   it('ignores whatever a replaced stream still delivers', () => {
