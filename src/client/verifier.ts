@@ -19,9 +19,15 @@ export type { VerifierCode, VerifierResult } from './answers';
 /** Refusals a retry cannot fix: a usage batch refused with one of these is dropped. */
 const FINAL_CODES: readonly number[] = [status.INVALID_ARGUMENT, status.PERMISSION_DENIED, status.UNAUTHENTICATED, status.UNIMPLEMENTED];
 
+const CHANGE_KINDS: Partial<Record<KeyChangeKind, 'created' | 'changed' | 'deleted'>> = {
+  [KeyChangeKind.KEY_CHANGE_KIND_CREATED]: 'created',
+  [KeyChangeKind.KEY_CHANGE_KIND_CHANGED]: 'changed',
+  [KeyChangeKind.KEY_CHANGE_KIND_DELETED]: 'deleted',
+};
+
 /** What the change feed did, for logs and metrics. */
 export type FeedNotice =
-  | { type: 'change'; keyId: string }
+  | { type: 'change'; keyId: string; kind: 'created' | 'changed' | 'deleted' }
   | { type: 'cleared'; reason: ClearReason }
   | { type: 'heartbeat' }
   | { type: 'disconnected'; error?: Error; retryInMs: number };
@@ -250,7 +256,7 @@ export class KeyVerifier {
       this.cache.evict(hash);
       this.announce(hash);
     }
-    this.o.onFeed?.({ type: 'change', keyId });
+    this.o.onFeed?.({ type: 'change', keyId, kind: CHANGE_KINDS[kind] ?? 'changed' });
   }
 
   /** A change is logged just before it lands: answers about the key are not cached until it has settled. */

@@ -153,7 +153,9 @@ describe('KeyVerifier', () => {
     const from = notices.length;
     const key = await create();
     await cached(verifier, key.secret);
-    await until('the creation event', () => notices.slice(from).some((n) => n.type === 'change' && n.keyId === key.id));
+    await until('the creation event', () =>
+      notices.slice(from).some((n) => n.type === 'change' && n.keyId === key.id && n.kind === 'created'),
+    );
     const calls = verifier.stats.remote;
     expect((await verifier.verify(key.secret)).code).toBe('VALID');
     expect(verifier.stats.remote).toBe(calls);
@@ -196,7 +198,7 @@ describe('KeyVerifier', () => {
     proxy.restore();
     await heartbeatAfter(notices, restoredAt);
     // Resumed from its last position: the revoke it missed was replayed.
-    expect(notices.slice(restoredAt)).toContainEqual({ type: 'change', keyId: key.id });
+    expect(notices.slice(restoredAt)).toContainEqual({ type: 'change', keyId: key.id, kind: 'changed' });
     expect((await verifier.verify(key.secret)).code).toBe('REVOKED');
   });
 
