@@ -158,11 +158,6 @@ export class KeyVerifier {
     return { size: this.cache.size, ...this.cache.stats };
   }
 
-  /** The change feed's position (of the last message processed; '' before the first). */
-  get position(): string {
-    return this.feed.position;
-  }
-
   verify(secret: string, requiredScopes: readonly string[] = []): Promise<VerifierResult> {
     if (this.closing) return Promise.reject(new Error('KeyVerifier is closed'));
     if (!parseSecret(secret, this.prefix)) return Promise.resolve(MALFORMED);
