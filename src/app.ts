@@ -6,6 +6,7 @@ import { AuditLog } from './domain/audit';
 import { AuthFailureLimiter } from './domain/authFailureLimiter';
 import { Authenticator } from './domain/authentication';
 import { Periodic } from './domain/background';
+import { ChangeFeed } from './domain/changeFeed';
 import { invalidationTask } from './domain/freshness';
 import { KeyCache } from './domain/keyCache';
 import { KeyManager } from './domain/keys';
@@ -13,6 +14,7 @@ import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
 import { UsageRecorder, usageFlushTask } from './domain/usageRecorder';
+import { UsageReports } from './domain/usageReports';
 import type { KeyLookup } from './domain/ports';
 import { Verifier } from './domain/verification';
 import type { Logger } from './logging/logger';
@@ -103,6 +105,13 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   };
   const audit = new AuditLog(new AuditRepository(storage.collections.audit, storage.limits), now, tokenKey, reportFollowUp);
   const changeLog = new ChangeLogRepository(storage.collections.changes, storage.limits);
+  const feed = new ChangeFeed({
+    changeLog,
+    now,
+    retentionMs: config.retention.keyChangeSeconds * 1000,
+    pollIntervalMs: config.verify.invalidationPollMs,
+    maxPending: config.verify.watchMaxPendingEvents,
+  });
   const keys = new KeyManager({
     keys: keyRepo,
     slots: new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits),
@@ -117,7 +126,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     rotation: config.rotation,
     idempotencyWindowSeconds: config.idempotencyWindowSeconds,
     changeLog,
-    onKeyChanged: (doc) => verifier.evict(doc.hash),
+    onKeyChanged: (doc, change) => {
+      verifier.evict(doc.hash);
+      feed.published(change);
+    },
     onFollowUpFailed: reportFollowUp,
   });
   const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
@@ -130,7 +142,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     new Periodic(
       'invalidation',
       config.verify.invalidationPollMs,
-      invalidationTask({ changeLog, verifier, now, revocationBoundMs: config.verify.revocationBoundMs, logger }),
+      invalidationTask({ changeLog, verifier, now, revocationBoundMs: config.verify.revocationBoundMs, logger, feed }),
       logger,
     ),
     new Periodic(
@@ -153,11 +165,14 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       logger,
     ),
   ];
+  const usageReports = new UsageReports({ keys: keyRepo, usage, now });
   const { server, health } = buildServer({
     authenticator,
     keys,
     audit,
     verifier,
+    feed,
+    usageReports,
     logger,
     now,
     limits: config.grpc,
@@ -210,6 +225,8 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         // a ping in flight is awaited later, so it does not delay NOT_SERVING or the drain.
         const monitorStopped = storageHealth.stop();
         setHealth('NOT_SERVING');
+        // Watch streams never end by themselves: ended now, they do not hold the drain for the whole grace.
+        feed.close();
         const [ended] = await Promise.all([
           shutdownGracefully(server, config.shutdownGraceMs, logger),
           forwardAuth?.close(config.shutdownGraceMs),

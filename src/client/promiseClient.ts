@@ -1,6 +1,6 @@
 import { credentials, Metadata, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
 import * as keySvc from '../gen/apikeys/v1/key_service';
-import { VerifyKeyRequest, VerifyServiceClient, VerifyServiceService } from '../gen/apikeys/v1/verify_service';
+import { ReportUsageRequest, VerifyKeyRequest, VerifyServiceClient, VerifyServiceService } from '../gen/apikeys/v1/verify_service';
 
 /** A promise-returning client over the generated grpc-js clients (keyctl, tests, examples). */
 
@@ -61,9 +61,12 @@ const KEY_REQUESTS: Codecs<typeof keySvc.KeyServiceService> = {
   listAuditEvents: keySvc.ListAuditEventsRequest,
 };
 
+/** VerifyService's unary methods; WatchKeyChanges is a stream (src/client/keyFeed.ts reads it). */
+const VERIFY_UNARY = { verifyKey: VerifyServiceService.verifyKey, reportUsage: VerifyServiceService.reportUsage };
+
 export interface ApiKeysClients {
   keys: PromiseClient<typeof keySvc.KeyServiceService>;
-  verify: PromiseClient<typeof VerifyServiceService>;
+  verify: PromiseClient<typeof VERIFY_UNARY>;
   close(): void;
 }
 
@@ -72,7 +75,7 @@ export function connectClients(address: string): ApiKeysClients {
   const verifyClient = new VerifyServiceClient(address, credentials.createInsecure());
   return {
     keys: promiseClient(keyClient, keySvc.KeyServiceService, KEY_REQUESTS),
-    verify: promiseClient(verifyClient, VerifyServiceService, { verifyKey: VerifyKeyRequest }),
+    verify: promiseClient(verifyClient, VERIFY_UNARY, { verifyKey: VerifyKeyRequest, reportUsage: ReportUsageRequest }),
     close() {
       keyClient.close();
       verifyClient.close();

@@ -136,6 +136,7 @@ const schema = z.object({
   AUTH_FAILURE_LIMIT: positiveInt(30),
   AUTH_FAILURE_WINDOW_MS: positiveInt(10_000),
   USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
+  WATCH_MAX_PENDING_EVENTS: positiveInt(1_000),
   SECRET_ENCRYPTION_KEY: base64Key.optional(),
   SECRET_DECRYPTION_KEYS: csv.pipe(z.array(base64Key)),
   ROTATION_MAX_OVERLAP_SECONDS: positiveInt(7 * 86_400),
@@ -216,6 +217,8 @@ export interface Config {
     /** Distinct keys read from storage at once; past it a miss answers UNAVAILABLE at once. */
     maxConcurrentReads: number;
     usageFlushIntervalMs: number;
+    /** WatchKeyChanges: messages a subscriber may leave unread, and changes replayed on a resume, before a RESET. */
+    watchMaxPendingEvents: number;
   };
   secrets: {
     /** Seals recoverable secrets; unset: recoverable keys are refused. */
@@ -319,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       revocationBoundMs: c.VERIFY_REVOCATION_BOUND_MS,
       maxConcurrentReads: c.VERIFY_MAX_CONCURRENT_READS,
       usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
+      watchMaxPendingEvents: c.WATCH_MAX_PENDING_EVENTS,
     },
     secrets: {
       encryptionKey: c.SECRET_ENCRYPTION_KEY ? Buffer.from(c.SECRET_ENCRYPTION_KEY, 'base64') : undefined,

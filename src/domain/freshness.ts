@@ -1,10 +1,11 @@
+import type { ChangeFeed } from './changeFeed';
 import type { LoggedChange } from './model';
 import type { ChangeLog, Clock } from './ports';
 import type { Verifier } from './verification';
 import type { Logger } from '../logging/logger';
 
 /** Margin for clock skew between instances: changes are re-read this far back each poll. */
-const SKEW_MARGIN_MS = 2_000;
+export const SKEW_MARGIN_MS = 2_000;
 
 export interface InvalidationDeps {
   changeLog: Pick<ChangeLog, 'since'>;
@@ -13,6 +14,8 @@ export interface InvalidationDeps {
   /** VERIFY_REVOCATION_BOUND_MS: past it, operators are told that cached keys are being re-read. */
   revocationBoundMs: number;
   logger: Logger;
+  /** WatchKeyChanges subscribers hear of each successful poll: the entries it read, and that it succeeded. */
+  feed?: Pick<ChangeFeed, 'polled'>;
 }
 
 /**
@@ -35,9 +38,12 @@ export function invalidationTask(d: InvalidationDeps): () => Promise<void> {
     }
     // Each poll re-reads a margin, so most entries are seen more than once: invalidate() keeps
     // cache entries that already are the version logged.
-    for (const change of latestPerKey(await d.changeLog.since(since))) d.verifier.invalidate(change.hash, change.etag);
+    const changes = await d.changeLog.since(since);
+    for (const change of latestPerKey(changes)) d.verifier.invalidate(change.hash, change.etag);
     d.verifier.synced(started.getTime());
     since = new Date(started.getTime() - SKEW_MARGIN_MS);
+    // After this instance's own cache: a subscriber that asks again on hearing of a change gets the new version.
+    d.feed?.polled(changes, since, started);
     if (behind) {
       behind = false;
       d.logger.info('key change log read again: cached keys are trusted again');
@@ -46,7 +52,7 @@ export function invalidationTask(d: InvalidationDeps): () => Promise<void> {
 }
 
 /** Only a key's latest logged version matters: applying an older one would evict the current entry. */
-function latestPerKey(changes: LoggedChange[]): LoggedChange[] {
+export function latestPerKey(changes: LoggedChange[]): LoggedChange[] {
   const latest = new Map<string, LoggedChange>();
   for (const c of changes) {
     const seen = latest.get(c.hash);

@@ -118,7 +118,12 @@ export interface KeyCacheSettings {
   negativeTtlMs: number;
 }
 
-export type CacheLookup = { state: 'found'; key: VerifiedKey } | { state: 'absent' } | { state: 'miss' };
+/** What a cache holds for a found key: at least when the read that produced it started. */
+export interface CachedEntry {
+  readonly read_at: number;
+}
+
+export type CacheLookup<E extends CachedEntry = VerifiedKey> = { state: 'found'; key: E } | { state: 'absent' } | { state: 'miss' };
 
 /** Running totals since start; metrics read them at scrape time (no callback on the hot path). */
 export interface KeyCacheStats {
@@ -143,9 +148,10 @@ function trim(map: Map<string, unknown>, max: number): number {
 /**
  * Two LRU + TTL caches by secret hash: found keys, and hashes storage does not know. A Map keeps
  * insertion order, so re-inserting on access makes the first entry the least recently used one.
+ * Verify's cache holds VerifiedKeys; the client's (src/client/verifier.ts) holds what VerifyKey answered.
  */
-export class KeyCache {
-  private readonly found = new Map<string, VerifiedKey>();
+export class KeyCache<E extends CachedEntry = VerifiedKey> {
+  private readonly found = new Map<string, E>();
   /** hash → when the read that found nothing started. */
   private readonly absent = new Map<string, number>();
   readonly stats: KeyCacheStats = { hits: 0, misses: 0, unconfirmed: 0, evictions: { capacity: 0, invalidated: 0, expired: 0 } };
@@ -160,7 +166,7 @@ export class KeyCache {
    * A found key read before `trustReadsFrom` is reported as a miss (and kept: a later successful
    * change-log poll confirms it again).
    */
-  lookup(hash: string, now: number, trustReadsFrom: number): CacheLookup {
+  lookup(hash: string, now: number, trustReadsFrom: number): CacheLookup<E> {
     const e = this.found.get(hash);
     if (e) {
       if (now - e.read_at >= this.s.ttlMs) {
@@ -192,7 +198,7 @@ export class KeyCache {
   }
 
   /** Stores a key storage returned (current as of its `read_at`). */
-  store(hash: string, key: VerifiedKey): void {
+  store(hash: string, key: E): void {
     this.put(this.found, this.s.maxEntries, hash, key);
   }
 
@@ -214,11 +220,23 @@ export class KeyCache {
     if (this.found.delete(hash) || this.absent.delete(hash)) this.stats.evictions.invalidated++;
   }
 
+  /** Drops a "no such key" entry: the key exists now (it was just created). A found entry stays. */
+  evictAbsent(hash: string): void {
+    if (this.absent.delete(hash)) this.stats.evictions.invalidated++;
+  }
+
+  /** Drops everything (a client whose change feed could not tell it what it missed). */
+  clear(): void {
+    this.stats.evictions.invalidated += this.size;
+    this.found.clear();
+    this.absent.clear();
+  }
+
   /**
    * For the change log: evicts unless the entry already is version `etag` — a found key with that
    * etag, or, for "" (deleted), an absent one. Every change sets a new etag.
    */
-  evictUnlessCurrent(hash: string, etag: string): void {
+  evictUnlessCurrent(this: KeyCache, hash: string, etag: string): void {
     if (etag === '' ? this.absent.has(hash) : this.found.get(hash)?.etag === etag) return;
     this.evict(hash);
   }

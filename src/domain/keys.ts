@@ -40,8 +40,11 @@ export interface KeyManagerDeps {
   idempotencyWindowSeconds: number;
   /** Other instances learn of every change from this log; each entry is written before its change lands. */
   changeLog: Pick<ChangeLog, 'record'>;
-  /** Called after any change to a key, so this instance's Verify cache drops it before the RPC answers. */
-  onKeyChanged: (key: StoredKey) => void;
+  /**
+   * Called after any change to a key, with the change-log entry written for it, so this
+   * instance's Verify cache (and its WatchKeyChanges subscribers) drop it before the RPC answers.
+   */
+  onKeyChanged: (key: StoredKey, change: KeyChange) => void;
   /**
    * A follow-up of a change that already happened failed (a slot release, a sealed copy's
    * removal): the client still gets success, and operators hear of it here.
@@ -261,9 +264,9 @@ export class KeyManager {
         from: ['ACTIVE', 'EXPIRED', 'ARCHIVED', 'REVOKED'],
         check: (current) => assertDominates(ctx, boundsOf(current)),
       });
-      await this.logChange(doc, 'deleted', '', now);
+      const change = await this.logChange(doc, 'deleted', '', now);
       await this.d.keys.remove(ctx.orgId, id);
-      this.d.onKeyChanged(doc);
+      this.d.onKeyChanged(doc, change);
       await this.afterEnd(ctx.orgId, id);
     });
   }
@@ -373,7 +376,9 @@ export class KeyManager {
       throw err;
     }
     // Instances that cached this hash as unknown drop that answer.
-    await this.followUp('change log', () => this.logChange(doc, 'created', doc.etag, now));
+    await this.followUp('change log', async () => {
+      await this.logChange(doc, 'created', doc.etag, now);
+    });
     return { key: doc, secret };
   }
 
@@ -545,15 +550,17 @@ export class KeyManager {
   private async change(ctx: CallContext, id: string, c: Change): Promise<StoredKey> {
     const { doc, now } = await this.claim(ctx, id, c);
     const etag = newEtag();
-    await this.logChange(doc, 'changed', etag, now);
+    const change = await this.logChange(doc, 'changed', etag, now);
     const updated = await this.d.keys.applyChange(ctx.orgId, id, doc.etag, { ...c.set(doc, now), updated_at: now, etag });
     if (!updated) throw keyNotFound(id); // deleted between the claim and the write
-    this.d.onKeyChanged(updated);
+    this.d.onKeyChanged(updated, change);
     return updated;
   }
 
-  private logChange(doc: StoredKey, kind: KeyChange['kind'], etag: string, at: Date): Promise<void> {
-    return this.d.changeLog.record({ _id: newId('chg'), key_id: doc._id, org_id: doc.org_id, hash: doc.hash, etag, kind, at });
+  private async logChange(doc: StoredKey, kind: KeyChange['kind'], etag: string, at: Date): Promise<KeyChange> {
+    const change: KeyChange = { _id: newId('chg'), key_id: doc._id, org_id: doc.org_id, hash: doc.hash, etag, kind, at };
+    await this.d.changeLog.record(change);
+    return change;
   }
 
   /** A key that stopped being live: its place under the cap and any sealed copy of its secret go. */

@@ -102,8 +102,8 @@ export interface KeyChange {
   at: Date;
 }
 
-/** What a poll of the change log needs of each entry. */
-export type LoggedChange = Pick<KeyChange, 'key_id' | 'hash' | 'etag' | 'kind' | 'at'>;
+/** What a poll of the change log needs of each entry (the id tells an entry read again from a new one). */
+export type LoggedChange = Pick<KeyChange, '_id' | 'key_id' | 'hash' | 'etag' | 'kind' | 'at'>;
 
 export interface LastUse {
   keyId: string;

@@ -40,6 +40,11 @@ export interface KeyStore {
   remove(orgId: string, id: string): Promise<void>;
 }
 
+/** Which ids are stored keys, in any organization (reported usage is recorded for those only). */
+export interface KeyDirectory {
+  existing(ids: readonly string[]): Promise<Set<string>>;
+}
+
 export type { VerifiedKeyFields };
 
 /** Verify's one storage read: the key with this secret hash, or null. */

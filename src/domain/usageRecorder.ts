@@ -14,8 +14,13 @@ export class UsageRecorder {
   private day = { start: 0, end: 0, label: '' };
 
   note(keyId: string, at: Date): void {
+    this.noteMany(keyId, at, 1);
+  }
+
+  /** `count` uses of a key, the latest at `at`, all counted on the UTC day of `at` (as clients report them). */
+  noteMany(keyId: string, at: Date, count: number): void {
     this.noteLastUse(keyId, at);
-    this.addCount(keyId, this.dayLabel(at.getTime()), 1);
+    this.addCount(keyId, this.dayLabel(at.getTime()), count);
   }
 
   private noteLastUse(keyId: string, at: Date): void {

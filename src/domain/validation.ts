@@ -14,6 +14,10 @@ export const LIMITS = {
   pageSizeMax: 100,
   rateLimitMax: 1_000_000,
   rateWindowMaxSeconds: 86_400,
+  usageReportEntriesMax: 1_000,
+  /** How far a reported use may be ahead of the server's clock (skew), and how far behind it. */
+  usageReportAheadMs: 60_000,
+  usageReportBehindMs: 86_400_000,
 } as const;
 
 const SCOPE = /^[a-z][a-z0-9_.:-]{0,63}$/;
@@ -294,4 +298,46 @@ export function validateOptionalTime(t: Date | undefined, field: string): Date |
   if (t) checkTime(t, field, v);
   v.throwIfAny();
   return t;
+}
+
+export interface ReportedUse {
+  keyId: string;
+  count: number;
+  lastUsedTime?: Date;
+}
+
+/** ReportUsage: every entry well-formed, its time within the skew ahead of `now` and a day behind it. */
+export function validateUsageReport(entries: ReportedUse[], now: Date): Array<Required<ReportedUse>> {
+  const v = new Violations();
+  if (entries.length > LIMITS.usageReportEntriesMax) {
+    v.add('entries', 'INVALID_ARGUMENT', `at most ${LIMITS.usageReportEntriesMax} entries per report; send the rest in another`);
+    v.throwIfAny();
+  }
+  const valid: Array<Required<ReportedUse>> = [];
+  entries.forEach((e, i) => {
+    const at = `entries[${i}]`;
+    let ok = true;
+    if (!isId('key', e.keyId)) {
+      v.add(`${at}.key_id`, 'INVALID_ID', 'key_id must look like key_ followed by 26 base32 characters');
+      ok = false;
+    }
+    if (!Number.isInteger(e.count) || e.count < 1) {
+      v.add(`${at}.count`, 'INVALID_ARGUMENT', 'count must be at least 1');
+      ok = false;
+    }
+    const t = e.lastUsedTime;
+    if (!t) {
+      v.add(`${at}.last_used_time`, 'INVALID_TIMESTAMP', 'last_used_time is required');
+    } else if (checkTime(t, `${at}.last_used_time`, v)) {
+      if (t.getTime() > now.getTime() + LIMITS.usageReportAheadMs) {
+        v.add(`${at}.last_used_time`, 'INVALID_TIMESTAMP', 'last_used_time must not be more than 1 minute ahead of the server’s clock');
+      } else if (t.getTime() < now.getTime() - LIMITS.usageReportBehindMs) {
+        v.add(`${at}.last_used_time`, 'INVALID_TIMESTAMP', 'last_used_time must be within the last day');
+      } else if (ok) {
+        valid.push({ keyId: e.keyId, count: e.count, lastUsedTime: t });
+      }
+    }
+  });
+  v.throwIfAny();
+  return valid;
 }

@@ -24,7 +24,7 @@ export class ChangeLogRepository implements ChangeLog {
         { at: { $gte: since } },
         {
           ...this.limits.options(),
-          projection: { _id: 0, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange | '_id', 0 | 1>,
+          projection: { _id: 1, hash: 1, etag: 1, at: 1, kind: 1, key_id: 1 } satisfies Record<keyof LoggedChange, 1>,
         },
       )
       .toArray();

@@ -1,6 +1,6 @@
 import type { Filter } from 'mongodb';
 import type { StoredKey } from '../domain/model';
-import type { KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
+import type { KeyDirectory, KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
 import type { KeyDocument } from './documents';
 import type { Collections, QueryLimits } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -24,8 +24,8 @@ export const VERIFIED_KEY_FIELDS = {
   etag: 1,
 } as const satisfies Record<keyof VerifiedKeyFields, 1>;
 
-/** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns. */
-export class KeyRepository implements KeyStore {
+/** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns, and ReportUsage's check of ids. */
+export class KeyRepository implements KeyStore, KeyDirectory {
   private readonly keys: Collections['keys'];
   private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
@@ -52,6 +52,12 @@ export class KeyRepository implements KeyStore {
   /** Verify's lookup: only the fields it keeps (a cache entry never holds the whole document). */
   findByHash(hash: string): Promise<VerifiedKeyFields | null> {
     return this.keys.findOne({ hash }, { ...this.limits.options(), projection: VERIFIED_KEY_FIELDS });
+  }
+
+  /** One query by _id for a whole report (at most LIMITS.usageReportEntriesMax ids), reading only the ids. */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    const found = await this.keys.find({ _id: { $in: [...ids] } }, { ...this.limits.options(), projection: { _id: 1 } }).toArray();
+    return new Set(found.map((d) => d._id));
   }
 
   async list(q: KeyListQuery): Promise<StoredKey[]> {

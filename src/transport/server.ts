@@ -10,7 +10,9 @@ import { FileDescriptorSet } from '../gen/google/protobuf/descriptor';
 import type { Config } from '../config/config';
 import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
+import type { ChangeFeed } from '../domain/changeFeed';
 import type { KeyManager } from '../domain/keys';
+import type { UsageReports } from '../domain/usageReports';
 import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
@@ -32,6 +34,8 @@ export interface ServerDeps {
   keys: KeyManager;
   audit: AuditLog;
   verifier: Verifier;
+  feed: ChangeFeed;
+  usageReports: UsageReports;
   logger: Logger;
   now: () => Date;
   limits: TransportLimits;
@@ -136,7 +140,7 @@ export function buildServer(d: ServerDeps): AssembledServer {
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
   server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
-  const verify = verifyService(d.verifier, d.logger, d.metrics);
+  const verify = verifyService(d);
   server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);

@@ -13,6 +13,8 @@ export class InMemoryChangeLog implements ChangeLog {
   }
 
   async since(since: Date): Promise<LoggedChange[]> {
-    return this.entries.filter((e) => e.at >= since).map(({ key_id, hash, etag, kind, at }) => ({ key_id, hash, etag, kind, at }));
+    return this.entries
+      .filter((e) => e.at >= since)
+      .map(({ _id, key_id, hash, etag, kind, at }) => ({ _id, key_id, hash, etag, kind, at }));
   }
 }

@@ -10,6 +10,17 @@ const ANY = -Infinity;
 const entry = (readAt: number, over: Parameters<typeof fakeKey>[0] = {}) => verifiedKey(fakeKey(over), readAt);
 
 describe('KeyCache TTLs', () => {
+  it('clear() drops found and unknown keys alike, counted as invalidations', () => {
+    const c = cache();
+    c.store('h1', entry(0));
+    c.store('h2', entry(0));
+    c.storeAbsent('h3', 0);
+    c.clear();
+    expect(c.size).toBe(0);
+    for (const h of ['h1', 'h2', 'h3']) expect(c.lookup(h, 1, ANY)).toEqual({ state: 'miss' });
+    expect(c.stats.evictions.invalidated).toBe(3);
+  });
+
   it('misses on an empty cache', () => {
     const c = cache();
     expect(c.lookup('h', 0, ANY)).toEqual({ state: 'miss' });

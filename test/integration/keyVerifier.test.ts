@@ -1,0 +1,266 @@
+import type { Metadata } from '@grpc/grpc-js';
+import { toVerifierResult } from '../../src/client/answers';
+import { bearer } from '../../src/client/promiseClient';
+import { KeyVerifier, type FeedNotice, type KeyVerifierOptions, type VerifierResult } from '../../src/client/verifier';
+import { generateSecret } from '../../src/domain/keyFormat';
+import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
+import { startTcpProxy, type TcpProxy } from '../support/tcpProxy';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The product's promise (VERIFY_REVOCATION_BOUND_MS), which the client keeps too: asserting it is the point. */
+const BOUND_MS = 1_000;
+const FLUSH_MS = 200;
+
+async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * KeyVerifier (src/client/verifier.ts) against two real instances on one database; the client
+ * reaches instance A through a TCP proxy that can cut or stall its connection.
+ */
+describe('KeyVerifier', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let admin: Metadata;
+  let proxy: TcpProxy;
+  let verifier: KeyVerifier;
+  let notices: FeedNotice[];
+  const made: Array<{ verifier: KeyVerifier; close: () => Promise<unknown> }> = [];
+
+  const makeVerifier = (address: string, options: Partial<KeyVerifierOptions> = {}) => {
+    const seen: FeedNotice[] = [];
+    const v = new KeyVerifier({
+      address,
+      token: a.verifyToken,
+      usageFlushIntervalMs: FLUSH_MS,
+      reconnectInitialMs: 50,
+      reconnectMaxMs: 400,
+      callTimeoutMs: 500,
+      onFeed: (n) => seen.push(n),
+      ...options,
+    });
+    made.push({ verifier: v, close: () => v.close() });
+    return { v, seen };
+  };
+  const heartbeatAfter = (seen: FeedNotice[], from: number) =>
+    until('a heartbeat', () => seen.slice(from).some((n) => n.type === 'heartbeat'));
+
+  beforeAll(async () => {
+    a = await startTestServer('key_verifier', { USAGE_FLUSH_INTERVAL_MS: String(FLUSH_MS), ORG_KEY_LIMIT: '1000' });
+    b = await startSecondInstance(a);
+    admin = (await a.admin()).metadata;
+    proxy = await startTcpProxy(a.address);
+    ({ v: verifier, seen: notices } = makeVerifier(proxy.address));
+    await heartbeatAfter(notices, 0);
+  });
+  afterAll(async () => {
+    for (const m of made) await m.close();
+    await proxy?.close();
+    await b?.stop();
+    await a?.stop();
+  });
+
+  const create = async (fields: { scopes?: string[]; rateLimit?: { limit: number; windowSeconds: number } } = {}) => {
+    const { key, secret } = await a.clients.keys.createKey(
+      { name: 'client', scopes: ['read'], metadata: { tier: 'pro' }, expireTime: new Date(Date.now() + 3_600_000), ...fields },
+      admin,
+    );
+    return { id: key!.id, secret };
+  };
+  const viaServer = async (secret: string, requiredScopes: string[]) =>
+    toVerifierResult(await a.clients.verify.verifyKey({ key: secret, requiredScopes }, bearer(a.verifyToken)));
+  /** A key the client holds in its cache: verified once (a call), then answered locally. */
+  const cached = async (v: KeyVerifier, secret: string) => {
+    expect((await v.verify(secret)).code).toBe('VALID');
+    const calls = v.stats.remote;
+    expect((await v.verify(secret)).code).toBe('VALID');
+    expect(v.stats.remote).toBe(calls);
+  };
+
+  interface Outcome {
+    sentAt: number;
+    code: string;
+  }
+  /** The client asked every 50 ms until BOUND_MS + 600 ms after `endedAt`. */
+  async function pollClient(v: KeyVerifier, secret: string, endedAt: number): Promise<Outcome[]> {
+    const calls: Array<Promise<Outcome>> = [];
+    while (Date.now() < endedAt + BOUND_MS + 600) {
+      const sentAt = Date.now();
+      calls.push(
+        v.verify(secret).then(
+          (r) => ({ sentAt, code: r.code }),
+          () => ({ sentAt, code: 'ERROR' }),
+        ),
+      );
+      await sleep(50);
+    }
+    return Promise.all(calls);
+  }
+  /** The promise: nothing asked later than BOUND_MS after the end is VALID. */
+  function expectEndedWithinBound(outcomes: Outcome[], endedAt: number, allowed: string[]): void {
+    const late = outcomes.filter((o) => o.sentAt > endedAt + BOUND_MS);
+    expect(late.length).toBeGreaterThan(5);
+    expect(late.filter((o) => !allowed.includes(o.code))).toEqual([]);
+  }
+  const answered = async (call: Promise<unknown>) => {
+    await call;
+    return Date.now();
+  };
+
+  it('answers as VerifyKey does; garbage costs no call, and found, unknown and refused keys are answered from the cache', async () => {
+    const key = await create({ scopes: ['read', 'write'] });
+    const revoked = await create();
+    await a.clients.keys.revokeKey({ id: revoked.id }, admin);
+    // Watching from now on: a client that heard of the revoke would not cache answers about the key for a while (settleMs).
+    const { v: verifier, seen } = makeVerifier(a.address);
+    await heartbeatAfter(seen, 0);
+    const cases: Array<[string, string[]]> = [
+      [key.secret, []],
+      [key.secret, ['read', 'write']],
+      [key.secret, ['admin']],
+      [revoked.secret, []],
+      [generateSecret('sk', 'live'), []],
+    ];
+    for (const [secret, scopes] of cases) {
+      const expected = await viaServer(secret, scopes);
+      expect(await verifier.verify(secret, scopes)).toEqual(expected);
+    }
+    expect((await verifier.verify(key.secret, ['write'])).valid).toBe(true);
+    const calls = verifier.stats.remote;
+    for (const [secret, scopes] of cases) await verifier.verify(secret, scopes);
+    expect(await verifier.verify('sk_live_not-a-key')).toMatchObject({ valid: false, code: 'MALFORMED', keyId: '' });
+    const tampered = key.secret.slice(0, -1) + (key.secret.endsWith('A') ? 'B' : 'A');
+    expect((await verifier.verify(tampered)).code).toBe('MALFORMED');
+    expect(verifier.stats.remote).toBe(calls);
+  });
+
+  it('asks the server once for a key many callers verify at once', async () => {
+    const key = await create({ scopes: ['read', 'write'] });
+    const calls = verifier.stats.remote;
+    const scopes = [[], ['read'], ['write'], ['admin']];
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => verifier.verify(key.secret, scopes[i % 4])));
+    expect(verifier.stats.remote).toBe(calls + 1);
+    expect(results.map((r) => r.code)).toEqual(Array.from({ length: 20 }, (_, i) => (i % 4 === 3 ? 'INSUFFICIENT_SCOPE' : 'VALID')));
+  });
+
+  it('keeps a new key’s cached answer when the feed announces its creation (only a cached "no such key" would be stale)', async () => {
+    const from = notices.length;
+    const key = await create();
+    await cached(verifier, key.secret);
+    await until('the creation event', () =>
+      notices.slice(from).some((n) => n.type === 'change' && n.keyId === key.id && n.kind === 'created'),
+    );
+    const calls = verifier.stats.remote;
+    expect((await verifier.verify(key.secret)).code).toBe('VALID');
+    expect(verifier.stats.remote).toBe(calls);
+  });
+
+  it('leaves keys with a rate limit to the server, every time', async () => {
+    const key = await create({ rateLimit: { limit: 2, windowSeconds: 3_600 } });
+    const calls = verifier.stats.remote;
+    const results: VerifierResult[] = [];
+    for (let i = 0; i < 3; i++) results.push(await verifier.verify(key.secret));
+    expect(results.map((r) => [r.code, r.rateLimit?.remaining])).toEqual([
+      ['VALID', 1],
+      ['VALID', 0],
+      ['RATE_LIMITED', 0],
+    ]);
+    expect(verifier.stats.remote).toBe(calls + 3);
+  });
+
+  it.each([
+    ['the instance it watches', () => a],
+    ['another instance', () => b],
+  ])('stops accepting a key revoked through %s within 1 s', async (_label, through) => {
+    const key = await create();
+    await cached(verifier, key.secret);
+    const endedAt = await answered(through().clients.keys.revokeKey({ id: key.id }, admin));
+    expectEndedWithinBound(await pollClient(verifier, key.secret, endedAt), endedAt, ['REVOKED']);
+  });
+
+  it('with its connection cut, stops accepting a key revoked meanwhile within 1 s, then reconnects by itself and replays what it missed', async () => {
+    const key = await create();
+    await cached(verifier, key.secret);
+    const from = notices.length;
+    proxy.cut();
+    const endedAt = await answered(b.clients.keys.revokeKey({ id: key.id }, admin));
+    const outcomes = await pollClient(verifier, key.secret, endedAt);
+    expectEndedWithinBound(outcomes, endedAt, ['ERROR', 'REVOKED']);
+    expect(notices.slice(from).some((n) => n.type === 'disconnected')).toBe(true);
+
+    const restoredAt = notices.length;
+    proxy.restore();
+    await heartbeatAfter(notices, restoredAt);
+    // Resumed from its last position: the revoke it missed was replayed.
+    expect(notices.slice(restoredAt)).toContainEqual({ type: 'change', keyId: key.id, kind: 'changed' });
+    expect((await verifier.verify(key.secret)).code).toBe('REVOKED');
+  });
+
+  it('with its stream stalled (nothing arrives, nothing fails), stops accepting a key revoked meanwhile within 1 s and reconnects once the silence is too long', async () => {
+    const key = await create();
+    await cached(verifier, key.secret);
+    const from = notices.length;
+    proxy.stall();
+    const endedAt = await answered(b.clients.keys.revokeKey({ id: key.id }, admin));
+    try {
+      expectEndedWithinBound(await pollClient(verifier, key.secret, endedAt), endedAt, ['ERROR', 'REVOKED']);
+      await until('the client to give up on the silent stream', () =>
+        notices.slice(from).some((n) => n.type === 'disconnected' && /no message/.test(n.error?.message ?? '')),
+      );
+    } finally {
+      proxy.restore();
+    }
+    await heartbeatAfter(notices, notices.length);
+    expect((await verifier.verify(key.secret)).code).toBe('REVOKED');
+  });
+
+  it('clears its cache when the server answers its resume with a RESET', async () => {
+    const c = await startSecondInstance(a, { WATCH_MAX_PENDING_EVENTS: '3' });
+    const cProxy = await startTcpProxy(c.address);
+    try {
+      const { v, seen } = makeVerifier(cProxy.address);
+      await heartbeatAfter(seen, 0);
+      const kept = await create();
+      await cached(v, kept.secret);
+      cProxy.cut();
+      // More changes than the server replays on a resume (WATCH_MAX_PENDING_EVENTS).
+      for (const k of await Promise.all([create(), create(), create(), create(), create()])) {
+        await a.clients.keys.revokeKey({ id: k.id }, admin);
+      }
+      const from = seen.length;
+      cProxy.restore();
+      await until('a reset', () => seen.slice(from).some((n) => n.type === 'cleared'));
+      expect(seen.slice(from)).toContainEqual({ type: 'cleared', reason: 'SUBSCRIBER_BEHIND' });
+      const calls = v.stats.remote;
+      expect((await v.verify(kept.secret)).code).toBe('VALID');
+      expect(v.stats.remote).toBe(calls + 1);
+    } finally {
+      await cProxy.close();
+      await c.stop();
+    }
+  });
+
+  it('reports the verifications it answered from its cache: last_used_time and the daily count include them after a flush', async () => {
+    const { v } = makeVerifier(a.address);
+    const key = await create();
+    expect((await v.verify(key.secret)).code).toBe('VALID'); // a call: the server counts it
+    let lastLocal = 0;
+    for (let i = 0; i < 9; i++) {
+      lastLocal = Date.now();
+      expect((await v.verify(key.secret)).code).toBe('VALID');
+    }
+    expect(v.stats).toEqual({ local: 9, remote: 1 });
+    await v.close(); // flushes the report
+    await expect(v.verify(key.secret)).rejects.toThrow(/closed/);
+    const day = new Date(lastLocal).toISOString().slice(0, 10);
+    await until('the server’s usage flush', async () => (await a.collections.usage.findOne({ _id: `${key.id}|${day}` }))?.count === 10);
+    const { key: shown } = await a.clients.keys.getKey({ id: key.id }, admin);
+    expect(shown!.lastUsedTime!.getTime()).toBeGreaterThanOrEqual(lastLocal);
+  });
+});
