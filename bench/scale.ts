@@ -87,8 +87,8 @@ class Dataset {
   readonly bigOrg = newId('org');
   /** Secrets of live keys nobody has verified yet (verify cold takes from here). */
   readonly unverified: string[] = [];
-  /** Live keys per organization: the next key's slot number. */
-  private readonly live = new Map<string, number>();
+  /** Per organization: the slot number the next stored key takes, unless the service took it. */
+  private readonly nextSlot = new Map<string, number>();
   private smallOrg = '';
   private smallOrgKeys = SMALL_ORG_KEYS;
 
@@ -97,10 +97,6 @@ class Dataset {
     private readonly model: KeyDocument,
     private readonly now: Date,
   ) {}
-
-  liveIn(orgId: string): number {
-    return this.live.get(orgId) ?? 0;
-  }
 
   /** Stores keys until there are `total`, BIG_ORG_SHARE of them in the big organization. */
   async growTo(total: number): Promise<void> {
@@ -113,6 +109,8 @@ class Dataset {
     }
     // Interleave the big organization's keys with the others, as they would have been created.
     shuffle(orgs);
+    // CreateKey took random slot numbers in the big organization meanwhile.
+    const taken = new Set((await this.c.slots.find({ org_id: this.bigOrg }, { projection: { _id: 1 } }).toArray()).map((s) => s._id));
     const batches = { keys: [] as Document[], slots: [] as Document[], lastUsed: [] as Document[] };
     const flush = async (force: boolean) => {
       for (const [name, docs] of Object.entries(batches) as [keyof typeof batches, Document[]][]) {
@@ -142,8 +140,9 @@ class Dataset {
         ...(revoked ? { status: 'revoked', revoked_at: this.now, revoked_by: this.model.created_by, revoked_comment: null } : {}),
       });
       if (!revoked) {
-        const slot = this.liveIn(orgId);
-        this.live.set(orgId, slot + 1);
+        let slot = this.nextSlot.get(orgId) ?? 0;
+        while (taken.has(`${orgId}:${slot}`)) slot++;
+        this.nextSlot.set(orgId, slot + 1);
         batches.slots.push({ _id: `${orgId}:${slot}`, org_id: orgId, key_id: _id, created_at: created });
         this.unverified.push(secret);
       }
@@ -250,7 +249,7 @@ async function main(): Promise<void> {
       const loadStarted = Date.now();
       await ds.growTo(size);
       const loadSeconds = Math.round((Date.now() - loadStarted) / 1000);
-      const live = ds.liveIn(ds.bigOrg);
+      const live = await c.keys.countDocuments({ org_id: ds.bigOrg, status: 'active' });
       say(`${size} keys stored in ${loadSeconds} s; the big organization holds ${live} live keys`);
 
       // The walk to the deep page, timing every page.
