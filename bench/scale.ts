@@ -26,6 +26,7 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MongoClient, type Document } from 'mongodb';
 import { bearer, connectClients } from '../src/client/promiseClient';
@@ -163,7 +164,7 @@ class Dataset {
 /** The database's plan for a find, in a few words: what FerretDB pushed down, or MongoDB's stages. */
 function planOf(explain: Document): Document {
   const pg = explain.queryPlanner?.Plan;
-  if (pg) {
+  if (pg?.['Node Type']) {
     const nodes: string[] = [];
     for (let n = pg; n; n = n.Plans?.[0]) nodes.push(n['Node Type'] + (n.Filter ? ` (${n.Filter})` : '') + (n['Index Name'] ? ` on ${n['Index Name']}` : ''));
     return { pushdown: { filter: explain.filterPushdown, sort: explain.sortPushdown, limit: explain.limitPushdown }, postgresql: nodes };
@@ -293,6 +294,7 @@ async function main(): Promise<void> {
       const measured = MEASUREMENTS.filter((m) => !SKIP.has(m));
       const latencies = Object.fromEntries(measured.map((m) => [m, [] as number[]])) as Record<Measurement, number[]>;
       say(`measuring ${measured.join(', ')}: ${SAMPLES} rounds…`);
+      const loadBefore = loadavg()[0];
       for (let round = 0; round < SAMPLES; round++) {
         for (let i = 0; i < measured.length; i++) {
           const m = measured[(round + i) % measured.length];
@@ -310,6 +312,8 @@ async function main(): Promise<void> {
         bigOrgLiveKeys: live,
         loadSeconds,
         deepPage,
+        // The machine's 1-minute load average before and after the rounds: other work on it shows here.
+        loadAverage: [loadBefore, loadavg()[0]].map((l) => Math.round(l * 10) / 10),
         walkMs: walk.length > 0 ? { pages: walk.length, all: summarize(walk), first10: summarize(walk.slice(0, 10)), last10: summarize(walk.slice(-10)) } : null,
         latencyMs: summaries,
         databaseQueries: queries,
