@@ -1,12 +1,19 @@
 // Starts a throwaway MongoDB-wire server for development and tests, when no MONGODB_URI is set.
 // Preference: FerretDB (embedded SQLite, built from tools/ferretdb with Go — this machine kind
 // reaches the Go module proxy), then mongodb-memory-server (downloads a real mongod).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
+// EPHEMERAL_DATABASE=ferretdb-postgresql (or the `database` option) asks for FerretDB over a
+// private PostgreSQL cluster instead, with no fallback: FerretDB's SQLite handler reads the whole
+// collection for every query, its PostgreSQL handler pushes equality filters down, which is what
+// benches with many keys need. It uses installed PostgreSQL binaries (src/devdb/postgres.ts).
+import { type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { MongoClient } from 'mongodb';
+import { startPostgres } from './postgres';
+import { exitOf, freeLoopbackPort, messageOf, readLog, run, sleep, spawnServer, stopChild, tail } from './processes';
+
+export { freeLoopbackPort } from './processes';
 
 export interface EphemeralDatabase {
   uri: string;
@@ -27,11 +34,26 @@ const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 const BUILD_TIMEOUT_MS = 10 * 60_000;
 
-export async function startEphemeralDatabase(opts: { log?: Log } = {}): Promise<EphemeralDatabase> {
+/** The ephemeral databases one can ask for by name (EPHEMERAL_DATABASE). */
+export const EPHEMERAL_DATABASES = ['ferretdb-sqlite', 'ferretdb-postgresql'] as const;
+export type EphemeralDatabaseChoice = (typeof EPHEMERAL_DATABASES)[number];
+
+/** EPHEMERAL_DATABASE's value; unset or empty is the default, FerretDB on SQLite. */
+export function ephemeralDatabaseChoice(value: string | undefined): EphemeralDatabaseChoice {
+  if (!value) return 'ferretdb-sqlite';
+  const choice = EPHEMERAL_DATABASES.find((c) => c === value);
+  if (!choice) throw new Error(`EPHEMERAL_DATABASE=${value} is not one of ${EPHEMERAL_DATABASES.join(', ')}`);
+  return choice;
+}
+
+export async function startEphemeralDatabase(opts: { log?: Log; database?: EphemeralDatabaseChoice } = {}): Promise<EphemeralDatabase> {
   const log = opts.log ?? (() => {});
+  const choice = opts.database ?? ephemeralDatabaseChoice(process.env.EPHEMERAL_DATABASE);
+  // Asked for by name: a failure is reported, not replaced by another database.
+  if (choice === 'ferretdb-postgresql') return startFerretDB(log, 'postgresql');
   let ferretError: unknown;
   try {
-    return await startFerretDB(log);
+    return await startFerretDB(log, 'sqlite');
   } catch (err) {
     ferretError = err;
     log(`FerretDB skipped: ${messageOf(err)}`);
@@ -46,13 +68,15 @@ export async function startEphemeralDatabase(opts: { log?: Log } = {}): Promise<
 
 // ---------- FerretDB ----------
 
-async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
+async function startFerretDB(log: Log, handler: 'sqlite' | 'postgresql'): Promise<EphemeralDatabase> {
   const toolDir = findFerretToolDir();
   const launcher = await ensureLauncher(toolDir, log);
+  const postgres = handler === 'postgresql' ? await startPostgres(log) : undefined;
   const port = await freeLoopbackPort();
   const workDir = mkdtempSync(join(tmpdir(), 'apikeys-ferretdb-'));
   const logFile = join(workDir, 'ferretdb.log');
-  const spawnIt = () => spawnLauncher(launcher, port, join(workDir, 'data'), logFile);
+  const store = postgres ? ['-postgresql-url', postgres.url] : ['-dir', join(workDir, 'data')];
+  const spawnIt = () => spawnServer(launcher, ['-listen', `127.0.0.1:${port}`, ...store], logFile);
   let child = spawnIt();
   // A parent that exits without stop() (crash, failed test run) must not leave an orphan server.
   // (Ctrl-C in a terminal reaches the launcher directly: it shares our process group.)
@@ -64,7 +88,8 @@ async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
 
   const stop = async () => {
     process.off('exit', killOnExit);
-    await stopChild(child);
+    await stopChild(child, 'SIGTERM', STOP_GRACE_MS);
+    await postgres?.stop();
     rmSync(workDir, { recursive: true, force: true });
   };
 
@@ -79,7 +104,7 @@ async function startFerretDB(log: Log): Promise<EphemeralDatabase> {
   return {
     uri,
     kind: 'ferretdb',
-    description: `FerretDB ${version} (embedded SQLite) at ${uri}`,
+    description: `FerretDB ${version} (${postgres ? `PostgreSQL ${postgres.version}, private cluster` : 'embedded SQLite'}) at ${uri}`,
     get pid() {
       return child.pid;
     },
@@ -138,58 +163,12 @@ function isStale(launcher: string, toolDir: string): boolean {
 async function buildLauncher(toolDir: string, launcher: string): Promise<void> {
   const tmp = `${launcher}.tmp-${process.pid}`;
   try {
-    const { code, output } = await run('go', ['build', '-o', tmp, '.'], toolDir, BUILD_TIMEOUT_MS);
+    const { code, output } = await run('go', ['build', '-o', tmp, '.'], { cwd: toolDir, timeoutMs: BUILD_TIMEOUT_MS });
     if (code !== 0) throw new Error(`go build failed (${code ?? 'killed after timeout'}):\n${tail(output)}`);
     renameSync(tmp, launcher);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
-  }
-}
-
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    // Our own timer, not spawn's `timeout` option: that one is not cleared when the spawn
-    // itself fails (ENOENT), which kept the process alive for the whole timeout.
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
-/** A port nothing listens on right now (tests and the FerretDB launcher take it next). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function spawnLauncher(launcher: string, port: number, dataDir: string, logFile: string): ChildProcess {
-  // Output goes to a file: it is noise on the console, but needed to explain a failed start.
-  const fd = openSync(logFile, 'a');
-  try {
-    const child = spawn(launcher, ['-listen', `127.0.0.1:${port}`, '-dir', dataDir], { stdio: ['ignore', fd, fd] });
-    child.on('error', () => {}); // reported through exitCode / waitUntilReady instead of crashing
-    // Don't keep the parent alive just because the server runs; stop() or exit handles it.
-    child.unref();
-    return child;
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -200,10 +179,8 @@ async function waitUntilReady(uri: string, child: ChildProcess, logFile: string)
   child.once('error', (err) => (spawnError = err));
   while (Date.now() < deadline) {
     if (spawnError) throw new Error(`could not run the FerretDB launcher: ${spawnError.message}`);
-    if (child.exitCode !== null || child.signalCode !== null) {
-      const how = child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode ?? ''}`;
-      throw new Error(`FerretDB exited early (${how}); its log ends with:\n${tail(readLog(logFile))}`);
-    }
+    const exit = exitOf(child);
+    if (exit) throw new Error(`FerretDB exited early (${exit}); its log ends with:\n${tail(readLog(logFile))}`);
     try {
       await ping(uri);
       return;
@@ -225,16 +202,6 @@ async function ping(uri: string): Promise<void> {
   } finally {
     await client.close();
   }
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.ref(); // keep the event loop alive until the exit is observed
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
 }
 
 // FerretDB embedded as a library reports ferretdbVersion "unknown", so read it from go.mod.
@@ -273,24 +240,4 @@ function noDatabaseMessage(ferretError: unknown, memoryError: unknown): string {
     `FerretDB failed: ${messageOf(ferretError)}`,
     `mongodb-memory-server failed: ${messageOf(memoryError)}`,
   ].join('\n');
-}
-
-function readLog(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '(no log)';
-  }
-}
-
-function tail(text: string, lines = 20): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
