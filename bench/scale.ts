@@ -20,7 +20,8 @@
  *
  * Run: npx tsx bench/scale.ts (SCALE_DATABASE=ferretdb-postgresql — needs PostgreSQL installed, see
  * bench/README.md — or ferretdb-sqlite; SCALE_SIZES=1000,20000,100000; SCALE_SAMPLES=20;
- * SCALE_SKIP=list deep page,… to leave measurements out; MONGODB_URI to use that server instead).
+ * SCALE_SKIP=list deep page,… to leave measurements out; MONGODB_URI to use that server instead:
+ * its database `scale` is dropped and filled).
  * Writes bench/results/scale.json (one entry per database, kept across runs), or SCALE_RESULTS.
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -257,9 +258,8 @@ async function main(): Promise<void> {
     const clients = connectClients(`127.0.0.1:${svc.port}`);
     const service = bearer(secrets.VERIFY_TOKENS);
     const now = new Date();
-    const ds0 = newId('org');
-    const admin0 = bearer(await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId: ds0, role: 'admin' }, '12h'));
-    const template = await clients.keys.createKey({ name: 'scale', scopes: ['read', 'write'], metadata: { team: 'scale' } }, admin0);
+    const templateAdmin = bearer(await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }, '12h'));
+    const template = await clients.keys.createKey({ name: 'scale', scopes: ['read', 'write'], metadata: { team: 'scale' } }, templateAdmin);
     const model = (await c.keys.findOne({ _id: template.key!.id }))!;
     const ds = new Dataset(c, model, now);
     await c.organizations.insertOne({ _id: ds.bigOrg, key_limit: 10 * Math.max(...SIZES), created_at: now });

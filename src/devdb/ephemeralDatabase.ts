@@ -19,7 +19,7 @@ export interface EphemeralDatabase {
   uri: string;
   kind: 'ferretdb' | 'mongodb-memory-server';
   description: string;
-  /** FerretDB only: the server's process id (its CPU can be read from /proc). */
+  /** FerretDB only: the server's process id (its CPU can be read from /proc; over PostgreSQL, the scans run in PostgreSQL's processes, not counted there). */
   readonly pid?: number;
   stop(): Promise<void>;
   /** FerretDB only: kill the server abruptly, keeping its data (fault tests). */
