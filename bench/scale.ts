@@ -258,7 +258,9 @@ async function main(): Promise<void> {
     const clients = connectClients(`127.0.0.1:${svc.port}`);
     const service = bearer(secrets.VERIFY_TOKENS);
     const now = new Date();
-    const templateAdmin = bearer(await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }, '12h'));
+    const templateAdmin = bearer(
+      await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }, '12h'),
+    );
     const template = await clients.keys.createKey({ name: 'scale', scopes: ['read', 'write'], metadata: { team: 'scale' } }, templateAdmin);
     const model = (await c.keys.findOne({ _id: template.key!.id }))!;
     const ds = new Dataset(c, model, now);
