@@ -3,8 +3,8 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import { Any } from '../gen/google/protobuf/any';
 import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details';
 import { Status } from '../gen/google/rpc/status';
-// One-way: the server uses the client's pure google.rpc.Status reader; src/client imports nothing of the server.
-import { decodeStatusDetails, STATUS_DETAILS_KEY } from '../client/statusDetails';
+// One-way: the server shares the client's name for the status-details trailer; src/client imports nothing of the server.
+import { STATUS_DETAILS_KEY } from '../client/statusDetails';
 import { DomainError, type Reason } from '../domain/errors';
 import type { Logger } from '../logging/logger';
 
@@ -164,6 +164,3 @@ export function toServiceError(error: DomainError): Partial<ServiceError> {
   const s = toStatus(error);
   return { code: s.code, details: s.details, metadata: s.metadata, message: s.details };
 }
-
-/** For the rpc log's reason (src/transport/interceptor.ts), read back from the trailers. */
-export { decodeStatusDetails };

@@ -2,7 +2,7 @@ import { status as grpcStatus, type Metadata, type ServerInterceptingCallInterfa
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
 import type { Logger } from '../../logging/logger';
 import { attachedContext } from '../callContext';
-import { decodeStatusDetails } from '../errors';
+import { decodeStatusDetails } from '../../client/statusDetails';
 import { InterceptorCall } from './interceptorCall';
 import { answeredRequestIdOf } from './requestId';
 

@@ -12,7 +12,7 @@ import {
   type ServerUnaryCall,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { decodeStatusDetails } from '../../../../src/transport/errors';
+import { decodeStatusDetails } from '../../../../src/client/statusDetails';
 
 export const PATH = '/test.Echo/Call';
 export const HEALTH_PATH = '/grpc.health.v1.Health/Check';

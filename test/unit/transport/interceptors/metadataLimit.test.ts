@@ -1,7 +1,7 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { Metrics } from '../../../../src/observability/metrics';
 import { metadataBytes, metadataLimitInterceptor } from '../../../../src/transport/interceptors/metadataLimit';
-import { decodeStatusDetails } from '../../../../src/transport/errors';
+import { decodeStatusDetails } from '../../../../src/client/statusDetails';
 import { parseMetrics, sampleValue } from '../../../support/prometheus';
 import { headers, serve } from './harness';
 
