@@ -794,7 +794,9 @@ async function createKey(run: Run, c: Caller, p: CreateParams, how = 'CreateKey'
     if (e) return e;
     if (record) {
       if (!sameRequest) return 'REQUEST_ID_REUSED';
-      return first!.status === 'deleted' ? 'KEY_NOT_FOUND' : 'OK';
+      if (first!.status === 'deleted') return 'KEY_NOT_FOUND';
+      // A replay answers only a caller that still dominates the key as it is now: it may have changed since.
+      return dominanceRefusal(c, bounds(first!)) ?? 'OK';
     }
     return holders(run, org!) >= CAP ? 'PLAN_LIMIT_REACHED' : 'OK';
   });
