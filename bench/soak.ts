@@ -27,10 +27,10 @@ import { bearer, connectClients, type ApiKeysClients } from '../src/client/promi
 import { mintUserToken } from '../src/dev/tokens';
 import { startEphemeralDatabase, type EphemeralDatabase } from '../src/devdb/ephemeralDatabase';
 import { newId } from '../src/domain/ids';
-import { describeSecret, generateSecret } from '../src/domain/keyFormat';
+import { generateSecret } from '../src/domain/keyFormat';
 import { VerifyCode } from '../src/gen/apikeys/v1/verify_service';
 import type { KeyDocument } from '../src/storage/documents';
-import { chunks } from '../src/storage/writeBatches';
+import { storeKeyCopies } from '../test/support/keyCopies';
 import { sampleValue, scrape } from '../test/support/prometheus';
 import { startServiceProcess, type ServiceProcess } from '../test/support/serviceProcess';
 import { cpuSeconds } from './procStats';
@@ -169,15 +169,7 @@ async function main(): Promise<void> {
     );
     const keys = mongo.db(DATABASE).collection<KeyDocument>('api_keys');
     const model = (await keys.findOne({ _id: template.key!.id }))!;
-    const stored = Array.from({ length: KEYS }, () => generateSecret('sk', 'live'));
-    for (const part of chunks(stored)) {
-      await keys.insertMany(
-        part.map((secret) => {
-          const d = describeSecret(secret);
-          return { ...model, _id: newId('key'), hash: d.hash, start: d.start, masked_key: d.maskedKey, fingerprint: d.fingerprint };
-        }),
-      );
-    }
+    const stored = await storeKeyCopies(keys, model, KEYS);
     const hot = stored.slice(0, HOT_KEYS);
 
     const ferretPid = db?.pid;

@@ -1,11 +1,9 @@
 import { status } from '@grpc/grpc-js';
 import type { CommandStartedEvent } from 'mongodb';
 import { bearer } from '../../src/client/promiseClient';
-import { newId } from '../../src/domain/ids';
-import { describeSecret, generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
-import { chunks } from '../../src/storage/writeBatches';
 import { asServiceError } from '../support/calls';
+import { storeKeyCopies } from '../support/keyCopies';
 import { decodeStatusDetails, startSecondInstance, startTestServer, type TestServer } from '../support/server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,15 +114,7 @@ describe('queries past MONGODB_OPERATION_TIMEOUT_MS', () => {
     const { metadata: admin, orgId } = await s.admin();
     const created = await s.clients.keys.createKey({ name: 'template', scopes: ['read'] }, admin);
     const model = (await s.collections.keys.findOne({ _id: created.key!.id }))!;
-    const secrets = Array.from({ length: 5_000 }, () => generateSecret('sk', 'live'));
-    for (const part of chunks(secrets)) {
-      await s.collections.keys.insertMany(
-        part.map((secret) => {
-          const d = describeSecret(secret);
-          return { ...model, _id: newId('key'), hash: d.hash, start: d.start, masked_key: d.maskedKey, fingerprint: d.fingerprint };
-        }),
-      );
-    }
+    const secrets = await storeKeyCopies(s.collections.keys, model, 5_000);
     const service = bearer(s.verifyToken);
     const last = secrets[secrets.length - 1];
     const refused = await hurried.clients.verify.verifyKey({ key: last }, service).then(
