@@ -59,6 +59,12 @@ const KEY_REQUESTS: Codecs<typeof keySvc.KeyServiceService> = {
   rotateKey: keySvc.RotateKeyRequest,
   getKeySecret: keySvc.GetKeySecretRequest,
   listAuditEvents: keySvc.ListAuditEventsRequest,
+  getOrganization: keySvc.GetOrganizationRequest,
+  setOrganizationKeyLimit: keySvc.SetOrganizationKeyLimitRequest,
+  getKeyUsage: keySvc.GetKeyUsageRequest,
+  lookupKey: keySvc.LookupKeyRequest,
+  reportLeakedKeys: keySvc.ReportLeakedKeysRequest,
+  importKeys: keySvc.ImportKeysRequest,
 };
 
 /** VerifyService's unary methods; WatchKeyChanges is a stream (src/client/keyFeed.ts reads it). */

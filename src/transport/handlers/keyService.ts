@@ -24,8 +24,16 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
   };
 }
 
+/** Methods of the contract not served yet: grpc-js answers them UNIMPLEMENTED. */
+type NotYetServed = 'getOrganization' | 'setOrganizationKeyLimit' | 'getKeyUsage' | 'lookupKey' | 'reportLeakedKeys' | 'importKeys';
+
 /** Thin: decode the request, call the domain, map the result. Errors are mapped by `unary`. */
-export function keyServiceHandlers(keys: KeyManager, audit: AuditLog, logger: Logger, now: () => Date): KeyServiceServer {
+export function keyServiceHandlers(
+  keys: KeyManager,
+  audit: AuditLog,
+  logger: Logger,
+  now: () => Date,
+): Omit<KeyServiceServer, NotYetServed> {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
   const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
