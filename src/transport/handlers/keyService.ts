@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../../gen/apikeys/v1/audit';
-import type { KeyServiceServer } from '../../gen/apikeys/v1/key_service';
+import type { KeyServiceServer, KeyServiceService } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
 import type { KeyManager } from '../../domain/keys';
 import type { Logger } from '../../logging/logger';
@@ -33,7 +33,7 @@ export function keyServiceHandlers(
   audit: AuditLog,
   logger: Logger,
   now: () => Date,
-): Omit<KeyServiceServer, NotYetServed> {
+): Pick<KeyServiceServer, Exclude<keyof typeof KeyServiceService, NotYetServed>> {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
   const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
