@@ -4,45 +4,23 @@
 // without nginx it fails and says how to install it (.ci/run installs it).
 import type { Metadata } from '@grpc/grpc-js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeLoopbackPort } from '../../src/devdb/ephemeralDatabase';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
+import { documentedBlock, proxyBinary, sleep, startUpstream, stopProcess, waitForPort, type Upstream } from '../support/gateway';
 import { startSecondInstance, type TestServer } from '../support/server';
 
-const ROOT = join(__dirname, '..', '..');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function nginxBinary(): string {
-  const candidates = [process.env.NGINX_BIN, ...(process.env.PATH ?? '').split(':').map((d) => join(d, 'nginx')), '/usr/sbin/nginx'];
-  const found = candidates.find((c): c is string => !!c && existsSync(c));
-  if (!found) {
-    throw new Error('nginx is not installed: apt-get install -y nginx-light (or nginx), or set NGINX_BIN. This test never skips.');
-  }
-  return found;
-}
-
-/** The nginx block of docs/gateways.md with this test's addresses and token; each placeholder must be there once. */
-function documentedConfig(ports: { apikeys: number; upstream: number; nginx: number }, token: string): string {
-  const page = readFileSync(join(ROOT, 'docs', 'gateways.md'), 'utf8');
-  let block = /```nginx\n([\s\S]*?)```/.exec(page)?.[1];
-  if (!block) throw new Error('docs/gateways.md has no ```nginx block');
-  const substitutions: [string, string][] = [
+/** The nginx block of docs/gateways.md with this test's addresses and token. */
+const documentedConfig = (ports: { apikeys: number; upstream: number; nginx: number }, token: string) =>
+  documentedBlock('nginx', [
     ['server 127.0.0.1:8080;', `server 127.0.0.1:${ports.apikeys};`],
     ['proxy_pass http://127.0.0.1:3000;', `proxy_pass http://127.0.0.1:${ports.upstream};`],
     ['listen 80;', `listen 127.0.0.1:${ports.nginx};`],
     ['"<one of VERIFY_TOKENS>"', `"${token}"`],
-  ];
-  for (const [from, to] of substitutions) {
-    if (block.split(from).length !== 2) throw new Error(`docs/gateways.md's nginx block must contain "${from}" exactly once`);
-    block = block.replace(from, to);
-  }
-  return block;
-}
+  ]);
 
 /** Everything of nginx's inside `dir`. As root, the master would hand workers to "nobody", who cannot use `dir`: they stay root. */
 function wrapped(dir: string, http: string): string {
@@ -60,45 +38,24 @@ function wrapped(dir: string, http: string): string {
   ].join('\n');
 }
 
-async function waitForPort(port: number, nginx: ChildProcess, log: () => string): Promise<void> {
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
-    if (nginx.exitCode !== null) throw new Error(`nginx exited (${nginx.exitCode}):\n${log()}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      }).on('error', () => resolve(false));
-    });
-    if (open) return;
-    await sleep(50);
-  }
-  throw new Error(`nginx did not listen on ${port} within 10 s:\n${log()}`);
-}
-
 describe('nginx auth_request in front of an upstream, with the forward-auth endpoint', () => {
   let s: TestServer;
   let admin: { orgId: string; metadata: Metadata };
-  let upstream: Server;
+  let upstream: Upstream;
   let nginx: ChildProcess | undefined;
   let dir: string;
   let base: string;
-  /** Headers of every request that reached the upstream. */
-  const reached: IncomingHttpHeaders[] = [];
   let endpoint: ForwardAuthServer;
 
   beforeAll(async () => {
-    const bin = nginxBinary();
+    const bin = proxyBinary('nginx', 'NGINX_BIN', 'apt-get install -y nginx-light (or nginx)');
     endpoint = await startForwardAuthServer('nginx');
     s = endpoint.server;
     admin = await s.admin();
-    upstream = createServer((req, res) => {
-      reached.push(req.headers);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: true }));
-    });
-    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    upstream = await startUpstream();
     const ports = {
       apikeys: s.app.httpAuthPort!,
-      upstream: (upstream.address() as { port: number }).port,
+      upstream: upstream.port,
       nginx: await freeLoopbackPort(),
     };
     dir = mkdtempSync(join(tmpdir(), 'apikeys-nginx-'));
@@ -112,12 +69,8 @@ describe('nginx auth_request in front of an upstream, with the forward-auth endp
   });
 
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const exited = new Promise((r) => nginx!.once('exit', r));
-      nginx.kill('SIGTERM');
-      await exited;
-    }
-    await new Promise((r) => upstream?.close(r));
+    await stopProcess(nginx);
+    await upstream?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     await s?.stop();
   });
@@ -125,14 +78,7 @@ describe('nginx auth_request in front of an upstream, with the forward-auth endp
   const create = async (scopes: string[], extra: Record<string, unknown> = {}) =>
     s.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin.metadata);
 
-  /** A client's request through nginx; whether it reached the upstream, and what the upstream saw. */
-  async function through(headers: Record<string, string>, method = 'GET') {
-    const before = reached.length;
-    const res = await fetch(`${base}/v1/orders?page=2`, { method, headers, body: method === 'POST' ? '{"order":1}' : undefined });
-    await res.arrayBuffer();
-    const seen = reached.length > before ? reached.at(-1) : undefined;
-    return { status: res.status, headers: res.headers, reachedUpstream: seen !== undefined, seen };
-  }
+  const through = (headers: Record<string, string>, method = 'GET') => upstream.through(base, headers, method);
 
   it('lets a valid key through to the upstream, with x-key-id, x-org-id and x-key-scopes replacing any the client sent', async () => {
     const { key, secret } = await create(['read', 'write']);
