@@ -112,6 +112,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     pollIntervalMs: config.verify.invalidationPollMs,
     maxPending: config.verify.watchMaxPendingEvents,
   });
+  metrics.observeFeed(feed);
   const keys = new KeyManager({
     keys: keyRepo,
     slots: new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits),

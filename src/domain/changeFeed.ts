@@ -69,6 +69,9 @@ export class ChangeFeed {
   /** Log entries sent, by id, with their log time: polls re-read a margin, and see this instance's own changes again. */
   private readonly sent = new Map<string, number>();
   private closed = false;
+  /** Messages sent to subscribers, by type, and RESETs by reason: read by the metrics at scrape time. */
+  readonly sentByType: Record<FeedMessage['type'], number> = { change: 0, heartbeat: 0, reset: 0 };
+  readonly resetsByReason: Record<ResetReason, number> = { POSITION_EXPIRED: 0, POSITION_UNKNOWN: 0, SUBSCRIBER_BEHIND: 0 };
 
   constructor(private readonly d: ChangeFeedDeps) {
     const now = d.now().getTime();
@@ -159,16 +162,16 @@ export class ChangeFeed {
       this.reset(sub, 'SUBSCRIBER_BEHIND');
     } else {
       const position = encodePosition(since);
-      for (const change of missed) sub.sink.send(this.changeMessage(change, position));
+      for (const change of missed) this.send(sub, this.changeMessage(change, position));
     }
-    for (const message of queued) sub.sink.send(message);
+    for (const message of queued) this.send(sub, message);
     this.startLive(sub, Math.max(startedAt, this.syncedAt));
   }
 
   /** The subscriber takes live messages from now on; the first says how current it is. */
   private startLive(sub: Subscription, currentAsOf: number): void {
     sub.queue = null;
-    sub.sink.send(this.heartbeat(currentAsOf));
+    this.send(sub, this.heartbeat(currentAsOf));
   }
 
   private broadcast(message: FeedMessage): void {
@@ -177,7 +180,7 @@ export class ChangeFeed {
         if (sub.queue.length < this.d.maxPending) sub.queue.push(message);
         else this.fellBehind(sub);
       } else if (sub.sink.pending < this.d.maxPending) {
-        sub.sink.send(message);
+        this.send(sub, message);
       } else {
         this.fellBehind(sub);
       }
@@ -190,7 +193,13 @@ export class ChangeFeed {
   }
 
   private reset(sub: Subscription, reason: ResetReason): void {
-    sub.sink.send({ type: 'reset', position: encodePosition(this.watermark), reason });
+    this.resetsByReason[reason]++;
+    this.send(sub, { type: 'reset', position: encodePosition(this.watermark), reason });
+  }
+
+  private send(sub: Subscription, message: FeedMessage): void {
+    this.sentByType[message.type]++;
+    sub.sink.send(message);
   }
 
   private heartbeat(currentAsOf: number): FeedMessage {

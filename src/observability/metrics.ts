@@ -214,6 +214,41 @@ export class Metrics {
     });
   }
 
+  /** WatchKeyChanges, read from the feed at scrape time: subscribers now, messages sent by type, RESETs by reason. */
+  observeFeed(feed: {
+    readonly subscribers: number;
+    readonly sentByType: Readonly<Record<string, number>>;
+    readonly resetsByReason: Readonly<Record<string, number>>;
+  }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'apikeys_watch_subscribers',
+      help: 'Open WatchKeyChanges streams on this instance.',
+      registers,
+      collect() {
+        this.set(feed.subscribers);
+      },
+    });
+    const totals = (name: string, help: string, label: string, read: () => Readonly<Record<string, number>>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset();
+          for (const [value, n] of Object.entries(read())) this.inc({ [label]: value }, n);
+        },
+      });
+    totals(
+      'apikeys_watch_messages_sent_total',
+      'WatchKeyChanges messages sent, by type (change, heartbeat, reset).',
+      'type',
+      () => feed.sentByType,
+    );
+    totals('apikeys_watch_resets_total', 'WatchKeyChanges RESETs sent, by reason.', 'reason', () => feed.resetsByReason);
+  }
+
   /** Wraps the usage-flush task: counts non-empty batches, their keys, outcome and duration. */
   observeUsageFlush(pending: () => number, task: () => Promise<void>): () => Promise<void> {
     return async () => {

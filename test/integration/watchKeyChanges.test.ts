@@ -9,6 +9,7 @@ import {
   type WatchKeyChangesResponse as Message,
 } from '../../src/gen/apikeys/v1/verify_service';
 import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
+import { sampleValue, scrape } from '../support/prometheus';
 import { changeOf, isHeartbeat, resetOf, watch, type Watch } from '../support/watch';
 
 const RETENTION_SECONDS = 120;
@@ -161,6 +162,31 @@ describe('WatchKeyChanges', () => {
     const key = await create();
     await a.clients.keys.revokeKey({ id: key.id }, admin);
     await w.next(changeFor(key.id, KeyChangeKind.KEY_CHANGE_KIND_CHANGED));
+  });
+
+  it('shows on /metrics: open streams, messages sent by type, RESETs by reason', async () => {
+    const metricsOf = async () => {
+      const samples = await scrape(b.app.metricsPort!);
+      const value = (name: string, labels: Record<string, string> = {}) => sampleValue(samples, name, labels) ?? 0;
+      return {
+        subscribers: value('apikeys_watch_subscribers'),
+        changes: value('apikeys_watch_messages_sent_total', { type: 'change' }),
+        resets: value('apikeys_watch_resets_total', { reason: 'POSITION_UNKNOWN' }),
+      };
+    };
+    const before = await metricsOf();
+    const w = watchOn(b, 'not-a-position');
+    expect(resetOf(await w.next(() => true))?.reason).toBe(ResetReason.RESET_REASON_POSITION_UNKNOWN);
+    const key = await create();
+    await b.clients.keys.revokeKey({ id: key.id }, admin);
+    await w.next(changeFor(key.id, KeyChangeKind.KEY_CHANGE_KIND_CHANGED));
+    const during = await metricsOf();
+    expect(during.subscribers).toBe(before.subscribers + 1);
+    expect(during.resets).toBe(before.resets + 1);
+    expect(during.changes).toBeGreaterThanOrEqual(before.changes + 1);
+    w.cancel();
+    for (let i = 0; i < 100 && (await metricsOf()).subscribers !== before.subscribers; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await metricsOf()).subscribers).toBe(before.subscribers);
   });
 
   it('ends its streams cleanly when the server shuts down, without holding the drain for the grace period', async () => {
