@@ -31,7 +31,7 @@ export function documentedBlock(lang: string, substitutions: [string, string][])
 }
 
 export async function waitForPort(port: number, proxy: ChildProcess, log: () => string): Promise<void> {
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
     if (proxy.exitCode !== null) throw new Error(`the proxy exited (${proxy.exitCode}):\n${log()}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1', () => {
