@@ -189,7 +189,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   let port: number;
   try {
     if (config.metricsAddr) metricsEndpoint = await serveMetrics(metrics, config.metricsAddr, logger);
-    if (config.httpAuthAddr) forwardAuth = await serveForwardAuth({ verifier, authenticator, metrics, logger }, config.httpAuthAddr);
+    if (config.httpAuthAddr)
+      forwardAuth = await serveForwardAuth(
+        { verifier, authenticator, metrics, logger },
+        config.httpAuthAddr,
+        config.httpAuthMaxConnections,
+      );
     port = await bind(server, config.grpcAddr);
   } catch (err) {
     await forwardAuth?.close(0);

@@ -100,6 +100,7 @@ const schema = z.object({
   METRICS_ADDR: addressOrOff('0.0.0.0:9464', '0.0.0.0:9464'),
   // The forward-auth endpoint for HTTP proxies (docs/gateways.md).
   HTTP_AUTH_ADDR: addressOrOff('0.0.0.0:8080', 'off'),
+  HTTP_AUTH_MAX_CONNECTIONS: positiveInt(1024),
   HEALTH_CHECK_INTERVAL_MS: positiveInt(1000),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
   GRPC_MAX_RECEIVE_MESSAGE_BYTES: z.coerce
@@ -184,6 +185,8 @@ export interface Config {
   metricsAddr: string | null;
   /** host:port of the forward-auth endpoint (`/authorize`); null when HTTP_AUTH_ADDR is off. */
   httpAuthAddr: string | null;
+  /** Connections the forward-auth endpoint holds at once; more are closed as they arrive. */
+  httpAuthMaxConnections: number;
   /** How often MongoDB is pinged; health is NOT_SERVING while the ping fails. */
   healthCheckIntervalMs: number;
   /** How long shutdown waits for in-flight calls before cancelling them. */
@@ -301,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mongodbOperationTimeoutMs: c.MONGODB_OPERATION_TIMEOUT_MS,
     metricsAddr: c.METRICS_ADDR === 'off' ? null : c.METRICS_ADDR,
     httpAuthAddr: c.HTTP_AUTH_ADDR === 'off' ? null : c.HTTP_AUTH_ADDR,
+    httpAuthMaxConnections: c.HTTP_AUTH_MAX_CONNECTIONS,
     healthCheckIntervalMs: c.HEALTH_CHECK_INTERVAL_MS,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
     grpc: {

@@ -37,6 +37,7 @@ export class Metrics {
   private readonly flushKeys: Counter;
   private readonly flushDuration: Histogram;
   private readonly metadataRejected: Counter;
+  private readonly forwardAuthDropped: Counter;
   private readonly retentionDeletedDocs: Counter<'collection'>;
   private readonly retentionSweeps: Counter<'outcome'>;
   private readonly followUpFailures: Counter<'what'>;
@@ -134,6 +135,11 @@ export class Metrics {
       help: 'Calls refused because their metadata exceeded GRPC_MAX_METADATA_BYTES.',
       registers,
     });
+    this.forwardAuthDropped = new Counter({
+      name: 'apikeys_forward_auth_connections_dropped_total',
+      help: 'Connections to the forward-auth endpoint closed on arrival because HTTP_AUTH_MAX_CONNECTIONS were open.',
+      registers,
+    });
     this.followUpFailures = new Counter({
       name: 'apikeys_follow_up_failures_total',
       help: 'Work after a change that already happened (audit event, slot release, sealed-copy removal, change log) that failed; the change itself stands.',
@@ -186,6 +192,10 @@ export class Metrics {
 
   followUpFailed(what: string): void {
     this.followUpFailures.inc({ what });
+  }
+
+  forwardAuthConnectionDropped(): void {
+    this.forwardAuthDropped.inc();
   }
 
   metadataTooLarge(): void {

@@ -3,6 +3,7 @@
 // docs/gateways.md.
 import type { Metadata } from '@grpc/grpc-js';
 import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { scrape, sampleValue } from '../support/prometheus';
 import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
@@ -215,5 +216,53 @@ describe('forward-auth endpoint', () => {
     const logs = s.logs.join('');
     expect(logs).not.toContain(secret);
     expect(logs).not.toContain(s.verifyToken);
+  });
+});
+
+describe('forward-auth endpoint with HTTP_AUTH_MAX_CONNECTIONS=2', () => {
+  let endpoint: ForwardAuthServer;
+  beforeAll(async () => {
+    endpoint = await startForwardAuthServer('forward_auth_cap', { HTTP_AUTH_MAX_CONNECTIONS: '2' });
+  });
+  afterAll(() => endpoint.server.stop());
+
+  const port = () => endpoint.server.app.httpAuthPort!;
+  const open = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const socket = connect(port(), '127.0.0.1', () => resolve(socket)).on('error', reject);
+    });
+  /** Sends one request on `socket`; resolves with what came back before the socket closed or answered. */
+  const ask = (socket: Socket) =>
+    new Promise<string>((resolve) => {
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+      socket.on('close', () => resolve(got));
+      socket.on('error', () => resolve(got));
+      socket.write(`GET /authorize HTTP/1.1\r\nhost: x\r\nx-service-token: ${endpoint.server.verifyToken}\r\nx-api-key: nonsense\r\n\r\n`);
+    });
+  const dropped = async () =>
+    sampleValue(await scrape(endpoint.server.app.metricsPort!), 'apikeys_forward_auth_connections_dropped_total') ?? 0;
+
+  it('closes a third connection as it arrives while two are open, counts it, and serves again once one closes', async () => {
+    const before = await dropped();
+    const held = [await open(), await open()];
+    for (const socket of held) expect(await ask(socket)).toMatch(/^HTTP\/1\.1 401 /);
+    const third = await open();
+    expect(await ask(third)).toBe('');
+    expect((await dropped()) - before).toBe(1);
+    // Both held connections still work.
+    for (const socket of held) expect(await ask(socket)).toMatch(/^HTTP\/1\.1 401 /);
+    held[0].destroy();
+    for (let i = 0; i < 50; i++) {
+      const socket = await open();
+      const answer = await ask(socket);
+      socket.destroy();
+      if (answer !== '') return expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('no connection was accepted after one of the two closed');
   });
 });

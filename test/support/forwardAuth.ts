@@ -11,13 +11,13 @@ export interface ForwardAuthServer {
   whileStorageDown<T>(work: () => Promise<T>): Promise<T>;
 }
 
-export async function startForwardAuthServer(name: string): Promise<ForwardAuthServer> {
+export async function startForwardAuthServer(name: string, env: Record<string, string> = {}): Promise<ForwardAuthServer> {
   let down = false;
   const failable =
     (lookup: KeyLookup): KeyLookup =>
     (hash) =>
       down ? Promise.reject(new Error('storage is down')) : lookup(hash);
-  const server = await startTestServer(name, { HTTP_AUTH_ADDR: '127.0.0.1:0' }, { wrapKeyLookup: failable });
+  const server = await startTestServer(name, { HTTP_AUTH_ADDR: '127.0.0.1:0', ...env }, { wrapKeyLookup: failable });
   return {
     server,
     base: `http://127.0.0.1:${server.app.httpAuthPort!}`,

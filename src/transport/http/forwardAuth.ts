@@ -141,9 +141,12 @@ export interface ForwardAuthEndpoint {
   close(graceMs: number): Promise<void>;
 }
 
-export function serveForwardAuth(deps: ForwardAuthDeps, addr: string): Promise<ForwardAuthEndpoint> {
+export function serveForwardAuth(deps: ForwardAuthDeps, addr: string, maxConnections: number): Promise<ForwardAuthEndpoint> {
   const { host, port } = splitHostPort(addr);
   const server = forwardAuthServer(forwardAuthHandler(deps));
+  // Past the cap, Node closes a new connection as it arrives: a proxy retries it or answers 502, and the process keeps its memory.
+  server.maxConnections = maxConnections;
+  server.on('drop', () => deps.metrics.forwardAuthConnectionDropped());
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
