@@ -260,7 +260,10 @@ describe('forward-auth endpoint with HTTP_AUTH_MAX_CONNECTIONS=2', () => {
       const socket = await open();
       const answer = await ask(socket);
       socket.destroy();
-      if (answer !== '') return expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+      if (answer !== '') {
+        expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+        return;
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error('no connection was accepted after one of the two closed');
