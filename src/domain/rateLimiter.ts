@@ -62,6 +62,11 @@ class Window implements RateWindow {
   active = false;
   /** Calls waiting for an exchange. */
   waiting = 0;
+  /**
+   * Until then the room left is taken to be claimed by other instances, and calls are refused
+   * without an exchange: an instance gives back what it will not use at its next sync, not sooner.
+   */
+  claimedElsewhereUntil = 0;
   exchange?: Promise<void>;
 
   constructor(
@@ -156,6 +161,7 @@ export class RateLimiter {
     if (this.localOnly) return 'admit';
     const unclaimed = w.limit - w.used - w.others.claim;
     if (unclaimed > 0 && w.used < w.confirmed + unconfirmedAllowance(w.limit)) return 'admit';
+    if (unclaimed <= 0 && this.d.now() < w.claimedElsewhereUntil) return 'refuse';
     return 'exchange';
   }
 
@@ -177,7 +183,10 @@ export class RateLimiter {
         await this.awaitBounded(w.exchange ?? this.exchange([w], 'verify'));
         const verdict = this.verdict(w);
         if (verdict !== 'exchange') return this.answer(w, verdict === 'admit');
-        if (w.limit - w.used - w.others.claim <= 0 && exchanges >= EXCHANGES_BEFORE_REFUSAL) return this.answer(w, false);
+        if (w.limit - w.used - w.others.claim <= 0 && exchanges >= EXCHANGES_BEFORE_REFUSAL) {
+          w.claimedElsewhereUntil = this.d.now() + this.d.syncIntervalMs;
+          return this.answer(w, false);
+        }
       }
     } finally {
       w.waiting--;
