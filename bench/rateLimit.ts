@@ -44,13 +44,18 @@ void (async () => {
     for (let i = 0; i < INSTANCES; i++) apps.push(await startApp(config, createLogger('silent')));
     const clients = apps.map((app) => connectClients(`127.0.0.1:${app.port}`));
     const admin = bearer(await mintUserToken(jwtSecret, { sub: newId('usr'), orgId: newId('org'), role: 'admin' }));
-    const { secret } = await clients[0].keys.createKey({ name: 'limited', scopes: ['read'], rateLimit: { limit: LIMIT, windowSeconds: WINDOW_S } }, admin);
+    const { secret } = await clients[0].keys.createKey(
+      { name: 'limited', scopes: ['read'], rateLimit: { limit: LIMIT, windowSeconds: WINDOW_S } },
+      admin,
+    );
     const service = bearer(verifyToken);
 
     const windowMs = WINDOW_S * 1000;
     await sleep(windowMs - (Date.now() % windowMs));
     const end = Date.now() - (Date.now() % windowMs) + WINDOWS * windowMs;
-    say(`${INSTANCES} instances, RATE_LIMIT_SYNC_MS ${config.verify.rateLimitSyncMs}, limit ${LIMIT}/${WINDOW_S} s, ${CONCURRENCY} callers, ${WINDOWS} windows…`);
+    say(
+      `${INSTANCES} instances, RATE_LIMIT_SYNC_MS ${config.verify.rateLimitSyncMs}, limit ${LIMIT}/${WINDOW_S} s, ${CONCURRENCY} callers, ${WINDOWS} windows…`,
+    );
     const perWindow = new Map<number, { valid: number; answers: number }>();
     let next = 0;
     await Promise.all(
@@ -68,7 +73,9 @@ void (async () => {
     );
     const windows = [...perWindow.entries()].sort(([x], [y]) => x - y).map(([, w]) => w);
     say(`VALID per window: ${windows.map((w) => `${w.valid}/${w.answers}`).join(', ')} (VALID/answers)`);
-    say(`at most ${Math.max(...windows.map((w) => w.valid))} VALID in a window, at least ${Math.min(...windows.map((w) => w.valid))}, over ${windows.length} windows`);
+    say(
+      `at most ${Math.max(...windows.map((w) => w.valid))} VALID in a window, at least ${Math.min(...windows.map((w) => w.valid))}, over ${windows.length} windows`,
+    );
     const value = async (app: RunningApp, name: string, labels: Record<string, string> = {}) => {
       const metric = await app.metrics.registry.getSingleMetric(name)!.get();
       return metric.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;

@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/logger';
-import type { OthersRateCounts, OwnRateCount, RateCounterStore, RateWindow } from './ports';
+import type { OwnRateCount, RateCounterStore, RateWindow } from './ports';
 
 /**
  * Per-key rate limits in fixed windows aligned to multiples of the window (so every instance
@@ -44,19 +44,20 @@ export type ExchangePath = 'background' | 'verify';
 /** A call that found the room left claimed by other instances this many times is refused: they hold it. */
 const EXCHANGES_BEFORE_REFUSAL = 3;
 
-/** A write whose outcome is unknown (the exchange failed): it is written again. */
-const UNKNOWN = { count: -1, claim: -1 };
-
 class Window implements RateWindow {
   /** VALID answers given here. */
   used = 0;
   /** Admissions up to this count are backed by a claim written before a read that showed room. */
   confirmed = 0;
-  /** What this instance's document holds. */
-  written = { count: 0, claim: 0 };
-  /** The other instances' documents, at the last exchange. */
-  others: OthersRateCounts = { count: 0, claim: 0, instances: 0 };
-  /** An exchange has read the others' documents: `others.instances` is known. */
+  // Plain numbers rather than objects: a window is kept per key used, so its size counts.
+  /** What this instance's document holds (-1: unknown, after a failed exchange; written again). */
+  writtenCount = 0;
+  writtenClaim = 0;
+  /** The other instances' documents, summed, at the last exchange. */
+  othersCount = 0;
+  othersClaim = 0;
+  othersInstances = 0;
+  /** An exchange has read the others' documents: `othersInstances` is known. */
   seen = false;
   /** Asked since the last exchange began. */
   active = false;
@@ -123,7 +124,7 @@ export class RateLimiter {
       // Claimed ahead, so a busy key is not left without a reserve when its window turns. Entries
       // added here are visited later in this loop.
       if (w.active && w.end - now <= 2 * this.d.syncIntervalMs) this.openNext(w);
-      if (!w.exchange && (w.active || w.written.count !== w.used || w.written.claim !== w.used)) due.push(w);
+      if (!w.exchange && (w.active || w.writtenCount !== w.used || w.writtenClaim !== w.used)) due.push(w);
     }
     if (due.length > 0) await this.exchange(due, 'background');
   }
@@ -150,16 +151,16 @@ export class RateLimiter {
     if (this.windows.has(id)) return;
     const next = this.window(w.keyId, w.windowMs, w.end, w.limit);
     // Only for the share: the next window's sums are read by the exchange.
-    next.others = { count: 0, claim: 0, instances: w.others.instances };
+    next.othersInstances = w.othersInstances;
     next.seen = w.seen;
     next.active = true;
   }
 
   private verdict(w: Window): 'admit' | 'refuse' | 'exchange' {
     // Counts only grow within a window: these are spent whatever happened since the last read.
-    if (w.used + w.others.count >= w.limit) return 'refuse';
+    if (w.used + w.othersCount >= w.limit) return 'refuse';
     if (this.localOnly) return 'admit';
-    const unclaimed = w.limit - w.used - w.others.claim;
+    const unclaimed = w.limit - w.used - w.othersClaim;
     if (unclaimed > 0 && w.used < w.confirmed + unconfirmedAllowance(w.limit)) return 'admit';
     if (unclaimed <= 0 && this.d.now() < w.claimedElsewhereUntil) return 'refuse';
     return 'exchange';
@@ -170,7 +171,7 @@ export class RateLimiter {
       w.used++;
       if (w.used > w.confirmed) this.stats.unconfirmed++;
     }
-    return { allowed, limit: w.limit, remaining: allowed ? Math.max(0, w.limit - w.used - w.others.count) : 0, resetAt: w.end };
+    return { allowed, limit: w.limit, remaining: allowed ? Math.max(0, w.limit - w.used - w.othersCount) : 0, resetAt: w.end };
   }
 
   private async takeAfterExchange(w: Window): Promise<RateDecision> {
@@ -183,7 +184,7 @@ export class RateLimiter {
         await this.awaitBounded(w.exchange ?? this.exchange([w], 'verify'));
         const verdict = this.verdict(w);
         if (verdict !== 'exchange') return this.answer(w, verdict === 'admit');
-        if (w.limit - w.used - w.others.claim <= 0 && exchanges >= EXCHANGES_BEFORE_REFUSAL) {
+        if (w.limit - w.used - w.othersClaim <= 0 && exchanges >= EXCHANGES_BEFORE_REFUSAL) {
           w.claimedElsewhereUntil = this.d.now() + this.d.syncIntervalMs;
           return this.answer(w, false);
         }
@@ -196,14 +197,14 @@ export class RateLimiter {
   /** What a window reserves ahead: nothing when idle (its reserve goes back), else a share of the room. */
   private reserve(w: Window, path: ExchangePath): number {
     if (!w.active && w.waiting === 0) return 0;
-    const unclaimed = Math.max(0, w.limit - w.used - w.others.claim);
+    const unclaimed = Math.max(0, w.limit - w.used - w.othersClaim);
     // How many instances share a window not read yet is guessed from the others; before any
     // exchange, unknown: ask only for what is used, so instances starting at once do not each
     // claim what the others need.
     if (!w.seen && this.othersSeen === undefined) {
       return path === 'verify' ? Math.max(1, Math.min(w.waiting, unclaimed)) : Math.min(w.used, unclaimed);
     }
-    const instances = (w.seen ? w.others.instances : (this.othersSeen ?? 0)) + 1;
+    const instances = (w.seen ? w.othersInstances : (this.othersSeen ?? 0)) + 1;
     // The background asks for half of an even split of the room, leaving some to instances it has
     // not seen yet; a call waiting asks at least for the calls waiting with it, up to an even split.
     const share = Math.floor(unclaimed / (2 * instances));
@@ -221,15 +222,18 @@ export class RateLimiter {
       return { w, count, claim };
     });
     const writes: OwnRateCount[] = plans
-      .filter(({ w, count, claim }) => w.written.count !== count || w.written.claim !== claim)
+      .filter(({ w, count, claim }) => w.writtenCount !== count || w.writtenClaim !== claim)
       .map(({ w, count, claim }) => ({ keyId: w.keyId, windowMs: w.windowMs, start: w.start, count, claim }));
     const done: Promise<void> = this.d.store
       .exchange(writes, windows)
       .then(
         (others) => {
           plans.forEach(({ w, count, claim }, i) => {
-            w.written = { count, claim };
-            w.others = others[i];
+            w.writtenCount = count;
+            w.writtenClaim = claim;
+            w.othersCount = others[i].count;
+            w.othersClaim = others[i].claim;
+            w.othersInstances = others[i].instances;
             w.seen = true;
             this.othersSeen = Math.max(this.othersSeen ?? 0, others[i].instances);
             w.confirmed = Math.max(count, Math.min(claim, w.limit - others[i].claim));
@@ -237,7 +241,7 @@ export class RateLimiter {
           this.exchanged(path, null);
         },
         (err: unknown) => {
-          for (const { w } of plans) w.written = UNKNOWN;
+          for (const { w } of plans) w.writtenCount = w.writtenClaim = -1;
           this.exchanged(path, err);
         },
       )

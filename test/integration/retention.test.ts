@@ -136,7 +136,15 @@ describe('retention sweep', () => {
     const counter = (endedAgoMs: number, instance: string) => {
       const end = ago(endedAgoMs);
       const start = new Date(end.getTime() - 10_000);
-      return { _id: `${keyId}|10000|${start.getTime()}|${instance}`, key_id: keyId, window_start: start, window_end: end, instance, count: 3, claim: 5 };
+      return {
+        _id: `${keyId}|10000|${start.getTime()}|${instance}`,
+        key_id: keyId,
+        window_start: start,
+        window_end: end,
+        instance,
+        count: 3,
+        claim: 5,
+      };
     };
     const kept = [counter(-5_000, 'a'), counter(-5_000, 'b'), counter(30_000, 'a')];
     await s.collections.rateCounters.insertMany([counter(61_000, 'a'), counter(61_000, 'b'), counter(3_600_000, 'a'), ...kept]);

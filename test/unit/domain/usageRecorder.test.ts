@@ -146,10 +146,7 @@ describe('usageFlushTask', () => {
     u.note('a', t('2025-03-01T10:00:00Z'));
     u.note('b', t('2025-03-01T11:00:00Z'));
     const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', day: '2025-03-01', count: 1 }] };
-    const failing = usageFlushTask(
-      { write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) },
-      u,
-    );
+    const failing = usageFlushTask({ write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) }, u);
     await expect(failing()).rejects.toThrow('connection reset');
     expect(u.take()).toEqual(unwritten);
   });
