@@ -1,21 +1,7 @@
 import type { Logger } from '../logging/logger';
 import type { OwnRateCount, RateCounterStore, RateWindow } from './ports';
 
-/**
- * Per-key rate limits in fixed windows aligned to multiples of the window (so every instance
- * means the same window), held across instances without a document two instances write.
- *
- * Each instance writes one document per key and window — its `count` of VALID answers, and its
- * `claim`: count plus a reserve it may spend without asking — and reads the others' sums
- * (`exchange`, write first, then read). An admission is decided in memory when it is
- *  - within the instance's confirmed claim (a claim written before a read showed room for it), or
- *  - one of at most unconfirmedAllowance(limit) past it, while the last read showed room;
- * otherwise VerifyKey waits for one exchange of that key. The background sync() exchanges every
- * key used since the last one, refreshing its reserve (a share of the room left), so keys far from
- * their limit are answered from memory. Any two exchanges that overlap, one sees the other's
- * claim, so confirmed admissions never add up past the limit; what can is the unconfirmed ones:
- * at most N × unconfirmedAllowance(limit) per window with N instances (docs/decisions/rate-limit-counters.md).
- */
+/** A rate-limit answer: `remaining` as this instance knows the window's count across instances; `resetAt`, the window's end. */
 export interface RateDecision {
   allowed: boolean;
   limit: number;
@@ -82,6 +68,21 @@ class Window implements RateWindow {
   }
 }
 
+/**
+ * Per-key rate limits in fixed windows aligned to multiples of the window (so every instance
+ * means the same window), held across instances without a document two instances write.
+ *
+ * Each instance writes one document per key and window — its `count` of VALID answers, and its
+ * `claim`: count plus a reserve it may spend without asking — and reads the others' sums
+ * (`exchange`, write first, then read). An admission is decided in memory when it is
+ *  - within the instance's confirmed claim (a claim written before a read showed room for it), or
+ *  - one of at most unconfirmedAllowance(limit) past it, while the last read showed room;
+ * otherwise VerifyKey waits for one exchange of that key. The background sync() exchanges every
+ * key used since the last one, refreshing its reserve (a share of the room left), so keys far from
+ * their limit are answered from memory. Any two exchanges that overlap, one sees the other's
+ * claim, so confirmed admissions never add up past the limit; what can is the unconfirmed ones:
+ * at most N × unconfirmedAllowance(limit) per window with N instances (docs/decisions/rate-limit-counters.md).
+ */
 export class RateLimiter {
   private readonly windows = new Map<string, Window>();
   /**
@@ -256,7 +257,7 @@ export class RateLimiter {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.exchanged('verify', new Error(`no answer within ${this.d.exchangeTimeoutMs} ms`));
+        this.countAlone(true, 'verify', new Error(`no answer within ${this.d.exchangeTimeoutMs} ms`));
         resolve();
       }, this.d.exchangeTimeoutMs);
     });
@@ -265,16 +266,20 @@ export class RateLimiter {
 
   private exchanged(path: ExchangePath, err: unknown): void {
     this.stats.exchanges[path][err ? 'error' : 'ok']++;
-    if (!err && this.localOnly) {
-      this.localOnly = false;
+    this.countAlone(Boolean(err), path, err);
+  }
+
+  private countAlone(alone: boolean, path: ExchangePath, err: unknown): void {
+    if (alone === this.localOnly) return;
+    this.localOnly = alone;
+    if (!alone) {
       this.d.logger.info('rate-limit counters exchanged again: limits hold across instances again');
-    } else if (err && !this.localOnly) {
-      this.localOnly = true;
-      const { name, message } = err as Error;
-      this.d.logger.warn(
-        { path, err: { name, message } },
-        'rate-limit counters could not be exchanged: counting on this instance alone until they can (VALID answers go on)',
-      );
+      return;
     }
+    const { name, message } = err as Error;
+    this.d.logger.warn(
+      { path, err: { name, message } },
+      'rate-limit counters could not be exchanged: counting on this instance alone until they can (VALID answers go on)',
+    );
   }
 }

@@ -19,8 +19,11 @@ describe('rate limits across instances', () => {
   const figures: string[] = [];
 
   beforeAll(async () => {
-    const first = await startTestServer('rate_limit');
-    servers = [first, await startSecondInstance(first), await startSecondInstance(first)];
+    // Change-log polling off (60 s, the bound relaxed to match): no key changes here, and key reads
+    // counted below are then Verify's own, not re-reads of a cache a slow poll left unconfirmed.
+    const env = { INVALIDATION_POLL_MS: '60000', VERIFY_REVOCATION_BOUND_MS: '120000' };
+    const first = await startTestServer('rate_limit', env);
+    servers = [first, await startSecondInstance(first, env), await startSecondInstance(first, env)];
   });
   afterAll(async () => {
     if (figures.length > 0) process.stdout.write(`${figures.join('\n')}\n`);
