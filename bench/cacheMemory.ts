@@ -76,7 +76,14 @@ async function bytesPerEntry(shape: Shape): Promise<number> {
     now: () => new Date(),
     cache,
     usage: { note: () => {} } as unknown as UsageRecorder,
-    rateLimiter: new RateLimiter(),
+    // Each key's window state stays in memory, as in the service; the measured keys never need an exchange.
+    rateLimiter: new RateLimiter({
+      store: { exchange: () => Promise.reject(new Error('no exchange in this measurement')) },
+      now: Date.now,
+      syncIntervalMs: 200,
+      exchangeTimeoutMs: 2_000,
+      logger: { warn: () => {}, info: () => {} },
+    }),
     revocationBoundMs: 3_600_000,
     announcementTtlMs: 3_600_000,
     maxConcurrentReads: 1_000,

@@ -1,5 +1,6 @@
 import type { Server } from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { loadUserTokenKeys } from './auth/jwtKeys';
 import type { Config } from './config/config';
 import { AuditLog } from './domain/audit';
@@ -24,8 +25,9 @@ import { AuditRepository } from './storage/auditRepository';
 import { ChangeLogRepository } from './storage/changeLogRepository';
 import { CreateRequestRepository } from './storage/createRequestRepository';
 import { KeyRepository } from './storage/keyRepository';
-import { connectStorage, type Storage } from './storage/mongo';
+import { connectStorage, QueryLimits, type Storage } from './storage/mongo';
 import { OrganizationRepository } from './storage/organizationRepository';
+import { RateCounterRepository } from './storage/rateCounterRepository';
 import { RetentionRepository } from './storage/retentionRepository';
 import { SlotRepository } from './storage/slotRepository';
 import { UsageRepository } from './storage/usageRepository';
@@ -83,7 +85,19 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   });
   metrics.observeCache(cache);
   const usage = new UsageRecorder();
-  const rateLimiter = new RateLimiter();
+  const rateLimiter = new RateLimiter({
+    store: new RateCounterRepository(
+      storage.collections.rateCounters,
+      // Unique per start: a restarted process must not take over the counts its predecessor wrote.
+      `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      new QueryLimits(config.mongodbOperationTimeoutMs),
+    ),
+    now: () => now().getTime(),
+    syncIntervalMs: config.verify.rateLimitSyncMs,
+    exchangeTimeoutMs: config.mongodbTimeoutMs,
+    logger,
+  });
+  metrics.observeRateLimiter(rateLimiter);
   const lookup: KeyLookup = (h) => keyRepo.findByHash(h);
   const verifier = new Verifier({
     keyPrefix: config.keyPrefix,
@@ -149,9 +163,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     new Periodic(
       'usage-flush',
       config.verify.usageFlushIntervalMs,
-      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)),
+      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage)),
       logger,
     ),
+    new Periodic('rate-limit-sync', config.verify.rateLimitSyncMs, () => rateLimiter.sync(), logger),
     new Periodic(
       'retention-sweep',
       config.retention.sweepIntervalMs,
@@ -239,10 +254,13 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         ]);
         await monitorStopped;
         // In-flight calls are done: stop polling, then write the last usage batch.
-        const [invalidation, usageFlush, retention] = background;
+        const [invalidation, usageFlush, rateLimitSync, retention] = background;
         await invalidation.stop({ finalRun: false });
         await retention.stop({ finalRun: false });
         await usageFlush.stop({ finalRun: true });
+        // Reserves go back, so the other instances may use them in this window.
+        await rateLimitSync.stop({ finalRun: false });
+        await rateLimiter.close();
         await metricsEndpoint?.close();
         await storage.close();
         logger.info({ calls: ended }, 'apikeys stopped');

@@ -137,6 +137,7 @@ const schema = z.object({
   AUTH_FAILURE_LIMIT: positiveInt(30),
   AUTH_FAILURE_WINDOW_MS: positiveInt(10_000),
   USAGE_FLUSH_INTERVAL_MS: positiveInt(10_000),
+  RATE_LIMIT_SYNC_MS: positiveInt(200),
   WATCH_MAX_PENDING_EVENTS: positiveInt(1_000),
   SECRET_ENCRYPTION_KEY: base64Key.optional(),
   SECRET_DECRYPTION_KEYS: csv.pipe(z.array(base64Key)),
@@ -220,6 +221,8 @@ export interface Config {
     /** Distinct keys read from storage at once; past it a miss answers UNAVAILABLE at once. */
     maxConcurrentReads: number;
     usageFlushIntervalMs: number;
+    /** How often each instance exchanges its rate-limit counters of the keys used since the last exchange. */
+    rateLimitSyncMs: number;
     /** WatchKeyChanges: messages a subscriber may leave unread, and changes replayed on a resume, before a RESET. */
     watchMaxPendingEvents: number;
   };
@@ -326,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       revocationBoundMs: c.VERIFY_REVOCATION_BOUND_MS,
       maxConcurrentReads: c.VERIFY_MAX_CONCURRENT_READS,
       usageFlushIntervalMs: c.USAGE_FLUSH_INTERVAL_MS,
+      rateLimitSyncMs: c.RATE_LIMIT_SYNC_MS,
       watchMaxPendingEvents: c.WATCH_MAX_PENDING_EVENTS,
     },
     secrets: {

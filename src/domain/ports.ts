@@ -107,6 +107,41 @@ export interface AuditStore {
   list(q: AuditQuery): Promise<AuditEntry[]>;
 }
 
+// ---- rate limits ----
+
+/** One fixed window of a key's rate limit: [start, start + windowMs), aligned to multiples of windowMs. */
+export interface RateWindow {
+  keyId: string;
+  start: number;
+  windowMs: number;
+}
+
+/** What one instance writes about one window, into a document no other instance writes. */
+export interface OwnRateCount extends RateWindow {
+  /** VALID answers this instance gave in the window. */
+  count: number;
+  /** count plus what this instance reserved ahead of time: other instances leave it to this one. */
+  claim: number;
+}
+
+/** The other instances' documents of one window, summed. */
+export interface OthersRateCounts {
+  count: number;
+  claim: number;
+  /** Instances with a document for the window. */
+  instances: number;
+}
+
+/** Per-instance rate-limit counters: each instance writes only its own document per key and window. */
+export interface RateCounterStore {
+  /**
+   * Writes `own`, then — only once every write is acknowledged — reads the other instances'
+   * documents of `windows`, answering their sums in the order of `windows`. The order is what
+   * rate limiting relies on: any two exchanges that overlap, at least one sees the other's write.
+   */
+  exchange(own: readonly OwnRateCount[], windows: readonly RateWindow[]): Promise<OthersRateCounts[]>;
+}
+
 // ---- usage and retention ----
 
 /** A write that stopped part way hands back what it did not write, from the failed command on. */
@@ -130,6 +165,8 @@ export interface RetentionStore {
   keyChangesBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
   /** Version claims that can no longer decide a change; any claim older than `finishedBefore` is over. */
   finishedClaims(now: Date, finishedBefore: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
+  /** Rate-limit counters of windows that ended before `time`. */
+  rateCountersEndedBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number>;
 }
 
 // ---- authentication ----

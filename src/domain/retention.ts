@@ -7,7 +7,7 @@ export interface RetentionPolicy {
   idempotencyWindowSeconds: number;
 }
 
-export type RetainedCollection = 'create_requests' | 'key_changes' | 'key_mutations' | 'key_usage_daily' | 'audit_events';
+export type RetainedCollection = 'create_requests' | 'key_changes' | 'key_mutations' | 'key_usage_daily' | 'audit_events' | 'rate_counters';
 
 /** No change to a key takes an hour: a claim this old is over even if its change never landed. */
 const CLAIMS_FINISHED_AFTER_MS = 3_600_000;
@@ -18,6 +18,9 @@ const CLAIMS_FINISHED_AFTER_MS = 3_600_000;
 const DELETES_PER_RUN = 5_000;
 
 const DAY_MS = 86_400_000;
+
+/** Rate-limit counters are read only during their window; a minute past its end covers clock skew between instances. */
+export const RATE_COUNTERS_KEPT_AFTER_WINDOW_MS = 60_000;
 
 /**
  * One retention sweep: removes what every collection that grows with use keeps past its limit.
@@ -41,6 +44,10 @@ export function retentionSweepTask(
     // A day is kept while any of it is within the retention.
     ['key_usage_daily', (at, counted) => store.usageDaysBefore(utcDay(before(at, policy.usageDays * DAY_MS)), DELETES_PER_RUN, counted)],
     ['audit_events', (at, counted) => store.auditEventsBefore(before(at, policy.auditDays * DAY_MS), DELETES_PER_RUN, counted)],
+    [
+      'rate_counters',
+      (at, counted) => store.rateCountersEndedBefore(before(at, RATE_COUNTERS_KEPT_AFTER_WINDOW_MS), DELETES_PER_RUN, counted),
+    ],
   ];
   return async () => {
     const failures: unknown[] = [];

@@ -1,6 +1,5 @@
 import type { DailyCount, UsageEntries } from './model';
-import type { Clock, UsageSink, UsageWriteOutcome } from './ports';
-import type { RateLimiter } from './rateLimiter';
+import type { UsageSink, UsageWriteOutcome } from './ports';
 
 /**
  * Notes key usage in memory so Verify never writes; take() hands over one batch (one entry per
@@ -73,9 +72,8 @@ class UsageNotWritten extends Error {
 }
 
 /** Writes the usage noted since the last flush; what was not written is kept for the next one. */
-export function usageFlushTask(sink: UsageSink, usage: UsageRecorder, rateLimiter: RateLimiter, now: Clock): () => Promise<void> {
+export function usageFlushTask(sink: UsageSink, usage: UsageRecorder): () => Promise<void> {
   return async () => {
-    rateLimiter.prune(now().getTime(), 86_400_000);
     const batch = usage.take();
     let outcome: UsageWriteOutcome;
     try {

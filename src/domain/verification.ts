@@ -23,7 +23,7 @@ export interface VerifierDeps {
   now: Clock;
   cache: KeyCache;
   usage: UsageRecorder;
-  rateLimiter: RateLimiter;
+  rateLimiter: Pick<RateLimiter, 'take'>;
   /**
    * A cached key is used only while this instance knows it current as of at most this long ago:
    * its own read, or the start of a change-log poll that succeeded (see synced()). Past that,
@@ -86,7 +86,8 @@ export class Verifier {
     if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key };
     let rate: RateDecision | undefined;
     if (key.rate_limit && opts.enforceRateLimit !== false) {
-      rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
+      // From memory, unless this instance's confirmed share of the limit is spent (RateLimiter).
+      rate = await this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
       if (!rate.allowed) return { code: 'RATE_LIMITED', key, rate };
     }
     this.d.usage.note(key._id, now);

@@ -3,6 +3,7 @@ import type { MongoClient } from 'mongodb';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KeyCache } from '../domain/keyCache';
+import type { RateLimiter } from '../domain/rateLimiter';
 import type { VerifyCodeName } from '../domain/verification';
 import type { Logger } from '../logging/logger';
 
@@ -322,6 +323,40 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(verifier.shed);
+      },
+    });
+  }
+
+  /** Read from the RateLimiter at scrape time. */
+  observeRateLimiter(limiter: Pick<RateLimiter, 'stats' | 'localOnly'>): void {
+    const registers = [this.registry];
+    new Counter({
+      name: 'apikeys_rate_limit_exchanges_total',
+      help: 'Rate-limit counter exchanges (write this instance’s counts, read the others’): path background (RATE_LIMIT_SYNC_MS) or verify (a VerifyKey call waited for one), outcome ok or error.',
+      labelNames: ['path', 'outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [path, outcomes] of Object.entries(limiter.stats.exchanges)) {
+          for (const [outcome, n] of Object.entries(outcomes)) this.inc({ path, outcome }, n);
+        }
+      },
+    });
+    new Counter({
+      name: 'apikeys_rate_limit_unconfirmed_total',
+      help: 'VALID answers of rate-limited keys given past this instance’s confirmed claim: what the overshoot across instances is made of.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(limiter.stats.unconfirmed);
+      },
+    });
+    new Gauge({
+      name: 'apikeys_rate_limit_local_only',
+      help: '1 while rate-limit counters cannot be exchanged and this instance counts alone.',
+      registers,
+      collect() {
+        this.set(limiter.localOnly ? 1 : 0);
       },
     });
   }

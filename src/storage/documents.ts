@@ -62,3 +62,21 @@ export interface KeyLastUsedDocument {
 
 /** key_changes: stored as the domain logs them; polled by `at`, pruned by the retention sweep. */
 export type KeyChangeDocument = KeyChange;
+
+/**
+ * rate_counters: one instance's count in one window of one key's rate limit. Written only by that
+ * instance ($set of its own figures), never shared: FerretDB rewrites whole documents, so
+ * concurrent $inc on one document lose updates (docs/decisions/rate-limit-counters.md).
+ */
+export interface RateCounterDocument {
+  /** `${key_id}|${window ms}|${window_start ms}|${instance}` */
+  _id: string;
+  key_id: string;
+  window_start: Date;
+  window_end: Date;
+  instance: string;
+  /** VALID answers the instance gave in the window. */
+  count: number;
+  /** count plus what the instance reserved ahead. */
+  claim: number;
+}

@@ -10,6 +10,7 @@ import type {
   KeySlotDocument,
   KeyUsageDocument,
   OrganizationDocument,
+  RateCounterDocument,
 } from './documents';
 
 export interface Collections {
@@ -22,6 +23,7 @@ export interface Collections {
   createRequests: Collection<CreateRequestDocument>;
   audit: Collection<AuditEventDocument>;
   changes: Collection<KeyChangeDocument>;
+  rateCounters: Collection<RateCounterDocument>;
 }
 
 /** The call a query is made for: when its caller stops waiting, and a signal for when it has gone. */
@@ -101,6 +103,7 @@ export function collectionsOf(db: Db): Collections {
     createRequests: db.collection<CreateRequestDocument>('create_requests'),
     audit: db.collection<AuditEventDocument>('audit_events'),
     changes: db.collection<KeyChangeDocument>('key_changes'),
+    rateCounters: db.collection<RateCounterDocument>('rate_counters'),
   };
 }
 
@@ -123,6 +126,9 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' }, {});
   // Ending a key forgets the secrets its create requests hold (CreateRequestRepository.forgetSecret).
   await c.createRequests.createIndex({ org_id: 1, key_id: 1 }, { name: 'org_key' }, {});
+  // The rate-limit exchange reads the other instances' counters of the windows it syncs; the sweep removes ended ones.
+  await c.rateCounters.createIndex({ key_id: 1, window_start: 1 }, { name: 'key_window' }, {});
+  await c.rateCounters.createIndex({ window_end: 1 }, { name: 'window_end' }, {});
 }
 
 export async function connectStorage(

@@ -12,7 +12,7 @@ import { MAX_DOCUMENTS_PER_WRITE } from './writeBatches';
  */
 export class RetentionRepository implements RetentionStore {
   constructor(
-    private readonly c: Pick<Collections, 'keys' | 'usage' | 'audit' | 'mutations' | 'createRequests' | 'changes'>,
+    private readonly c: Pick<Collections, 'keys' | 'usage' | 'audit' | 'mutations' | 'createRequests' | 'changes' | 'rateCounters'>,
     private readonly limits: QueryLimits,
   ) {}
 
@@ -41,6 +41,10 @@ export class RetentionRepository implements RetentionStore {
 
   keyChangesBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
     return deleteMatching(this.c.changes, { at: { $lt: time } }, budget, onDeleted, this.limits);
+  }
+
+  rateCountersEndedBefore(time: Date, budget: number, onDeleted: OnDeleted): Promise<number> {
+    return deleteMatching(this.c.rateCounters, { window_end: { $lt: time } }, budget, onDeleted, this.limits);
   }
 
   /**

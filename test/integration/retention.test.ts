@@ -131,6 +131,29 @@ describe('retention sweep', () => {
     expect(await deleted('key_changes')).toBe(1);
   });
 
+  it('rate_counters: counters of windows that ended more than a minute ago go; current and just-ended ones stay', async () => {
+    const keyId = newId('key');
+    const counter = (endedAgoMs: number, instance: string) => {
+      const end = ago(endedAgoMs);
+      const start = new Date(end.getTime() - 10_000);
+      return {
+        _id: `${keyId}|10000|${start.getTime()}|${instance}`,
+        key_id: keyId,
+        window_start: start,
+        window_end: end,
+        instance,
+        count: 3,
+        claim: 5,
+      };
+    };
+    const kept = [counter(-5_000, 'a'), counter(-5_000, 'b'), counter(30_000, 'a')];
+    await s.collections.rateCounters.insertMany([counter(61_000, 'a'), counter(61_000, 'b'), counter(3_600_000, 'a'), ...kept]);
+    await twoSweeps();
+    const left = await s.collections.rateCounters.find({ key_id: keyId }).toArray();
+    expect(left.map((c) => c._id).sort()).toEqual(kept.map((c) => c._id).sort());
+    expect(await deleted('rate_counters')).toBe(3);
+  });
+
   it('key_mutations: claims that can no longer decide a change go; claims that still could stay', async () => {
     const { metadata } = await s.admin();
     const create = async (name: string) => (await s.clients.keys.createKey({ name, scopes: ['read'] }, metadata)).key!;

@@ -52,6 +52,7 @@ describe('loadConfig defaults', () => {
       revocationBoundMs: 1_000,
       maxConcurrentReads: 100,
       usageFlushIntervalMs: 10_000,
+      rateLimitSyncMs: 200,
       watchMaxPendingEvents: 1_000,
     });
     expect(c.authFailures).toEqual({ limit: 30, windowMs: 10_000 });

@@ -2,7 +2,6 @@ import { Writable } from 'node:stream';
 import { invalidationTask } from '../../../src/domain/freshness';
 import { KeyCache } from '../../../src/domain/keyCache';
 import { generateSecret, hashSecret } from '../../../src/domain/keyFormat';
-import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder } from '../../../src/domain/usageRecorder';
 import { Verifier } from '../../../src/domain/verification';
 import { createLogger } from '../../../src/logging/logger';
@@ -42,7 +41,11 @@ function setup() {
     now: () => new Date(clock),
     cache: new KeyCache({ maxEntries: 100, negativeMaxEntries: 100, ttlMs: 60_000, negativeTtlMs: 10_000 }),
     usage: new UsageRecorder(),
-    rateLimiter: new RateLimiter(),
+    rateLimiter: {
+      take: () => {
+        throw new Error('the keys here have no rate limit');
+      },
+    },
     revocationBoundMs: BOUND_MS,
     announcementTtlMs: 60_000,
     maxConcurrentReads: 1_000,

@@ -23,6 +23,7 @@ function fakeRepo(fail: Partial<Record<string, Error>> = {}) {
       finishedClaims: rule('finishedClaims', 3),
       usageDaysBefore: rule('usageDaysBefore', 4),
       auditEventsBefore: rule('auditEventsBefore', 5),
+      rateCountersEndedBefore: rule('rateCountersEndedBefore', 6),
     },
   };
 }
@@ -44,6 +45,8 @@ describe('retentionSweepTask', () => {
       // 400 days before 2026-03-01T12:00 is 2025-01-25T12:00: that day is still partly kept.
       usageDaysBefore: ['2025-01-25'],
       auditEventsBefore: [new Date('2025-12-01T12:00:00.000Z')],
+      // A minute past a window's end, for clock skew between instances.
+      rateCountersEndedBefore: [new Date('2026-03-01T11:59:00.000Z')],
     });
     expect(deleted).toEqual([
       ['create_requests', 1],
@@ -51,6 +54,7 @@ describe('retentionSweepTask', () => {
       ['key_mutations', 3],
       ['key_usage_daily', 4],
       ['audit_events', 5],
+      ['rate_counters', 6],
     ]);
   });
 
@@ -66,7 +70,7 @@ describe('retentionSweepTask', () => {
         (c) => deleted.push(c),
       )(),
     ).rejects.toBe(boom);
-    expect(Object.keys(calls)).toHaveLength(5);
-    expect(deleted).toEqual(['key_changes', 'key_mutations', 'key_usage_daily', 'audit_events']);
+    expect(Object.keys(calls)).toHaveLength(6);
+    expect(deleted).toEqual(['key_changes', 'key_mutations', 'key_usage_daily', 'audit_events', 'rate_counters']);
   });
 });

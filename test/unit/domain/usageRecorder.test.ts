@@ -1,4 +1,3 @@
-import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder, usageFlushTask } from '../../../src/domain/usageRecorder';
 import type { UsageEntries } from '../../../src/domain/model';
 
@@ -137,7 +136,7 @@ describe('usageFlushTask', () => {
     u.note('b', t('2025-03-01T11:00:00Z'));
     const expected = entriesOf(u);
     const written: UsageEntries[] = [];
-    await usageFlushTask({ write: async (e) => (written.push(e), { ok: true }) }, u, new RateLimiter(), () => t('2025-03-01T12:00:00Z'))();
+    await usageFlushTask({ write: async (e) => (written.push(e), { ok: true }) }, u)();
     expect(written).toEqual([expected]);
     expect(u.take()).toEqual({ lastUsed: [], daily: [] });
   });
@@ -147,12 +146,7 @@ describe('usageFlushTask', () => {
     u.note('a', t('2025-03-01T10:00:00Z'));
     u.note('b', t('2025-03-01T11:00:00Z'));
     const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', day: '2025-03-01', count: 1 }] };
-    const failing = usageFlushTask(
-      { write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) },
-      u,
-      new RateLimiter(),
-      () => t('2025-03-01T12:00:00Z'),
-    );
+    const failing = usageFlushTask({ write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) }, u);
     await expect(failing()).rejects.toThrow('connection reset');
     expect(u.take()).toEqual(unwritten);
   });
@@ -168,8 +162,6 @@ describe('usageFlushTask', () => {
         },
       },
       u,
-      new RateLimiter(),
-      () => t('2025-03-01T12:00:00Z'),
     );
     await expect(failing()).rejects.toThrow('not primary');
     expect(u.take()).toEqual(expected);

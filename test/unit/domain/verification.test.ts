@@ -1,10 +1,10 @@
 import { DomainError } from '../../../src/domain/errors';
 import { KeyCache, verifiedKey, type KeyCacheSettings } from '../../../src/domain/keyCache';
 import { checksumOf, generateSecret, hashSecret } from '../../../src/domain/keyFormat';
-import { RateLimiter } from '../../../src/domain/rateLimiter';
 import { UsageRecorder } from '../../../src/domain/usageRecorder';
 import { Verifier, type VerifyOptions } from '../../../src/domain/verification';
 import type { StoredKey } from '../../../src/domain/model';
+import { soleRateLimiter } from '../../support/fakes/rateCounterStore';
 import { fakeKey } from './fakeKey';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
@@ -46,7 +46,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_
     now: () => new Date(wallClock),
     cache: new KeyCache({ ...CACHE, ...cache }),
     usage: new UsageRecorder(),
-    rateLimiter: new RateLimiter(),
+    rateLimiter: soleRateLimiter(() => wallClock),
     revocationBoundMs,
     announcementTtlMs: CACHE.ttlMs,
     maxConcurrentReads: 1_000,
