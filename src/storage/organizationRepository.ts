@@ -28,7 +28,8 @@ export class OrganizationRepository implements OrganizationSettings, Organizatio
     const before = await this.organizations.findOneAndUpdate(
       { _id: orgId },
       { $set: { key_limit: limit }, $setOnInsert: { created_at: now } },
-      { upsert: true, returnDocument: 'before', projection: { key_limit: 1 } },
+      // No projection: FerretDB's findAndModify does not take one, and the document is small.
+      { upsert: true, returnDocument: 'before' },
     );
     return before?.key_limit ?? null;
   }
