@@ -11,6 +11,8 @@ import { ChangeFeed } from './domain/changeFeed';
 import { invalidationTask } from './domain/freshness';
 import { KeyCache } from './domain/keyCache';
 import { KeyManager } from './domain/keys';
+import { LeakResponse } from './domain/leakResponse';
+import { Organizations } from './domain/organizations';
 import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
@@ -127,10 +129,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     maxPending: config.verify.watchMaxPendingEvents,
   });
   metrics.observeFeed(feed);
+  const slots = new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits);
+  const organizations = new OrganizationRepository(storage.collections.organizations, storage.limits);
   const keys = new KeyManager({
     keys: keyRepo,
-    slots: new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits),
-    organizations: new OrganizationRepository(storage.collections.organizations, storage.limits),
+    slots,
+    organizations,
     now,
     keyPrefix: config.keyPrefix,
     orgKeyLimit: config.orgKeyLimit,
@@ -147,6 +151,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     },
     onFollowUpFailed: reportFollowUp,
   });
+  const orgLeak = {
+    organizations: new Organizations({ limits: organizations, slots, audit, now, defaultKeyLimit: config.orgKeyLimit }),
+    leaks: new LeakResponse({ keys: keyRepo, lookupHash: (secret) => verifier.lookupHash(secret), revoker: keys, audit, now }),
+  };
   const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
   const authenticator = new Authenticator(
     { keyPrefix: config.keyPrefix, ...config.auth, userTokenKeys: loadUserTokenKeys(config.auth) },
@@ -185,6 +193,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   const { server, health } = buildServer({
     authenticator,
     keys,
+    orgLeak,
     audit,
     verifier,
     feed,

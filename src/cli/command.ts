@@ -9,6 +9,11 @@ export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
+  /**
+   * All of standard input; absent when it is a terminal. Secrets come in this way, piped: never
+   * as arguments (shell history, the process list) nor typed where the terminal echoes them.
+   */
+  input?: () => Promise<string>;
 }
 
 /** A mistake in the command line: reported with the command's usage, exit 2. */

@@ -13,7 +13,7 @@ export function help(): string {
     '',
     'global flags:',
     '  --addr HOST:PORT   service address (env APIKEYS_ADDR; default localhost:50051)',
-    '  --token TOKEN      a user JWT or an API key with the needed scopes (env APIKEYS_TOKEN)',
+    '  --token TOKEN      a user JWT, an API key with the needed scopes, or a service token (env APIKEYS_TOKEN)',
     '  --org ORG_ID       staff only: act on this organization (env APIKEYS_ORG; sent as x-organization-id)',
     '  --json             machine-readable output (errors go to stderr as JSON too)',
     '  --timeout 10s      deadline of the whole command (e.g. 30s, 2m)',

@@ -10,9 +10,10 @@
  * This file parses the command line and runs one command; the commands are in ./commands, what
  * they print in ./output, the service connection in ./connection, error reports in ./failure.
  */
+import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Io, type Options, type Values } from './command';
-import { COMMANDS, commandNamed } from './commands';
+import { COMMANDS, commandAt } from './commands';
 import { Connection } from './connection';
 import { describeFailure, isServiceError } from './failure';
 import { commandHelp, help } from './help';
@@ -41,17 +42,18 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
   };
 
   if (!name || name === 'help') {
-    const topic = rest[0];
-    if (topic && commandNamed(topic)) io.out(commandHelp(topic));
-    else if (topic) return fail(`unknown command "${topic}"`, EXIT.USAGE, "run 'keyctl help' for the list");
+    const topic = commandAt(rest);
+    if (topic) io.out(commandHelp(topic.name));
+    else if (rest[0]) return fail(`unknown command "${rest[0]}"`, EXIT.USAGE, "run 'keyctl help' for the list");
     else if (!name && !first.values.help) {
       io.err(help());
       return EXIT.USAGE;
     } else io.out(help());
     return EXIT.OK;
   }
-  const command = commandNamed(name);
-  if (!command) return fail(`unknown command "${name}"`, EXIT.USAGE, "run 'keyctl help' for the list");
+  const found = commandAt(first.positionals);
+  if (!found) return fail(`unknown command "${name}"`, EXIT.USAGE, "run 'keyctl help' for the list");
+  const command = found.command;
 
   let parsed;
   try {
@@ -62,10 +64,10 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
   }
   const values = parsed.values as Values;
   if (values.help) {
-    io.out(commandHelp(name));
+    io.out(commandHelp(found.name));
     return EXIT.OK;
   }
-  const args = parsed.positionals.slice(1);
+  const args = parsed.positionals.slice(found.words);
   const addr = (values.addr as string | undefined) ?? io.env.APIKEYS_ADDR ?? 'localhost:50051';
   let timeoutMs: number;
   try {
@@ -77,7 +79,7 @@ export async function keyctl(argv: string[], io: Io): Promise<number> {
   const wanted = command.args;
   if (wanted && args.length !== wanted.length) {
     const problem = args.length < wanted.length ? `missing ${wanted[args.length]}` : `unexpected argument "${args[wanted.length]}"`;
-    return fail(`${name}: ${problem}`, EXIT.USAGE, `usage: keyctl ${command.usage}`);
+    return fail(`${found.name}: ${problem}`, EXIT.USAGE, `usage: keyctl ${command.usage}`);
   }
   const token = (values.token as string | undefined) ?? io.env.APIKEYS_TOKEN;
   if (command.needsToken && !token) {
@@ -109,6 +111,7 @@ if (require.main === module) {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     env: process.env,
+    input: process.stdin.isTTY ? undefined : () => text(process.stdin),
   }).then(
     (code) => {
       process.exitCode = code;

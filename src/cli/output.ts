@@ -1,5 +1,6 @@
 import type { AuditEvent } from '../gen/apikeys/v1/audit';
 import { KeyState, type Key } from '../gen/apikeys/v1/key';
+import { LeakOutcome, type LeakedSecretResult, type Organization } from '../gen/apikeys/v1/key_service';
 import type { Io } from './command';
 
 // What keyctl prints: tables and key details for people, indented JSON with --json.
@@ -104,4 +105,26 @@ export function auditTable(events: AuditEvent[]): string {
 export function printError(io: Io, json: boolean, message: string, hint?: string, fields: Record<string, unknown> = {}): void {
   if (json) io.err(asJson({ error: { message, ...fields } }));
   else io.err(`keyctl: ${message}\n${hint ? `${hint}\n` : ''}`);
+}
+
+export function organizationCard(o: Organization | undefined): string {
+  if (!o) throw new Error('the service answered without an organization');
+  return table(
+    ['ORGANIZATION', 'KEY LIMIT', 'LIVE KEYS', 'FREE PLACES'],
+    [[o.id, `${o.keyLimit}${o.keyLimitSet ? '' : ' (default)'}`, String(o.activeKeys), String(o.freePlaces)]],
+  );
+}
+
+const OUTCOME: Partial<Record<number, string>> = {
+  [LeakOutcome.LEAK_OUTCOME_REVOKED]: 'REVOKED',
+  [LeakOutcome.LEAK_OUTCOME_ALREADY_ENDED]: 'ALREADY_ENDED',
+  [LeakOutcome.LEAK_OUTCOME_UNKNOWN]: 'UNKNOWN',
+};
+
+/** One row per reported secret, by its line number in the input: never the secret itself. */
+export function leakTable(results: LeakedSecretResult[]): string {
+  return table(
+    ['LINE', 'OUTCOME', 'KEY', 'ORGANIZATION'],
+    results.map((r, i) => [String(i + 1), OUTCOME[r.outcome] ?? String(r.outcome), r.keyId || '-', r.orgId || '-']),
+  );
 }

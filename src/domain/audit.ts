@@ -19,7 +19,14 @@ export type AuditAction =
   | 'key.delete'
   | 'key.rotate'
   | 'key.secret.read'
-  | 'audit.list';
+  | 'audit.list'
+  | 'organization.get'
+  | 'organization.key_limit.set'
+  | 'key.lookup'
+  | 'key.leak_report';
+
+/** What an event adds beyond its action and key (a limit's old and new value, where a leak was found). Never a secret. */
+export type AuditDetails = Record<string, string>;
 
 export interface ListAuditInput {
   pageSize: number;
@@ -70,7 +77,8 @@ export class AuditLog {
    * Runs `fn` and records its outcome ("OK" or the failure's reason). Mutations are always
    * recorded; reads only when a staff member acts on another organization. The outcome the
    * caller sees is `fn`'s: a change that happened is a success even if its event could not be
-   * written (that is retried, then reported), and a failure keeps its own error.
+   * written (that is retried, then reported), and a failure keeps its own error. `details` are
+   * drawn from a success's result.
    */
   async around<T>(
     ctx: CallContext,
@@ -78,6 +86,7 @@ export class AuditLog {
     keyId: string | null | ((result: T) => string),
     mutation: boolean,
     fn: () => Promise<T>,
+    details?: (result: T) => AuditDetails,
   ): Promise<T> {
     if (!mutation && !ctx.actingAs) return fn();
     // A create learns its key's id from its result; everything else names it up front.
@@ -89,12 +98,26 @@ export class AuditLog {
       await this.record(ctx, action, known, err instanceof DomainError ? err.reason : 'INTERNAL');
       throw err;
     }
-    await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK');
+    await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK', details?.(result));
     return result;
   }
 
-  private async record(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): Promise<void> {
-    const event = this.event(ctx, action, keyId, outcome);
+  /**
+   * Records something already done whose organization was known only once it was done (a key
+   * found by its secret): `ctx` is the call as it acts in that organization.
+   */
+  note(ctx: CallContext, action: AuditAction, keyId: string, details?: AuditDetails): Promise<void> {
+    return this.record(ctx, action, keyId, 'OK', details);
+  }
+
+  private async record(
+    ctx: CallContext,
+    action: AuditAction,
+    keyId: string | null,
+    outcome: string,
+    details?: AuditDetails,
+  ): Promise<void> {
+    const event = this.event(ctx, action, keyId, outcome, details);
     for (let attempt = 1; ; attempt++) {
       try {
         // The same _id on every attempt: a write that landed but whose answer was lost is not doubled.
@@ -110,7 +133,7 @@ export class AuditLog {
     }
   }
 
-  private event(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): AuditEntry {
+  private event(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string, details?: AuditDetails): AuditEntry {
     const p = ctx.principal;
     return {
       _id: newId('evt'),
@@ -124,6 +147,7 @@ export class AuditLog {
       request_id: ctx.requestId,
       outcome,
       method: ctx.method,
+      ...(details && { details }),
     };
   }
 }

@@ -8,18 +8,21 @@ import type { CallContext, Principal } from './principal';
  * - API keys: any scope may read, `write` is needed to change keys, and a key acts only on keys
  *   it dominates (see `escalation`); a key with allow_self_revoke may revoke itself whatever
  *   its scopes;
- * - services: VerifyService only.
+ * - services: VerifyService, plus LookupKey and ReportLeakedKeys (see `authorizeBackoffice`).
+ * The organization and leaked-key RPCs have rules of their own: `authorizeBackoffice`.
  * Who may use the x-organization-id header is decided at authentication (staff only).
  * Organization scoping is not decided here: every query is bound to ctx.orgId, so a key of
  * another organization is simply NOT_FOUND.
  */
 export type Access = 'read' | 'write';
 
+const SERVICE_ONLY = 'service credentials may call VerifyService, LookupKey and ReportLeakedKeys only';
+
 export function authorize(ctx: CallContext, access: Access): void {
   const p = ctx.principal;
   switch (p.kind) {
     case 'service':
-      throw new DomainError('PERMISSION_DENIED', 'service credentials may call VerifyService only');
+      throw new DomainError('PERMISSION_DENIED', SERVICE_ONLY);
     case 'user':
       if (access === 'write' && p.role !== 'admin') {
         throw new DomainError('PERMISSION_DENIED', 'role "member" may read keys; changing them needs role "admin"');
@@ -126,4 +129,62 @@ export function authorizeVerify(ctx: CallContext): void {
   if (ctx.principal.kind !== 'service') {
     throw new DomainError('PERMISSION_DENIED', 'VerifyService needs a service credential (one of VERIFY_TOKENS)');
   }
+}
+
+/** The organization and leaked-key RPCs, by what they do. */
+export type BackofficeAction = 'organization.read' | 'organization.limit' | 'secret.lookup' | 'leak.report';
+
+/**
+ * Who may call the organization and leaked-key RPCs (docs/security.md carries the table):
+ * - GetOrganization: admin users of the organization, and staff;
+ * - SetOrganizationKeyLimit: staff admins only;
+ * - LookupKey: staff and services; ReportLeakedKeys (it revokes): staff admins and services.
+ * Staff act with their own role, so a staff member reads and never changes. API keys never.
+ */
+export function authorizeBackoffice(ctx: CallContext, action: BackofficeAction): void {
+  const p = ctx.principal;
+  const changes = action === 'organization.limit' || action === 'leak.report';
+  switch (p.kind) {
+    case 'service':
+      if (action === 'secret.lookup' || action === 'leak.report') return;
+      throw new DomainError('PERMISSION_DENIED', SERVICE_ONLY);
+    case 'apiKey':
+      throw new DomainError('PERMISSION_DENIED', 'API keys may not call this; a user of the organization or staff may');
+    case 'user':
+      if (p.staff) {
+        if (changes && p.role !== 'admin') throw new DomainError('PERMISSION_DENIED', 'staff with role "member" may read only');
+        return;
+      }
+      if (action === 'organization.read' && p.role === 'admin') return;
+      throw new DomainError(
+        'PERMISSION_DENIED',
+        action === 'organization.read' ? 'needs role "admin"' : 'staff only (a verified email in STAFF_EMAIL_DOMAINS)',
+      );
+  }
+}
+
+/**
+ * The organization a key found by its secret must belong to: staff acting as an organization
+ * see its keys only (others' are NOT_FOUND); services and staff on their own see every
+ * organization's, the secret naming the key.
+ */
+export function secretLookupOrg(ctx: CallContext): string | null {
+  return ctx.actingAs ? ctx.orgId : null;
+}
+
+/**
+ * The call as it acts in `orgId`, the organization of a key found by its secret: audited there,
+ * and as acting-as when a user (staff) acts outside their own organization.
+ */
+export function actingIn(ctx: CallContext, orgId: string): CallContext {
+  const p = ctx.principal;
+  return {
+    principal: p,
+    orgId,
+    actingAs: p.kind === 'user' && p.orgId !== orgId,
+    requestId: ctx.requestId,
+    method: ctx.method,
+    deadline: ctx.deadline,
+    signal: ctx.signal,
+  };
 }

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-export type IdKind = 'key' | 'org' | 'usr' | 'evt' | 'chg';
+export type IdKind = 'key' | 'org' | 'usr' | 'evt' | 'chg' | 'rpt';
 
 /** Crockford base32, lowercase; no i, l, o, u (easily misread). ASCII-ordered, so sorting the
  *  encoded strings sorts the underlying numbers. */
@@ -24,6 +24,7 @@ export const ID_PATTERNS: Readonly<Record<IdKind, RegExp>> = Object.freeze({
   usr: /^usr_[0-9a-hjkmnp-tv-z]{26}$/,
   evt: /^evt_[0-9a-hjkmnp-tv-z]{26}$/,
   chg: /^chg_[0-9a-hjkmnp-tv-z]{26}$/,
+  rpt: /^rpt_[0-9a-hjkmnp-tv-z]{26}$/,
 });
 
 /** A new id of the given kind, stamped with `now` (ms since the epoch; defaults to the clock). */

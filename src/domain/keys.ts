@@ -205,16 +205,19 @@ export class KeyManager {
       if (!self) authorize(ctx, 'write');
       validateKeyId(id);
       const reason = validateComment(comment);
-      const doc = await this.change(ctx, id, {
-        from: ['ACTIVE', 'EXPIRED', 'ARCHIVED'],
-        check: (current) => {
-          if (!self) assertDominates(ctx, boundsOf(current));
-        },
-        set: (_d, now) => ({ status: 'revoked', revoked_at: now, revoked_by: actorId(ctx), revoked_comment: reason || null }),
+      return this.end(ctx, id, actorId(ctx), reason || null, (current) => {
+        if (!self) assertDominates(ctx, boundsOf(current));
       });
-      await this.afterEnd(ctx.orgId, id);
-      return doc;
     });
+  }
+
+  /**
+   * Revokes a key whose secret was reported leaked: the same path as RevokeKey (audited, change
+   * log, caches), with `revokedBy` naming the report. `ctx` acts in the key's organization; the
+   * caller was authorized for the report (authorizeBackoffice), not for this key's organization.
+   */
+  revokeLeaked(ctx: CallContext, id: string, revokedBy: string, comment: string): Promise<StoredKey> {
+    return this.d.audit.around(ctx, 'key.revoke', id, true, () => this.end(ctx, id, revokedBy, comment));
   }
 
   /** A reversible soft delete; the key fails verification at once and frees its slot. */
@@ -561,6 +564,17 @@ export class KeyManager {
     const change: KeyChange = { _id: newId('chg'), key_id: doc._id, org_id: doc.org_id, hash: doc.hash, etag, kind, at };
     await this.d.changeLog.record(change);
     return change;
+  }
+
+  /** Revokes the key (from any state but revoked), then its place and sealed secret go. */
+  private async end(ctx: CallContext, id: string, revokedBy: string, comment: string | null, check?: (doc: StoredKey) => void) {
+    const doc = await this.change(ctx, id, {
+      from: ['ACTIVE', 'EXPIRED', 'ARCHIVED'],
+      check,
+      set: (_d, now) => ({ status: 'revoked', revoked_at: now, revoked_by: revokedBy, revoked_comment: comment }),
+    });
+    await this.afterEnd(ctx.orgId, id);
+    return doc;
   }
 
   /** A key that stopped being live: its place under the cap and any sealed copy of its secret go. */

@@ -81,6 +81,8 @@ export interface AuditEntry {
   request_id: string;
   outcome: string;
   method: string;
+  /** What the action adds (e.g. a limit's old and new value); absent when nothing. */
+  details?: Record<string, string>;
 }
 
 /**

@@ -176,3 +176,23 @@ export interface RetentionStore {
  * resolves each token's key. Reading a JWKS file or fetching one is infrastructure (src/auth).
  */
 export type UserTokenKeys = { kind: 'secret'; secret: Uint8Array } | { kind: 'keySet'; keyFor: JWTVerifyGetKey };
+
+// ---- organizations and leaked keys ----
+
+/** An organization's own cap on live keys, read and set (GetOrganization, SetOrganizationKeyLimit). */
+export interface OrganizationLimits {
+  /** Its own limit; null when the deployment default applies. */
+  ownKeyLimit(orgId: string): Promise<number | null>;
+  /** Sets its own limit and returns the one it had (null: none). */
+  setKeyLimit(orgId: string, limit: number, now: Date): Promise<number | null>;
+}
+
+/** How many places under the cap an organization's live keys hold. */
+export interface SlotCount {
+  held(orgId: string): Promise<number>;
+}
+
+/** Keys by the SHA-256 of their secrets, in any organization (LookupKey, ReportLeakedKeys). */
+export interface KeysBySecret {
+  findByHashes(hashes: readonly string[]): Promise<StoredKey[]>;
+}

@@ -53,7 +53,8 @@ export interface ValidCreateKey {
   rateLimit: { limit: number; window_seconds: number } | null;
 }
 
-class Violations {
+/** Collects every violation of a request, then throws them as one error. */
+export class Violations {
   readonly list: FieldViolation[] = [];
   add(field: string, reason: Reason, description: string): void {
     this.list.push({ field, reason, description });

@@ -74,8 +74,8 @@ export class Verifier {
   }
 
   async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
-    if (!parseSecret(secret, this.d.keyPrefix)) return { code: 'MALFORMED' };
-    const hash = hashSecret(secret);
+    const hash = this.lookupHash(secret);
+    if (hash === null) return { code: 'MALFORMED' };
     const nowMs = this.d.now().getTime();
     const cached = this.d.cache.lookup(hash, nowMs, this.trustReadsFrom(nowMs));
     const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
@@ -92,6 +92,14 @@ export class Verifier {
     }
     this.d.usage.note(key._id, now);
     return { code: 'VALID', key, rate };
+  }
+
+  /**
+   * The storage lookup key of a presented secret; null when it is not shaped like a key (no I/O).
+   * The one place secrets are recognised: VerifyKey, LookupKey and ReportLeakedKeys all use it.
+   */
+  lookupHash(secret: string): string | null {
+    return parseSecret(secret, this.d.keyPrefix) ? hashSecret(secret) : null;
   }
 
   /** Call after a change made through this instance, before the RPC answers. */

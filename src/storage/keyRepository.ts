@@ -1,6 +1,6 @@
 import type { Filter } from 'mongodb';
 import type { StoredKey } from '../domain/model';
-import type { KeyDirectory, KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
+import type { KeyDirectory, KeyListQuery, KeyStore, KeysBySecret, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
 import type { KeyDocument } from './documents';
 import type { Collections, QueryLimits } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -24,8 +24,11 @@ export const VERIFIED_KEY_FIELDS = {
   etag: 1,
 } as const satisfies Record<keyof VerifiedKeyFields, 1>;
 
-/** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns, and ReportUsage's check of ids. */
-export class KeyRepository implements KeyStore, KeyDirectory {
+/**
+ * api_keys: every query is scoped by org_id except the lookups by hash (Verify's, and LookupKey's
+ * and ReportLeakedKeys', whose secrets name the keys) and ReportUsage's check of ids.
+ */
+export class KeyRepository implements KeyStore, KeyDirectory, KeysBySecret {
   private readonly keys: Collections['keys'];
   private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
@@ -112,5 +115,10 @@ export class KeyRepository implements KeyStore, KeyDirectory {
     await this.keys.deleteOne({ _id: id, org_id: orgId });
     await this.mutations.deleteMany({ key_id: id });
     await this.lastUsed.deleteOne({ _id: id });
+  }
+
+  /** Whole keys, in any organization, by the hashes of their secrets: one query for a whole report. */
+  async findByHashes(hashes: readonly string[]): Promise<StoredKey[]> {
+    return this.withLastUse(await this.keys.find({ hash: { $in: [...hashes] } }, this.limits.options()).toArray());
   }
 }

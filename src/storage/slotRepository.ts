@@ -1,5 +1,5 @@
 import { MongoServerError, type Collection } from 'mongodb';
-import type { SlotStore } from '../domain/ports';
+import type { SlotCount, SlotStore } from '../domain/ports';
 import type { KeyDocument, KeySlotDocument } from './documents';
 import type { QueryLimits } from './mongo';
 
@@ -15,7 +15,7 @@ export const isDuplicateKey = (err: unknown) => err instanceof MongoServerError 
  * creates. A counter with a conditional $inc would be simpler, but MongoDB-wire servers without
  * document-level atomicity (FerretDB on SQLite, measured here) lose such updates.
  */
-export class SlotRepository implements SlotStore {
+export class SlotRepository implements SlotStore, SlotCount {
   constructor(
     private readonly slots: Collection<KeySlotDocument>,
     private readonly keys: Collection<KeyDocument>,
@@ -97,5 +97,10 @@ export class SlotRepository implements SlotStore {
     if (orphans.length === 0) return 0;
     const res = await this.slots.deleteMany({ _id: { $in: orphans } });
     return res.deletedCount;
+  }
+
+  /** Places held: every slot document, above a since-lowered cap too (GetOrganization's active_keys). */
+  held(orgId: string): Promise<number> {
+    return this.slots.countDocuments({ org_id: orgId }, this.limits.options());
   }
 }

@@ -17,7 +17,7 @@ import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
 import type { Metrics } from '../observability/metrics';
-import { keyServiceHandlers } from './handlers/keyService';
+import { keyServiceHandlers, type OrganizationAndLeakServices } from './handlers/keyService';
 import { verifyService } from './handlers/verifyService';
 import { accessLogInterceptor, type AccessLogShare } from './interceptors/accessLog';
 import { authenticationInterceptor } from './interceptors/authentication';
@@ -32,6 +32,7 @@ export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService
 export interface ServerDeps {
   authenticator: Authenticator;
   keys: KeyManager;
+  orgLeak: OrganizationAndLeakServices;
   audit: AuditLog;
   verifier: Verifier;
   feed: ChangeFeed;
@@ -139,7 +140,7 @@ export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
-  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
+  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.orgLeak));
   const verify = verifyService(d);
   server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });

@@ -10,6 +10,7 @@ import { mintUserToken } from '../../src/dev/tokens';
 import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { KeyState } from '../../src/gen/apikeys/v1/key';
+import { LeakOutcome } from '../../src/gen/apikeys/v1/key_service';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import type { Reason } from '../../src/domain/errors';
 import { REASON_STATUS } from '../../src/transport/errors';
@@ -72,16 +73,58 @@ const MATRIX = {
 } satisfies Record<string, readonly string[]>;
 type CallerName = keyof typeof MATRIX;
 
+const BACKOFFICE_RPCS = ['GetOrganization', 'SetOrganizationKeyLimit', 'LookupKey', 'ReportLeakedKeys'] as const;
+type BackofficeRpc = (typeof BACKOFFICE_RPCS)[number];
+const allFour = (cell: string) => [cell, cell, cell, cell] as const;
+
+/**
+ * The same callers × [GetOrganization, SetOrganizationKeyLimit, LookupKey, ReportLeakedKeys]
+ * (docs/security.md, its own table). LookupKey and ReportLeakedKeys present secrets of "home" keys.
+ */
+const BACKOFFICE_MATRIX = {
+  'anonymous (no credential)': allFour(UNAUTHENTICATED),
+  'anonymous with x-organization-id': allFour(UNAUTHENTICATED),
+  'malformed bearer token': allFour(INVALID_TOKEN),
+  'non-Bearer authorization (Basic)': allFour(INVALID_TOKEN),
+  'expired JWT': allFour(TOKEN_EXPIRED),
+  'JWT with a wrong signature': allFour(INVALID_TOKEN),
+  'JWT with an unknown role': allFour(INVALID_TOKEN),
+  member: allFour(DENIED),
+  admin: [OK, DENIED, DENIED, DENIED],
+  'admin of another org': [OK, DENIED, DENIED, DENIED],
+  'staff admin with x-organization-id': allFour(OK),
+  'staff member with x-organization-id': [OK, DENIED, OK, DENIED],
+  'staff admin without x-organization-id': allFour(OK),
+  'non-staff admin with x-organization-id': allFour(ACTING_AS_FORBIDDEN),
+  'unverified staff-domain email with x-organization-id': allFour(ACTING_AS_FORBIDDEN),
+  'staff with a malformed x-organization-id': allFour(BAD_ORG_HEADER),
+  'API key [read]': allFour(DENIED),
+  'API key [read, write]': allFour(DENIED),
+  'API key [read, write] via x-api-key': allFour(DENIED),
+  'API key [write]': allFour(DENIED),
+  'API key of another org': allFour(DENIED),
+  'API key with x-organization-id': allFour(ACTING_AS_FORBIDDEN),
+  'revoked API key': allFour(INVALID_API_KEY),
+  'archived API key': allFour(INVALID_API_KEY),
+  'expired API key': allFour(INVALID_API_KEY),
+  'unknown API key via x-api-key': allFour(INVALID_API_KEY),
+  'service token': [DENIED, DENIED, OK, OK],
+  'service token with x-organization-id': allFour(ACTING_AS_FORBIDDEN),
+  'unknown service token': allFour(INVALID_TOKEN),
+  'two credentials (authorization and x-api-key)': allFour(UNAUTHENTICATED),
+  'admin with a malformed x-request-id': allFour(BAD_REQUEST_ID),
+} satisfies Record<CallerName, readonly string[]>;
+
 /**
  * MATRIX as docs/security.md's "## Authorization" table (the test at the end keeps the two equal).
  * A refusal shows its reason only: the README's error table gives each reason's one gRPC code.
  */
-function authorizationTable(): string {
+function authorizationTable(rpcs: readonly string[] = RPCS, matrix: Record<string, readonly string[]> = MATRIX): string {
   const cell = (c: string) => (c === OK ? '✓' : `\`${c.split('/')[1]}\``);
   return [
-    `| Caller | ${RPCS.join(' | ')} |`,
-    `|---|${RPCS.map(() => '---').join('|')}|`,
-    ...Object.entries(MATRIX).map(([caller, row]) => `| ${caller} | ${row.map(cell).join(' | ')} |`),
+    `| Caller | ${rpcs.join(' | ')} |`,
+    `|---|${rpcs.map(() => '---').join('|')}|`,
+    ...Object.entries(matrix).map(([caller, row]) => `| ${caller} | ${row.map(cell).join(' | ')} |`),
   ].join('\n');
 }
 
@@ -111,7 +154,12 @@ async function createKey(metadata: Metadata, extra: Record<string, unknown> = {}
 
 beforeAll(async () => {
   // ops.work: a staff domain with a "k", which a KELVIN SIGN look-alike lowercases into.
-  s = await startTestServer('callers', { ORG_KEY_LIMIT: '1000', STAFF_EMAIL_DOMAINS: 'staff.example,ops.work' });
+  // Both matrices present bad API keys from this one address, more often than AUTH_FAILURE_LIMIT allows by default.
+  s = await startTestServer('callers', {
+    ORG_KEY_LIMIT: '1000',
+    STAFF_EMAIL_DOMAINS: 'staff.example,ops.work',
+    AUTH_FAILURE_LIMIT: '1000',
+  });
   const admin = await s.admin();
   home = admin.orgId;
   const other = newId('org');
@@ -231,6 +279,48 @@ describe('the authorization matrix (docs/security.md "Authorization")', () => {
   const cells = Object.entries(MATRIX).flatMap(([caller, row]) => RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const));
   it.each(cells)('%s as %s → %s', async (rpc, caller, expected) => {
     expect(await call(rpc, callers[caller], `${caller}/${rpc}`)).toBe(expected);
+  });
+});
+
+/** One call of the organization and leaked-key RPCs, checked like `call`. */
+async function callBackoffice(rpc: BackofficeRpc, caller: Caller, cellId: string): Promise<string> {
+  const md = caller.metadata;
+  switch (rpc) {
+    case 'GetOrganization': {
+      const r = await outcome(s.clients.keys.getOrganization({}, md));
+      if (r.value) expect(r.value.organization!.id).toBe(caller.org);
+      return r.text;
+    }
+    case 'SetOrganizationKeyLimit': {
+      // A limit of this cell's own, well above what the other cells create.
+      const keyLimit = 2000 + Object.keys(BACKOFFICE_MATRIX).indexOf(cellId.split('/')[0]);
+      const r = await outcome(s.clients.keys.setOrganizationKeyLimit({ keyLimit }, md));
+      if (r.value) expect(r.value.organization).toMatchObject({ id: caller.org, keyLimit });
+      const org = caller.org && (await s.collections.organizations.findOne({ _id: caller.org }));
+      expect(org ? org.key_limit === keyLimit : false).toBe(Boolean(r.value));
+      return r.text;
+    }
+    case 'LookupKey': {
+      const r = await outcome(s.clients.keys.lookupKey({ secret: verifiedSecret }, md));
+      if (r.value) expect(verifiedSecret.startsWith(r.value.key!.start) && r.value.key!.orgId === home).toBe(true);
+      return r.text;
+    }
+    case 'ReportLeakedKeys': {
+      const victim = await createKey((await s.admin(home)).metadata);
+      const r = await outcome(s.clients.keys.reportLeakedKeys({ reporter: cellId, secrets: [{ secret: victim.secret }] }, md));
+      if (r.value) expect(r.value.results).toEqual([{ outcome: LeakOutcome.LEAK_OUTCOME_REVOKED, keyId: victim.id, orgId: home }]);
+      expect((await s.collections.keys.findOne({ _id: victim.id }))!.status).toBe(r.value ? 'revoked' : 'active');
+      return r.text;
+    }
+  }
+}
+
+describe('the authorization matrix of the organization and leaked-key RPCs', () => {
+  const cells = Object.entries(BACKOFFICE_MATRIX).flatMap(([caller, row]) =>
+    BACKOFFICE_RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const),
+  );
+  it.each(cells)('%s as %s → %s', async (rpc, caller, expected) => {
+    expect(await callBackoffice(rpc, callers[caller], `${caller}/${rpc}`)).toBe(expected);
   });
 });
 
@@ -375,27 +465,34 @@ describe('staff acting-as', () => {
 });
 
 describe('docs/security.md', () => {
-  it('can show reasons only: each refusal in MATRIX has the code its reason maps to', () => {
-    const refusals = Object.values(MATRIX)
-      .flat()
-      .filter((c) => c !== OK);
+  it('can show reasons only: each refusal in the matrices has the code its reason maps to', () => {
+    const refusals = [...Object.values(MATRIX), ...Object.values(BACKOFFICE_MATRIX)].flat().filter((c) => c !== OK);
     for (const c of new Set(refusals)) {
       const [code, reason] = c.split('/');
       expect([c, status[REASON_STATUS[reason as Reason].code]]).toEqual([c, code]);
     }
   });
 
-  it('carries MATRIX as its "## Authorization" table, cell for cell', () => {
+  /** The tables of the section under `heading` in docs/security.md, as `expected` must read. */
+  function expectSectionTable(heading: string, expected: string): void {
     const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'security.md'), 'utf8');
-    const section = doc.split(/^## Authorization\s*$/m)[1]?.split(/^## /m)[0] ?? '';
+    const section = doc.split(new RegExp(`^## ${heading}\\s*$`, 'm'))[1]?.split(/^## /m)[0] ?? '';
     const norm = (line: string) => (/^\|[\s:|-]+\|$/.test(line.trim()) ? '|---|' : line.replace(/`/g, '').replace(/\s+/g, ' ').trim());
     const table = (md: string) =>
       md
         .split('\n')
         .filter((l) => l.trim().startsWith('|'))
         .map(norm);
-    if (table(section).join('\n') !== table(authorizationTable()).join('\n')) {
-      throw new Error(`docs/security.md "## Authorization" must carry this table (from MATRIX in this file):\n\n${authorizationTable()}\n`);
+    if (table(section).join('\n') !== table(expected).join('\n')) {
+      throw new Error(`docs/security.md "## ${heading}" must carry this table (from this file):\n\n${expected}\n`);
     }
+  }
+
+  it('carries MATRIX as its "## Authorization" table, cell for cell', () => {
+    expectSectionTable('Authorization', authorizationTable());
+  });
+
+  it('carries BACKOFFICE_MATRIX as the table of its organization and leaked-key section, cell for cell', () => {
+    expectSectionTable('Organizations and leaked keys', authorizationTable(BACKOFFICE_RPCS, BACKOFFICE_MATRIX));
   });
 });

@@ -130,6 +130,13 @@ describe('an ended key ends on every instance within 1 s', () => {
       answered(a.clients.keys.rotateKey({ id: k.id, overlap: { seconds: 0, nanos: 0 } }, admin.metadata)),
     ));
 
+  it('leak report → REVOKED (on A at once)', () =>
+    check('leak report', VerifyCode.VERIFY_CODE_REVOKED, async (k) => {
+      const at = await answered(a.clients.keys.reportLeakedKeys({ reporter: 'scanner', secrets: [{ secret: k.secret }] }, service));
+      expect((await a.clients.verify.verifyKey({ key: k.secret }, service)).code).toBe(VerifyCode.VERIFY_CODE_REVOKED);
+      return at;
+    }));
+
   it('with B’s reads slow, a read that began before the revoke never puts the old version back', async () => {
     const key = await create();
     lookupDelayMs = 1_500;

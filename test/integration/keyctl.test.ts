@@ -19,10 +19,10 @@ interface ErrorJson {
   error: { fieldViolations: unknown[] };
 }
 
-/** Runs keyctl as an operator would: a child process, flags and environment. */
-function keyctl(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** Runs keyctl as an operator would: a child process, flags, environment and what is piped in. */
+function keyctl(args: string[], env: Record<string, string> = {}, input = ''): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       'npx',
       ['tsx', 'src/cli/keyctl.ts', ...args],
       // No APIKEYS_* leaking in from the developer's shell.
@@ -35,6 +35,7 @@ function keyctl(args: string[], env: Record<string, string> = {}): Promise<Run> 
           stderr: stderr.replace(/^npm warn .*\n/gm, ''),
         }),
     );
+    child.stdin?.end(input);
   });
 }
 
@@ -127,5 +128,48 @@ describe('keyctl against a real server', () => {
 
     const health = await keyctl(['health'], env);
     expect(health).toMatchObject({ code: 0, stdout: 'SERVING\n' });
+  }, 90_000);
+
+  it('org get and org set-limit (staff), keys lookup and keys report-leaked with secrets piped in, never printed', async () => {
+    const { orgId, metadata } = await s.admin();
+    const { key, secret } = await s.clients.keys.createKey({ name: 'leaky', scopes: ['read'] }, metadata);
+    const staffToken = await s.userToken({ email: 'ops@staff.example', emailVerified: true });
+    const staff = { ...env, APIKEYS_TOKEN: staffToken, APIKEYS_ORG: orgId };
+
+    const set = await keyctl(['org', 'set-limit', '5'], staff);
+    expect(set).toMatchObject({ code: 0, stderr: '' });
+    expect(set.stdout).toMatch(new RegExp(`^${orgId}\\s+5\\s+1\\s+4$`, 'm'));
+    const got = JSON.parse((await keyctl(['--json', 'org', 'get'], staff)).stdout) as { organization: Record<string, unknown> };
+    expect(got.organization).toEqual({ id: orgId, keyLimit: 5, keyLimitSet: true, activeKeys: 1, freePlaces: 4 });
+
+    const service = { ...env, APIKEYS_TOKEN: s.verifyToken };
+    const found = await keyctl(['keys', 'lookup'], service, `${secret}\n`);
+    expect(found).toMatchObject({ code: 0, stderr: '' });
+    expect(found.stdout).toMatch(new RegExp(`^id\\s+${key!.id}$`, 'm'));
+    expect(found.stdout).not.toContain(secret.slice(12));
+
+    const reported = await keyctl(
+      ['--json', 'keys', 'report-leaked', '--reporter', 'ci-scan', '--location', 'build log 42'],
+      service,
+      `${secret}\nsk_live_nope\n`,
+    );
+    expect(reported).toMatchObject({ code: 0, stderr: '' });
+    const body = JSON.parse(reported.stdout) as { reportId: string; results: unknown[] };
+    expect(body.results).toEqual([{ outcome: 'LEAK_OUTCOME_REVOKED', keyId: key!.id, orgId }, { outcome: 'LEAK_OUTCOME_UNKNOWN' }]);
+    expect(reported.stdout).not.toContain(secret.slice(12));
+    const again = await keyctl(['keys', 'report-leaked', '--reporter', 'ci-scan'], service, secret);
+    expect(again.stdout).toMatch(new RegExp(`^1\\s+ALREADY_ENDED\\s+${key!.id}\\s+${orgId}$`, 'm'));
+    expect(again.stdout).toMatch(/^report rpt_\w+$/m);
+    expect((await s.clients.keys.getKey({ id: key!.id }, metadata)).key).toMatchObject({
+      revokedBy: `leak_report:${body.reportId}`,
+      revokedComment: 'leak reported by ci-scan at build log 42',
+    });
+
+    const denied = await keyctl(['org', 'set-limit', '9'], { ...env, APIKEYS_ORG: '' });
+    expect(denied.code).toBe(3);
+    expect(denied.stderr).toMatch(/PERMISSION_DENIED/);
+    const nothingPiped = await keyctl(['keys', 'lookup'], service);
+    expect(nothingPiped.code).toBe(2);
+    expect(nothingPiped.stderr).toMatch(/no secret on standard input/);
   }, 90_000);
 });

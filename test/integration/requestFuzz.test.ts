@@ -98,11 +98,14 @@ const date = fc.oneof(
 );
 const int32 = fc.oneof(fc.integer({ min: -2_147_483_648, max: 2_147_483_647 }), fc.constantFrom(0, 1, 100, 101, -1));
 const uint32 = fc.oneof(fc.integer({ min: 0, max: 4_294_967_295 }), fc.constantFrom(0, 1, 60));
+/** What a caller presents as a key's secret: anything, a well-formed unknown one, or one with a bad checksum. */
+const secretText = fc.oneof(text, fc.constant(generateSecret('sk', 'live')), fc.constant(`sk_live_${'A'.repeat(38)}`));
 
 describe('request fuzz over every RPC', () => {
   let s: TestServer;
   let admin: Metadata;
   let service: Metadata;
+  let staff: Metadata;
   let realIds: string[];
   const sent: CommandStartedEvent[] = [];
   /** Every string the fuzzer produced that contains "$" or ".": none may reach MongoDB as a field name. */
@@ -112,6 +115,7 @@ describe('request fuzz over every RPC', () => {
     s = await startTestServer('request_fuzz', { ORG_KEY_LIMIT: '1000' });
     admin = (await s.admin()).metadata;
     service = bearer(s.verifyToken);
+    staff = bearer(await s.userToken({ email: 'ops@staff.example', emailVerified: true }));
     const made = await Promise.all(
       Array.from({ length: 12 }, (_, i) => s.clients.keys.createKey({ name: `fuzz ${i}`, scopes: ['read', 'write'] }, admin)),
     );
@@ -248,10 +252,17 @@ describe('request fuzz over every RPC', () => {
     verifyKey: () =>
       fc
         .record({
-          key: fc.oneof(text, fc.constant(generateSecret('sk', 'live')), fc.constant(`sk_live_${'A'.repeat(38)}`)),
+          key: secretText,
           requiredScopes: stringList,
         })
         .map((req) => labelled(req, () => s.clients.verify.verifyKey(req, service, opts()))),
+    setOrganizationKeyLimit: () =>
+      uint32.map((keyLimit) => labelled(keyLimit, () => s.clients.keys.setOrganizationKeyLimit({ keyLimit }, staff, opts()))),
+    lookupKey: () => secretText.map((secret) => labelled(secret, () => s.clients.keys.lookupKey({ secret }, service, opts()))),
+    reportLeakedKeys: () =>
+      fc
+        .record({ reporter: text, secrets: fc.array(fc.record({ secret: secretText, location: text }), { maxLength: 120 }) })
+        .map((req) => labelled(req, () => s.clients.keys.reportLeakedKeys(req, service, opts()))),
   };
 
   /** A hung call must surface (as DEADLINE_EXCEEDED, which fails the property), not stall the run. */

@@ -2,11 +2,14 @@ import type { AuditEvent } from '../../gen/apikeys/v1/audit';
 import type { KeyServiceServer, KeyServiceService } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
 import type { KeyManager } from '../../domain/keys';
+import type { LeakResponse } from '../../domain/leakResponse';
+import type { Organizations } from '../../domain/organizations';
 import type { Logger } from '../../logging/logger';
 import type { AuditEntry } from '../../domain/model';
 import type { CallContext } from '../../domain/principal';
 import { toProtoKey } from '../keyMapping';
 import { inCallScope } from '../callScope';
+import { organizationAndLeakHandlers } from './organizationsAndLeaks';
 import { unary } from './unary';
 
 function toProtoEvent(e: AuditEntry): AuditEvent {
@@ -21,11 +24,18 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
     requestId: e.request_id,
     outcome: e.outcome,
     method: e.method,
+    details: e.details ?? {},
   };
 }
 
 /** Methods of the contract not served yet: grpc-js answers them UNIMPLEMENTED. */
-type NotYetServed = 'getOrganization' | 'setOrganizationKeyLimit' | 'getKeyUsage' | 'lookupKey' | 'reportLeakedKeys' | 'importKeys';
+type NotYetServed = 'getKeyUsage' | 'importKeys';
+
+/** The services behind the organization and leaked-key RPCs. */
+export interface OrganizationAndLeakServices {
+  organizations: Organizations;
+  leaks: LeakResponse;
+}
 
 /** Thin: decode the request, call the domain, map the result. Errors are mapped by `unary`. */
 export function keyServiceHandlers(
@@ -33,12 +43,14 @@ export function keyServiceHandlers(
   audit: AuditLog,
   logger: Logger,
   now: () => Date,
+  orgLeak: OrganizationAndLeakServices,
 ): Pick<KeyServiceServer, Exclude<keyof typeof KeyServiceService, NotYetServed>> {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
   const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
     unary<Req, Res>(logger, (req, ctx) => inCallScope(ctx, () => fn(req, ctx)));
   return {
+    ...organizationAndLeakHandlers(orgLeak.organizations, orgLeak.leaks, handle, key),
     createKey: handle(async (req, ctx) => {
       const created = await keys.create(ctx, {
         name: req.name,

@@ -116,6 +116,33 @@ describe('AuditLog.around', () => {
       ['key.get', null],
     ]);
   });
+
+  it('adds details drawn from a success, none to a failure, and no details field when there are none', async () => {
+    const { store, log } = setup();
+    const details = (r: { limit: number }) => ({ key_limit: String(r.limit) });
+    await log.around(ctx, 'organization.key_limit.set', null, true, async () => ({ limit: 5 }), details);
+    await expect(
+      log.around(ctx, 'organization.key_limit.set', null, true, () => Promise.reject(new DomainError('INVALID_ARGUMENT', 'bad')), details),
+    ).rejects.toThrow();
+    await log.around(ctx, 'key.revoke', KEY, true, async () => 'done');
+    expect(store.events.map((e) => [e.outcome, e.details])).toEqual([
+      ['OK', { key_limit: '5' }],
+      ['INVALID_ARGUMENT', undefined],
+      ['OK', undefined],
+    ]);
+    expect('details' in store.events[2]).toBe(false);
+  });
+});
+
+describe('AuditLog.note', () => {
+  it('records something already done in the organization of the context it is given', async () => {
+    const { store, log } = setup();
+    const elsewhere = newId('org');
+    await log.note({ ...ctx, orgId: elsewhere, actingAs: true }, 'key.lookup', KEY, { report_id: 'r' });
+    expect(store.events).toMatchObject([
+      { org_id: elsewhere, action: 'key.lookup', key_id: KEY, outcome: 'OK', details: { report_id: 'r' } },
+    ]);
+  });
 });
 
 describe('AuditLog.list', () => {
