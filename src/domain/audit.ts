@@ -19,6 +19,7 @@ export type AuditAction =
   | 'key.delete'
   | 'key.rotate'
   | 'key.secret.read'
+  | 'key.import'
   | 'audit.list';
 
 export interface ListAuditInput {
@@ -91,6 +92,11 @@ export class AuditLog {
     }
     await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK');
     return result;
+  }
+
+  /** A call refused before it changed anything, recorded as `around` records a failure (no key). */
+  refused(ctx: CallContext, action: AuditAction, err: unknown): Promise<void> {
+    return this.record(ctx, action, null, err instanceof DomainError ? err.reason : 'INTERNAL');
   }
 
   private async record(ctx: CallContext, action: AuditAction, keyId: string | null, outcome: string): Promise<void> {

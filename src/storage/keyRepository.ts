@@ -1,6 +1,6 @@
 import type { Filter } from 'mongodb';
 import type { StoredKey } from '../domain/model';
-import type { KeyDirectory, KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
+import type { ImportedKeyStore, KeyDirectory, KeyListQuery, KeyStore, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
 import type { KeyDocument } from './documents';
 import type { Collections, QueryLimits } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -25,7 +25,7 @@ export const VERIFIED_KEY_FIELDS = {
 } as const satisfies Record<keyof VerifiedKeyFields, 1>;
 
 /** api_keys: every query is scoped by org_id except the lookup by hash, which Verify owns, and ReportUsage's check of ids. */
-export class KeyRepository implements KeyStore, KeyDirectory {
+export class KeyRepository implements KeyStore, KeyDirectory, ImportedKeyStore {
   private readonly keys: Collections['keys'];
   private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
@@ -112,5 +112,16 @@ export class KeyRepository implements KeyStore, KeyDirectory {
     await this.keys.deleteOne({ _id: id, org_id: orgId });
     await this.mutations.deleteMany({ key_id: id });
     await this.lastUsed.deleteOne({ _id: id });
+  }
+
+  /** The unique index on hash decides, across organizations and concurrent imports alike. */
+  async insertIfNewHash(key: StoredKey): Promise<boolean> {
+    try {
+      await this.insert(key);
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
   }
 }

@@ -1,12 +1,14 @@
 import type { AuditEvent } from '../../gen/apikeys/v1/audit';
 import type { KeyServiceServer, KeyServiceService } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
+import type { KeyImporter } from '../../domain/keyImport';
 import type { KeyManager } from '../../domain/keys';
 import type { Logger } from '../../logging/logger';
 import type { AuditEntry } from '../../domain/model';
 import type { CallContext } from '../../domain/principal';
 import { toProtoKey } from '../keyMapping';
 import { inCallScope } from '../callScope';
+import { importKeysHandlers } from './importKeys';
 import { unary } from './unary';
 
 function toProtoEvent(e: AuditEntry): AuditEvent {
@@ -25,7 +27,7 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
 }
 
 /** Methods of the contract not served yet: grpc-js answers them UNIMPLEMENTED. */
-type NotYetServed = 'getOrganization' | 'setOrganizationKeyLimit' | 'getKeyUsage' | 'lookupKey' | 'reportLeakedKeys' | 'importKeys';
+type NotYetServed = 'getOrganization' | 'setOrganizationKeyLimit' | 'getKeyUsage' | 'lookupKey' | 'reportLeakedKeys';
 
 /** Thin: decode the request, call the domain, map the result. Errors are mapped by `unary`. */
 export function keyServiceHandlers(
@@ -33,6 +35,7 @@ export function keyServiceHandlers(
   audit: AuditLog,
   logger: Logger,
   now: () => Date,
+  importer: KeyImporter,
 ): Pick<KeyServiceServer, Exclude<keyof typeof KeyServiceService, NotYetServed>> {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
@@ -99,5 +102,6 @@ export function keyServiceHandlers(
       });
       return { events: page.events.map(toProtoEvent), nextPageToken: page.nextPageToken };
     }),
+    ...importKeysHandlers(importer, handle, key),
   };
 }
