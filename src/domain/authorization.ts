@@ -123,8 +123,8 @@ export function actorId(ctx: CallContext): string {
 
 /**
  * ImportKeys: admin users of the organization, staff acting as it with their own admin role. Never
- * an API key, whatever its scopes: imported keys are not bounded by the dominance rule's
- * dimensions (their secrets come from elsewhere).
+ * an API key, whatever its scopes: an import brings in credentials this service did not issue, and
+ * a person of the organization decides that.
  */
 export function authorizeImport(ctx: CallContext): void {
   const p = ctx.principal;

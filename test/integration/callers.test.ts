@@ -14,6 +14,7 @@ import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import type { Reason } from '../../src/domain/errors';
 import { REASON_STATUS } from '../../src/transport/errors';
 import { failure, outcome } from '../support/calls';
+import { FOREIGN_KEY_FORMATS, foreignSecret } from '../support/foreignFormats';
 import { startTestServer, type TestServer } from '../support/server';
 
 const RPCS = ['CreateKey', 'GetKey', 'ListKeys', 'RevokeKey', 'VerifyKey'] as const;
@@ -73,15 +74,54 @@ const MATRIX = {
 type CallerName = keyof typeof MATRIX;
 
 /**
+ * Caller × ImportKeys: docs/security.md's "## Authorization of ImportKeys" table. Admin users only
+ * (staff acting with their own role); never an API key, whatever its scopes. Each call imports
+ * one new key into the caller's organization.
+ */
+const IMPORT_MATRIX: Record<CallerName, string> = {
+  'anonymous (no credential)': UNAUTHENTICATED,
+  'anonymous with x-organization-id': UNAUTHENTICATED,
+  'malformed bearer token': INVALID_TOKEN,
+  'non-Bearer authorization (Basic)': INVALID_TOKEN,
+  'expired JWT': TOKEN_EXPIRED,
+  'JWT with a wrong signature': INVALID_TOKEN,
+  'JWT with an unknown role': INVALID_TOKEN,
+  member: DENIED,
+  admin: OK,
+  'admin of another org': OK,
+  'staff admin with x-organization-id': OK,
+  'staff member with x-organization-id': DENIED,
+  'staff admin without x-organization-id': OK,
+  'non-staff admin with x-organization-id': ACTING_AS_FORBIDDEN,
+  'unverified staff-domain email with x-organization-id': ACTING_AS_FORBIDDEN,
+  'staff with a malformed x-organization-id': BAD_ORG_HEADER,
+  'API key [read]': DENIED,
+  'API key [read, write]': DENIED,
+  'API key [read, write] via x-api-key': DENIED,
+  'API key [write]': DENIED,
+  'API key of another org': DENIED,
+  'API key with x-organization-id': ACTING_AS_FORBIDDEN,
+  'revoked API key': INVALID_API_KEY,
+  'archived API key': INVALID_API_KEY,
+  'expired API key': INVALID_API_KEY,
+  'unknown API key via x-api-key': INVALID_API_KEY,
+  'service token': DENIED,
+  'service token with x-organization-id': ACTING_AS_FORBIDDEN,
+  'unknown service token': INVALID_TOKEN,
+  'two credentials (authorization and x-api-key)': UNAUTHENTICATED,
+  'admin with a malformed x-request-id': BAD_REQUEST_ID,
+};
+
+/**
  * MATRIX as docs/security.md's "## Authorization" table (the test at the end keeps the two equal).
  * A refusal shows its reason only: the README's error table gives each reason's one gRPC code.
  */
-function authorizationTable(): string {
+function authorizationTable(rpcs: readonly string[] = RPCS, matrix: Record<string, readonly string[]> = MATRIX): string {
   const cell = (c: string) => (c === OK ? '✓' : `\`${c.split('/')[1]}\``);
   return [
-    `| Caller | ${RPCS.join(' | ')} |`,
-    `|---|${RPCS.map(() => '---').join('|')}|`,
-    ...Object.entries(MATRIX).map(([caller, row]) => `| ${caller} | ${row.map(cell).join(' | ')} |`),
+    `| Caller | ${rpcs.join(' | ')} |`,
+    `|---|${rpcs.map(() => '---').join('|')}|`,
+    ...Object.entries(matrix).map(([caller, row]) => `| ${caller} | ${row.map(cell).join(' | ')} |`),
   ].join('\n');
 }
 
@@ -111,7 +151,7 @@ async function createKey(metadata: Metadata, extra: Record<string, unknown> = {}
 
 beforeAll(async () => {
   // ops.work: a staff domain with a "k", which a KELVIN SIGN look-alike lowercases into.
-  s = await startTestServer('callers', { ORG_KEY_LIMIT: '1000', STAFF_EMAIL_DOMAINS: 'staff.example,ops.work' });
+  s = await startTestServer('callers', { ORG_KEY_LIMIT: '1000', STAFF_EMAIL_DOMAINS: 'staff.example,ops.work', FOREIGN_KEY_FORMATS });
   const admin = await s.admin();
   home = admin.orgId;
   const other = newId('org');
@@ -231,6 +271,23 @@ describe('the authorization matrix (docs/security.md "Authorization")', () => {
   const cells = Object.entries(MATRIX).flatMap(([caller, row]) => RPCS.map((rpc, i) => [rpc, caller as CallerName, row[i]] as const));
   it.each(cells)('%s as %s → %s', async (rpc, caller, expected) => {
     expect(await call(rpc, callers[caller], `${caller}/${rpc}`)).toBe(expected);
+  });
+});
+
+describe('ImportKeys authorization (docs/security.md "Authorization of ImportKeys")', () => {
+  it.each(Object.entries(IMPORT_MATRIX))('ImportKeys as %s → %s', async (caller, expected) => {
+    const name = `${caller}/ImportKeys`;
+    const secret = foreignSecret('fnp');
+    const r = await outcome(
+      s.clients.keys.importKeys(
+        { keys: [{ secretOrHash: { $case: 'secret', value: secret }, format: 'fnp', name, scopes: ['read'] }] },
+        callers[caller as CallerName].metadata,
+      ),
+    );
+    const imported = r.value?.results[0].result;
+    if (r.value) expect(imported).toMatchObject({ $case: 'key', value: { orgId: callers[caller as CallerName].org, name } });
+    expect(await s.collections.keys.countDocuments({ name })).toBe(r.value ? 1 : 0);
+    expect(r.text).toBe(expected);
   });
 });
 
@@ -376,26 +433,31 @@ describe('staff acting-as', () => {
 
 describe('docs/security.md', () => {
   it('can show reasons only: each refusal in MATRIX has the code its reason maps to', () => {
-    const refusals = Object.values(MATRIX)
-      .flat()
-      .filter((c) => c !== OK);
+    const refusals = [...Object.values(MATRIX).flat(), ...Object.values(IMPORT_MATRIX)].filter((c) => c !== OK);
     for (const c of new Set(refusals)) {
       const [code, reason] = c.split('/');
       expect([c, status[REASON_STATUS[reason as Reason].code]]).toEqual([c, code]);
     }
   });
 
-  it('carries MATRIX as its "## Authorization" table, cell for cell', () => {
+  it.each([
+    ['MATRIX', 'Authorization', authorizationTable()],
+    [
+      'IMPORT_MATRIX',
+      'Authorization of ImportKeys',
+      authorizationTable(['ImportKeys'], Object.fromEntries(Object.entries(IMPORT_MATRIX).map(([c, v]) => [c, [v]]))),
+    ],
+  ])('carries %s as its "## %s" table, cell for cell', (_matrix, heading, expected) => {
     const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'security.md'), 'utf8');
-    const section = doc.split(/^## Authorization\s*$/m)[1]?.split(/^## /m)[0] ?? '';
+    const section = doc.split(new RegExp(`^## ${heading}\\s*$`, 'm'))[1]?.split(/^## /m)[0] ?? '';
     const norm = (line: string) => (/^\|[\s:|-]+\|$/.test(line.trim()) ? '|---|' : line.replace(/`/g, '').replace(/\s+/g, ' ').trim());
     const table = (md: string) =>
       md
         .split('\n')
         .filter((l) => l.trim().startsWith('|'))
         .map(norm);
-    if (table(section).join('\n') !== table(authorizationTable()).join('\n')) {
-      throw new Error(`docs/security.md "## Authorization" must carry this table (from MATRIX in this file):\n\n${authorizationTable()}\n`);
+    if (table(section).join('\n') !== table(expected).join('\n')) {
+      throw new Error(`docs/security.md "## ${heading}" must carry this table (from this file):\n\n${expected}\n`);
     }
   });
 });
