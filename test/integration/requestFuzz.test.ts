@@ -11,6 +11,7 @@ import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { decodeStatusDetails } from '../../src/client/statusDetails';
+import { FOREIGN_KEY_FORMATS } from '../support/foreignFormats';
 import { startTestServer, type TestServer } from '../support/server';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
@@ -109,7 +110,7 @@ describe('request fuzz over every RPC', () => {
   const dangerous = new Set<string>();
 
   beforeAll(async () => {
-    s = await startTestServer('request_fuzz', { ORG_KEY_LIMIT: '1000' });
+    s = await startTestServer('request_fuzz', { ORG_KEY_LIMIT: '1000', FOREIGN_KEY_FORMATS });
     admin = (await s.admin()).metadata;
     service = bearer(s.verifyToken);
     const made = await Promise.all(
@@ -245,6 +246,32 @@ describe('request fuzz over every RPC', () => {
           endTime: fc.option(date, { nil: undefined }),
         })
         .map((req) => labelled(req, () => s.clients.keys.listAuditEvents(req, admin, opts()))),
+    importKeys: () =>
+      fc
+        .array(
+          fc.record({
+            secretOrHash: fc.option(
+              fc.oneof(
+                fc.oneof(text, fc.stringMatching(/^fnp_[0-9a-f]{32}$/)).map((value) => ({ $case: 'secret' as const, value })),
+                fc.oneof(text, fc.stringMatching(/^[0-9a-f]{64}$/)).map((value) => ({ $case: 'secretSha256' as const, value })),
+              ),
+              { nil: undefined },
+            ),
+            format: fc.oneof(text, fc.constantFrom('fnp', 'ffy', 'stripe')),
+            name: text,
+            scopes: stringList,
+            environment: fc.oneof(text, fc.constantFrom('live', 'test')),
+            expireTime: fc.option(date, { nil: undefined }),
+            metadata: metadataMap,
+            workspaceId: text,
+            rateLimit: fc.option(fc.record({ limit: uint32, windowSeconds: uint32 }), { nil: undefined }),
+            createTime: fc.option(date, { nil: undefined }),
+            lastUsedTime: fc.option(date, { nil: undefined }),
+            start: fc.oneof(text, fc.constant('fnp_')),
+          }),
+          { maxLength: 3 },
+        )
+        .map((keys) => labelled(keys, () => s.clients.keys.importKeys({ keys }, admin, opts()))),
     verifyKey: () =>
       fc
         .record({
