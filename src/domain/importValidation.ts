@@ -15,19 +15,15 @@ export const IMPORT_LIMITS = {
   maskedHiddenMin: 16,
 } as const;
 
-/** One key of an ImportKeys request, as the transport decoded it. */
-export interface ImportedKeyInput {
+/** One key of an ImportKeys request, as the transport decoded it: CreateKey's settings, and what the other system knew. */
+export interface ImportedKeyInput extends Pick<
+  CreateKeyInput,
+  'name' | 'scopes' | 'environment' | 'expireTime' | 'metadata' | 'workspaceId' | 'rateLimit'
+> {
   /** The secret itself, or its SHA-256 in `secretSha256` (one of the two). */
   secret?: string;
   secretSha256?: string;
   format: string;
-  name: string;
-  scopes: string[];
-  environment: string;
-  expireTime?: Date;
-  metadata: Record<string, string>;
-  workspaceId: string;
-  rateLimit?: { limit: number; windowSeconds: number };
   createTime?: Date;
   lastUsedTime?: Date;
   start: string;

@@ -100,6 +100,17 @@ const date = fc.oneof(
 const int32 = fc.oneof(fc.integer({ min: -2_147_483_648, max: 2_147_483_647 }), fc.constantFrom(0, 1, 100, 101, -1));
 const uint32 = fc.oneof(fc.integer({ min: 0, max: 4_294_967_295 }), fc.constantFrom(0, 1, 60));
 
+/** A new key's settings, as CreateKey and ImportKeys take them. */
+const KEY_SETTINGS = {
+  name: text,
+  scopes: stringList,
+  environment: fc.oneof(text, fc.constantFrom('live', 'test')),
+  expireTime: fc.option(date, { nil: undefined }),
+  metadata: metadataMap,
+  workspaceId: text,
+  rateLimit: fc.option(fc.record({ limit: uint32, windowSeconds: uint32 }), { nil: undefined }),
+};
+
 describe('request fuzz over every RPC', () => {
   let s: TestServer;
   let admin: Metadata;
@@ -179,18 +190,7 @@ describe('request fuzz over every RPC', () => {
   const RPCS: Record<string, () => fc.Arbitrary<() => Promise<unknown>>> = {
     createKey: () =>
       fc
-        .record({
-          name: text,
-          scopes: stringList,
-          environment: fc.oneof(text, fc.constantFrom('live', 'test')),
-          expireTime: fc.option(date, { nil: undefined }),
-          metadata: metadataMap,
-          workspaceId: text,
-          allowSelfRevoke: fc.boolean(),
-          recoverable: fc.boolean(),
-          requestId: text,
-          rateLimit: fc.option(fc.record({ limit: uint32, windowSeconds: uint32 }), { nil: undefined }),
-        })
+        .record({ ...KEY_SETTINGS, allowSelfRevoke: fc.boolean(), recoverable: fc.boolean(), requestId: text })
         .map((req) => labelled(req, () => s.clients.keys.createKey(req, admin, opts()))),
     getKey: () => id().map((v) => labelled(v, () => s.clients.keys.getKey({ id: v }, admin, opts()))),
     listKeys: () =>
@@ -258,13 +258,7 @@ describe('request fuzz over every RPC', () => {
               { nil: undefined },
             ),
             format: fc.oneof(text, fc.constantFrom('fnp', 'ffy', 'stripe')),
-            name: text,
-            scopes: stringList,
-            environment: fc.oneof(text, fc.constantFrom('live', 'test')),
-            expireTime: fc.option(date, { nil: undefined }),
-            metadata: metadataMap,
-            workspaceId: text,
-            rateLimit: fc.option(fc.record({ limit: uint32, windowSeconds: uint32 }), { nil: undefined }),
+            ...KEY_SETTINGS,
             createTime: fc.option(date, { nil: undefined }),
             lastUsedTime: fc.option(date, { nil: undefined }),
             start: fc.oneof(text, fc.constant('fnp_')),
