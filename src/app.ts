@@ -10,9 +10,11 @@ import { Periodic } from './domain/background';
 import { ChangeFeed } from './domain/changeFeed';
 import { invalidationTask } from './domain/freshness';
 import { KeyCache } from './domain/keyCache';
+import { KeyImporter } from './domain/keyImport';
 import { KeyManager } from './domain/keys';
 import { LeakResponse } from './domain/leakResponse';
 import { Organizations } from './domain/organizations';
+import type { KeyChange, StoredKey } from './domain/model';
 import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
@@ -103,6 +105,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   const lookup: KeyLookup = (h) => keyRepo.findByHash(h);
   const verifier = new Verifier({
     keyPrefix: config.keyPrefix,
+    foreignFormats: config.foreignKeyFormats,
     findByHash: options.wrapKeyLookup?.(lookup) ?? lookup,
     now,
     cache,
@@ -131,33 +134,44 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   metrics.observeFeed(feed);
   const slots = new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits);
   const organizations = new OrganizationRepository(storage.collections.organizations, storage.limits);
-  const keys = new KeyManager({
-    keys: keyRepo,
+  // What every way of adding or changing a key shares: the cap, the audit trail, the change log, the caches.
+  const keyWrites = {
     slots,
     organizations,
     now,
-    keyPrefix: config.keyPrefix,
     orgKeyLimit: config.orgKeyLimit,
-    pageTokenKey: tokenKey,
-    createRequests: new CreateRequestRepository(storage.collections.createRequests, storage.limits),
     audit,
-    secretBox: config.secrets.encryptionKey && new SecretBox(config.secrets.encryptionKey, config.secrets.decryptionKeys),
-    rotation: config.rotation,
-    idempotencyWindowSeconds: config.idempotencyWindowSeconds,
     changeLog,
-    onKeyChanged: (doc, change) => {
+    onKeyChanged: (doc: StoredKey, change: KeyChange) => {
       verifier.evict(doc.hash);
       feed.published(change);
     },
     onFollowUpFailed: reportFollowUp,
+  };
+  const keys = new KeyManager({
+    ...keyWrites,
+    keys: keyRepo,
+    keyPrefix: config.keyPrefix,
+    pageTokenKey: tokenKey,
+    createRequests: new CreateRequestRepository(storage.collections.createRequests, storage.limits),
+    secretBox: config.secrets.encryptionKey && new SecretBox(config.secrets.encryptionKey, config.secrets.decryptionKeys),
+    rotation: config.rotation,
+    idempotencyWindowSeconds: config.idempotencyWindowSeconds,
   });
   const orgLeak = {
     organizations: new Organizations({ limits: organizations, slots, audit, now, defaultKeyLimit: config.orgKeyLimit }),
     leaks: new LeakResponse({ keys: keyRepo, lookupHash: (secret) => verifier.lookupHash(secret), revoker: keys, audit, now }),
   };
+  const usageStore = new UsageRepository(storage.collections);
+  const importer = new KeyImporter({ ...keyWrites, keys: keyRepo, formats: config.foreignKeyFormats, usage: usageStore });
   const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
   const authenticator = new Authenticator(
-    { keyPrefix: config.keyPrefix, ...config.auth, userTokenKeys: loadUserTokenKeys(config.auth) },
+    {
+      keyPrefix: config.keyPrefix,
+      foreignFormats: config.foreignKeyFormats,
+      ...config.auth,
+      userTokenKeys: loadUserTokenKeys(config.auth),
+    },
     verifier,
     authFailures,
   );
@@ -171,7 +185,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     new Periodic(
       'usage-flush',
       config.verify.usageFlushIntervalMs,
-      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage)),
+      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(usageStore, usage)),
       logger,
     ),
     new Periodic('rate-limit-sync', config.verify.rateLimitSyncMs, () => rateLimiter.sync(), logger),
@@ -194,6 +208,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     authenticator,
     keys,
     orgLeak,
+    importer,
     audit,
     verifier,
     feed,

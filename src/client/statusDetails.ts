@@ -17,9 +17,13 @@ export interface StatusDetails {
 export function decodeStatusDetails(err: { metadata?: Metadata }): StatusDetails {
   const raw = err.metadata?.get(STATUS_DETAILS_KEY)[0];
   if (!raw || typeof raw === 'string') return {};
-  const decoded = Status.decode(raw);
+  return statusDetails(Status.decode(raw));
+}
+
+/** ErrorInfo and BadRequest of a google.rpc.Status, e.g. one entry's error in a batch answer (ImportKeys). */
+export function statusDetails(status: Status): StatusDetails {
   const out: StatusDetails = {};
-  for (const any of decoded.details) {
+  for (const any of status.details) {
     if (any.typeUrl.endsWith('/google.rpc.ErrorInfo')) out.errorInfo = ErrorInfo.decode(any.value);
     if (any.typeUrl.endsWith('/google.rpc.BadRequest')) out.badRequest = BadRequest.decode(any.value);
   }

@@ -6,7 +6,7 @@
  */
 import { credentials, status, type ChannelCredentials, type ChannelOptions, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { KeyCache, type KeyCacheStats } from '../domain/keyCache';
-import { hashSecret, parseSecret } from '../domain/keyFormat';
+import { classifySecret, compileForeignFormats, type ForeignKeyFormatSpec, type SecretFormats } from '../domain/secretFormats';
 import { KeyChangeKind, VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
 import { cachedAnswer, decide, MALFORMED, NOT_FOUND, toVerifierResult, type CachedAnswer, type VerifierResult } from './answers';
 import { Backoff } from './backoff';
@@ -15,6 +15,7 @@ import { bearer } from './promiseClient';
 import { UsageReporter } from './usageReporter';
 
 export type { VerifierCode, VerifierResult } from './answers';
+export type { ForeignKeyFormatSpec } from '../domain/secretFormats';
 
 /** Refusals a retry cannot fix: a usage batch refused with one of these is dropped. */
 const FINAL_CODES: readonly number[] = [status.INVALID_ARGUMENT, status.PERMISSION_DENIED, status.UNAUTHENTICATED, status.UNIMPLEMENTED];
@@ -39,6 +40,11 @@ export interface KeyVerifierOptions {
   token: string;
   /** The deployment's KEY_PREFIX; default "sk". */
   keyPrefix?: string;
+  /**
+   * The deployment's FOREIGN_KEY_FORMATS (the same objects), so imported keys are not refused
+   * locally as MALFORMED; default none. The constructor throws on an invalid one.
+   */
+  foreignFormats?: readonly ForeignKeyFormatSpec[];
   /** Default: insecure (plaintext), as for a sidecar or a mesh that adds TLS. */
   credentials?: ChannelCredentials;
   channelOptions?: ChannelOptions;
@@ -70,7 +76,7 @@ export interface KeyVerifierOptions {
 
 /**
  * Verifies API keys like VerifyKey, from a local cache when it can:
- * - garbage (wrong shape, prefix or checksum) is MALFORMED without a call;
+ * - garbage (in none of the deployment's formats: wrong shape, prefix or checksum) is MALFORMED without a call;
  * - found and unknown keys are cached (LRU + TTL), one call per key at a time;
  * - the change feed (WatchKeyChanges) drops changed keys, and a RESET drops everything;
  * - while the feed cannot vouch for the cache (down, silent, or its server's own view of the
@@ -86,7 +92,7 @@ export class KeyVerifier {
   private readonly feed: KeyFeed;
   private readonly usage: UsageReporter;
   private readonly metadata: Metadata;
-  private readonly prefix: string;
+  private readonly formats: SecretFormats;
   private readonly boundMs: number;
   private readonly settleMs: number;
   private readonly callTimeoutMs: number;
@@ -101,7 +107,9 @@ export class KeyVerifier {
   readonly stats = { local: 0, remote: 0 };
 
   constructor(private readonly o: KeyVerifierOptions) {
-    this.prefix = o.keyPrefix ?? 'sk';
+    const foreign = compileForeignFormats(o.foreignFormats ?? []);
+    if (foreign.problems.length > 0) throw new TypeError(`KeyVerifier: invalid foreignFormats: ${foreign.problems.join('; ')}`);
+    this.formats = { keyPrefix: o.keyPrefix ?? 'sk', foreign: foreign.formats };
     this.boundMs = o.revocationBoundMs ?? 1_000;
     this.settleMs = o.settleMs ?? 5_000;
     this.callTimeoutMs = o.callTimeoutMs ?? 2_000;
@@ -160,8 +168,9 @@ export class KeyVerifier {
 
   verify(secret: string, requiredScopes: readonly string[] = []): Promise<VerifierResult> {
     if (this.closing) return Promise.reject(new Error('KeyVerifier is closed'));
-    if (!parseSecret(secret, this.prefix)) return Promise.resolve(MALFORMED);
-    const hash = hashSecret(secret);
+    const classified = classifySecret(secret, this.formats);
+    if (!classified) return Promise.resolve(MALFORMED);
+    const { hash } = classified;
     const now = Date.now();
     const hit = this.cache.lookup(hash, now, this.trustReadsFrom(now));
     if (hit.state === 'absent') {

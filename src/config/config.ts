@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseForeignFormats, type ForeignKeyFormat } from '../domain/secretFormats';
 
 /** Thrown by loadConfig; the message names every bad variable at once. */
 export class ConfigError extends Error {
@@ -93,6 +94,15 @@ const schema = z.object({
     .regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter')
     .default('sk'),
   ORG_KEY_LIMIT: positiveInt(100),
+  // Formats of keys imported from other systems (ImportKeys), tried after our own: docs/configuration.md.
+  FOREIGN_KEY_FORMATS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const { formats, problems } = parseForeignFormats(v ?? '[]');
+      for (const message of problems) ctx.addIssue({ code: 'custom', message });
+      return formats;
+    }),
   PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MONGODB_TIMEOUT_MS: positiveInt(2000),
   MONGODB_OPERATION_TIMEOUT_MS: positiveInt(10_000),
@@ -175,6 +185,8 @@ export interface Config {
     staffEmailDomains: string[];
   };
   keyPrefix: string;
+  /** Formats of imported keys' secrets, compiled; VerifyKey tries them after our own. */
+  foreignKeyFormats: ForeignKeyFormat[];
   orgKeyLimit: number;
   /** HMAC key for page tokens; instances behind one load balancer must share it. */
   pageTokenSecret?: string;
@@ -301,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       staffEmailDomains: c.STAFF_EMAIL_DOMAINS,
     },
     keyPrefix: c.KEY_PREFIX,
+    foreignKeyFormats: c.FOREIGN_KEY_FORMATS,
     orgKeyLimit: c.ORG_KEY_LIMIT,
     pageTokenSecret: c.PAGE_TOKEN_SECRET,
     mongodbTimeoutMs: c.MONGODB_TIMEOUT_MS,

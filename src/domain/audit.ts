@@ -20,6 +20,7 @@ export type AuditAction =
   | 'key.rotate'
   | 'key.secret.read'
   | 'audit.list'
+  | 'key.import'
   | 'organization.get'
   | 'organization.key_limit.set'
   | 'key.lookup'
@@ -100,6 +101,11 @@ export class AuditLog {
     }
     await this.record(ctx, action, typeof keyId === 'function' ? keyId(result) : known, 'OK', details?.(result));
     return result;
+  }
+
+  /** A call refused before it changed anything, recorded as `around` records a failure (no key). */
+  refused(ctx: CallContext, action: AuditAction, err: unknown): Promise<void> {
+    return this.record(ctx, action, null, err instanceof DomainError ? err.reason : 'INTERNAL');
   }
 
   /**

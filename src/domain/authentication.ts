@@ -7,6 +7,7 @@ import { parseSecret } from './keyFormat';
 import type { AuthFailureLimiter } from './authFailureLimiter';
 import type { UserTokenKeys } from './ports';
 import type { Principal, UserPrincipal } from './principal';
+import { isForeignSecret, type ForeignKeyFormat } from './secretFormats';
 import type { Verifier } from './verification';
 
 /** What the interceptor extracted from metadata; everything else is ignored. */
@@ -25,10 +26,14 @@ export interface Authenticated {
 }
 
 /**
- * The auth part of the configuration, the key prefix to recognise API keys by, and the keys
- * user tokens are checked with (unset: user tokens are refused).
+ * The auth part of the configuration, the key prefix (and imported keys' formats) to recognise
+ * API keys by, and the keys user tokens are checked with (unset: user tokens are refused).
  */
-export type AuthenticatorSettings = Omit<Config['auth'], 'jwtSecret' | 'jwks'> & { keyPrefix: string; userTokenKeys?: UserTokenKeys };
+export type AuthenticatorSettings = Omit<Config['auth'], 'jwtSecret' | 'jwks'> & {
+  keyPrefix: string;
+  foreignFormats?: readonly ForeignKeyFormat[];
+  userTokenKeys?: UserTokenKeys;
+};
 
 const MAX_CREDENTIAL_LENGTH = 8192;
 const ORG_ID = /^org_[0-9a-hjkmnp-tv-z]{26}$/;
@@ -73,6 +78,8 @@ export class Authenticator {
     if (parseSecret(token, this.s.keyPrefix)) return this.apiKeyPrincipal(token, c.peer);
     const service = this.serviceTokenIndex(token);
     if (service >= 0) return { kind: 'service', id: `service:${service + 1}` };
+    // An imported key, after the service tokens: a configured token may happen to fit a foreign pattern.
+    if (isForeignSecret(token, this.s.foreignFormats ?? [])) return this.apiKeyPrincipal(token, c.peer);
     if (JWT_SHAPE.test(token)) return this.userPrincipal(token);
     throw unauthenticated('INVALID_TOKEN', 'the bearer token is not a valid JWT, API key or service token');
   }

@@ -124,6 +124,17 @@ export function actorId(ctx: CallContext): string {
   return ctx.principal.id;
 }
 
+/**
+ * ImportKeys: admin users of the organization, staff acting as it with their own admin role. Never
+ * an API key, whatever its scopes: an import brings in credentials this service did not issue, and
+ * a person of the organization decides that.
+ */
+export function authorizeImport(ctx: CallContext): void {
+  const p = ctx.principal;
+  if (p.kind === 'user' && p.role === 'admin') return;
+  throw new DomainError('PERMISSION_DENIED', 'importing keys needs an admin user of the organization (or staff acting as it)');
+}
+
 /** VerifyService answers internal services only: users and API keys are refused. */
 export function authorizeVerify(ctx: CallContext): void {
   if (ctx.principal.kind !== 'service') {

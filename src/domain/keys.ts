@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { AuditLog } from './audit';
 import { actorId, assertDominates, authorize, escalation, isSelfRevoke, type KeyBounds } from './authorization';
 import { DomainError, keyNotFound, type Reason } from './errors';
 import { newId } from './ids';
 import { describeSecret, generateSecret } from './keyFormat';
+import { changeEntry, followUp, keyDocument, newEtag, planLimitReached } from './keyDocuments';
 import { documentState, type KeyStateName } from './keyState';
 import { positionFromToken, toPage } from './paging';
 import { encodePageToken } from './pageToken';
@@ -65,7 +66,6 @@ export interface KeyPage {
   nextPageToken: string;
 }
 
-const newEtag = () => randomBytes(9).toString('base64url');
 const MAX_CHANGE_ATTEMPTS = 5;
 const IDEMPOTENT_WAIT_MS = 5_000;
 /** unused_since reads at most this many pages' worth of keys per call, so a call costs its page, not the org. */
@@ -447,37 +447,8 @@ export class KeyManager {
   }
 
   private newDocument(ctx: CallContext, v: ValidCreateKey, secret: string, id: string, now: Date): StoredKey {
-    const described = describeSecret(secret);
-    return {
-      _id: id,
-      org_id: ctx.orgId,
-      workspace_id: v.workspaceId,
-      name: v.name,
-      scopes: v.scopes,
-      environment: v.environment,
-      hash: described.hash,
-      start: described.start,
-      masked_key: described.maskedKey,
-      fingerprint: described.fingerprint,
-      metadata: v.metadata,
-      created_at: now,
-      updated_at: now,
-      last_used_at: null,
-      expires_at: v.expiresAt,
-      created_by: actorId(ctx),
-      status: 'active',
-      revoked_at: null,
-      revoked_by: null,
-      revoked_comment: null,
-      archived_at: null,
-      allow_self_revoke: v.allowSelfRevoke,
-      recoverable: v.recoverable,
-      etag: newEtag(),
-      rotated_from: null,
-      replaced_by: null,
-      rate_limit: v.rateLimit,
-      secret_box: v.recoverable && this.d.secretBox ? this.d.secretBox.seal(secret) : null,
-    };
+    const sealed = v.recoverable && this.d.secretBox ? this.d.secretBox.seal(secret) : null;
+    return keyDocument(ctx, v, describeSecret(secret), id, now, sealed);
   }
 
   // ---- rotation ----
@@ -561,7 +532,7 @@ export class KeyManager {
   }
 
   private async logChange(doc: StoredKey, kind: KeyChange['kind'], etag: string, at: Date): Promise<KeyChange> {
-    const change: KeyChange = { _id: newId('chg'), key_id: doc._id, org_id: doc.org_id, hash: doc.hash, etag, kind, at };
+    const change = changeEntry(doc, kind, etag, at);
     await this.d.changeLog.record(change);
     return change;
   }
@@ -583,13 +554,9 @@ export class KeyManager {
     await this.followUp('sealed secret removal', () => this.d.createRequests.forgetSecret(orgId, id));
   }
 
-  /** Work after a change that already happened: its failure is reported, never answered as the change's. */
-  private async followUp(what: string, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      this.d.onFollowUpFailed(what, err);
-    }
+  /** Work after a change that already happened: see followUp (keyDocuments.ts). */
+  private followUp(what: string, fn: () => Promise<void>): Promise<void> {
+    return followUp(what, fn, this.d.onFollowUpFailed);
   }
 
   private async claim(ctx: CallContext, id: string, c: Claim): Promise<{ doc: StoredKey; now: Date }> {
@@ -609,14 +576,7 @@ export class KeyManager {
   private async takeSlot(orgId: string, keyId: string, now: Date): Promise<string> {
     const cap = await this.d.organizations.keyLimit(orgId, this.d.orgKeyLimit);
     const slot = await this.d.slots.acquire(orgId, keyId, cap, now);
-    if (!slot) {
-      throw new DomainError(
-        'PLAN_LIMIT_REACHED',
-        `organization has reached its cap of ${cap} live keys; revoke or archive an unused key, or raise the plan's limit`,
-        [],
-        { limit: String(cap) },
-      );
-    }
+    if (!slot) throw planLimitReached(cap);
     return slot;
   }
 }

@@ -38,6 +38,8 @@ export interface StoredKey {
   rate_limit: { limit: number; window_seconds: number } | null;
   /** Recoverable keys only: the secret sealed with AES-256-GCM (never the plaintext). */
   secret_box: SealedSecret | null;
+  /** Imported keys only: the FOREIGN_KEY_FORMATS name their secret is in. Absent on keys issued here. */
+  format?: string;
 }
 
 export interface SealedSecret {

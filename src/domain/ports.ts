@@ -40,6 +40,12 @@ export interface KeyStore {
   remove(orgId: string, id: string): Promise<void>;
 }
 
+/** ImportKeys: a secret from elsewhere may already be a stored key's, in any organization. */
+export interface ImportedKeyStore {
+  /** Stores the key unless its hash is already stored (any organization): false then, and nothing written. */
+  insertIfNewHash(key: StoredKey): Promise<boolean>;
+}
+
 /** Which ids are stored keys, in any organization (reported usage is recorded for those only). */
 export interface KeyDirectory {
   existing(ids: readonly string[]): Promise<Set<string>>;

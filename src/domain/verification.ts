@@ -1,9 +1,9 @@
 import { DomainError } from './errors';
-import { hashSecret, parseSecret } from './keyFormat';
 import { verifiedKey, type KeyCache, type VerifiedKey } from './keyCache';
 import { keyState } from './keyState';
 import type { Clock, KeyLookup } from './ports';
 import type { RateDecision, RateLimiter } from './rateLimiter';
+import { classifySecret, type ForeignKeyFormat, type SecretFormats } from './secretFormats';
 import type { UsageRecorder } from './usageRecorder';
 
 export type VerifyCodeName =
@@ -19,6 +19,8 @@ export interface VerifyResult {
 
 export interface VerifierDeps {
   keyPrefix: string;
+  /** Formats of imported keys (FOREIGN_KEY_FORMATS), tried after our own; default none. */
+  foreignFormats?: readonly ForeignKeyFormat[];
   findByHash: KeyLookup;
   now: Clock;
   cache: KeyCache;
@@ -52,8 +54,9 @@ export interface VerifyOptions {
 /**
  * Decides whether a presented secret is good. Checks run in this order and the first failure
  * is reported: MALFORMED → NOT_FOUND → REVOKED → ARCHIVED → EXPIRED → INSUFFICIENT_SCOPE →
- * RATE_LIMITED. Garbage never reaches storage; known and unknown hashes are cached; concurrent
- * misses of one hash share one read; usage is noted in memory only.
+ * RATE_LIMITED. Garbage (in none of the accepted formats: classifySecret) never reaches storage;
+ * known and unknown hashes are cached; concurrent misses of one hash share one read; usage is
+ * noted in memory only.
  */
 export class Verifier {
   private readonly inFlight = new Map<string, Promise<VerifiedKey | null>>();
@@ -67,8 +70,10 @@ export class Verifier {
    * version: it is answered but not cached. Also makes re-reads of the same entry no-ops.
    */
   private readonly announced = new Map<string, { etag: string; at: number }>();
+  private readonly formats: SecretFormats;
 
   constructor(private readonly d: VerifierDeps) {
+    this.formats = { keyPrefix: d.keyPrefix, foreign: d.foreignFormats ?? [] };
     // Nothing is cached yet, so nothing can be out of date.
     this.syncedAt = d.now().getTime();
   }
@@ -99,7 +104,7 @@ export class Verifier {
    * The one place secrets are recognised: VerifyKey, LookupKey and ReportLeakedKeys all use it.
    */
   lookupHash(secret: string): string | null {
-    return parseSecret(secret, this.d.keyPrefix) ? hashSecret(secret) : null;
+    return classifySecret(secret, this.formats)?.hash ?? null;
   }
 
   /** Call after a change made through this instance, before the RPC answers. */

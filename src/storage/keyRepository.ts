@@ -1,6 +1,6 @@
 import type { Filter } from 'mongodb';
 import type { StoredKey } from '../domain/model';
-import type { KeyDirectory, KeyListQuery, KeyStore, KeysBySecret, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
+import type { ImportedKeyStore, KeyDirectory, KeyListQuery, KeyStore, KeysBySecret, KeyUpdate, VerifiedKeyFields } from '../domain/ports';
 import type { KeyDocument } from './documents';
 import type { Collections, QueryLimits } from './mongo';
 import { isDuplicateKey } from './slotRepository';
@@ -28,7 +28,7 @@ export const VERIFIED_KEY_FIELDS = {
  * api_keys: every query is scoped by org_id except the lookups by hash (Verify's, and LookupKey's
  * and ReportLeakedKeys', whose secrets name the keys) and ReportUsage's check of ids.
  */
-export class KeyRepository implements KeyStore, KeyDirectory, KeysBySecret {
+export class KeyRepository implements KeyStore, KeyDirectory, KeysBySecret, ImportedKeyStore {
   private readonly keys: Collections['keys'];
   private readonly lastUsed: Collections['lastUsed'];
   private readonly mutations: Collections['mutations'];
@@ -120,5 +120,16 @@ export class KeyRepository implements KeyStore, KeyDirectory, KeysBySecret {
   /** Whole keys, in any organization, by the hashes of their secrets: one query for a whole report. */
   async findByHashes(hashes: readonly string[]): Promise<StoredKey[]> {
     return this.withLastUse(await this.keys.find({ hash: { $in: [...hashes] } }, this.limits.options()).toArray());
+  }
+
+  /** The unique index on hash decides, across organizations and concurrent imports alike. */
+  async insertIfNewHash(key: StoredKey): Promise<boolean> {
+    try {
+      await this.insert(key);
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
   }
 }

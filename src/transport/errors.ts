@@ -39,6 +39,7 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   INVALID_TIMESTAMP: { code: status.INVALID_ARGUMENT, http: 422 },
   INVALID_DURATION: { code: status.INVALID_ARGUMENT, http: 422 },
   MALFORMED_REQUEST: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_KEY_FORMAT: { code: status.INVALID_ARGUMENT, http: 422 },
   UNAUTHENTICATED: { code: status.UNAUTHENTICATED, http: 401 },
   INVALID_TOKEN: { code: status.UNAUTHENTICATED, http: 401 },
   TOKEN_EXPIRED: { code: status.UNAUTHENTICATED, http: 401 },
@@ -60,6 +61,7 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   KEY_ROTATED: { code: status.FAILED_PRECONDITION, http: 409 },
   KEY_RETIRING: { code: status.FAILED_PRECONDITION, http: 409 },
   REQUEST_ID_REUSED: { code: status.ALREADY_EXISTS, http: 409 },
+  KEY_ALREADY_EXISTS: { code: status.ALREADY_EXISTS, http: 409 },
   KEY_NOT_RECOVERABLE: { code: status.FAILED_PRECONDITION, http: 409 },
   RECOVERY_DISABLED: { code: status.FAILED_PRECONDITION, http: 409 },
   PLAN_LIMIT_REACHED: { code: status.RESOURCE_EXHAUSTED, http: 402 },
@@ -81,8 +83,12 @@ function packAny(typeName: string, value: Uint8Array): Any {
   return { typeUrl: `type.googleapis.com/${typeName}`, value: Buffer.from(value) };
 }
 
-/** A grpc-js status carrying google.rpc.Status (ErrorInfo + BadRequest) in its trailers. */
-export function toStatus(error: DomainError): PartialStatusObject & { metadata: Metadata } {
+/**
+ * The google.rpc.Status message of a DomainError (AIP-193): code, bounded message, ErrorInfo, and
+ * BadRequest when there are field violations. What a call's error trailer carries, and what a
+ * batch answers per entry (ImportKeys).
+ */
+export function toRpcStatus(error: DomainError): Status {
   const { code } = REASON_STATUS[error.reason];
   const message = clipBytes(error.message, LIMITS.messageBytes);
   const errorMetadata = Object.fromEntries(
@@ -101,9 +107,15 @@ export function toStatus(error: DomainError): PartialStatusObject & { metadata: 
     }).finish();
     details.push(packAny('google.rpc.BadRequest', badRequest));
   }
+  return { code, message, details };
+}
+
+/** A grpc-js status carrying google.rpc.Status (ErrorInfo + BadRequest) in its trailers. */
+export function toStatus(error: DomainError): PartialStatusObject & { metadata: Metadata } {
+  const rpcStatus = toRpcStatus(error);
   const metadata = new Metadata();
-  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
-  return { code, details: message, metadata };
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(rpcStatus).finish()));
+  return { code: REASON_STATUS[error.reason].code, details: rpcStatus.message, metadata };
 }
 
 /**

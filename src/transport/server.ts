@@ -11,6 +11,7 @@ import type { Config } from '../config/config';
 import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
 import type { ChangeFeed } from '../domain/changeFeed';
+import type { KeyImporter } from '../domain/keyImport';
 import type { KeyManager } from '../domain/keys';
 import type { UsageReports } from '../domain/usageReports';
 import type { Verifier } from '../domain/verification';
@@ -33,6 +34,7 @@ export interface ServerDeps {
   authenticator: Authenticator;
   keys: KeyManager;
   orgLeak: OrganizationAndLeakServices;
+  importer: KeyImporter;
   audit: AuditLog;
   verifier: Verifier;
   feed: ChangeFeed;
@@ -140,7 +142,10 @@ export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
-  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.orgLeak));
+  server.addService(
+    withCheckedRequests(KeyServiceService, ours),
+    keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.orgLeak, d.importer),
+  );
   const verify = verifyService(d);
   server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });

@@ -15,6 +15,7 @@ import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import type { Reason } from '../../src/domain/errors';
 import { REASON_STATUS } from '../../src/transport/errors';
 import { failure, outcome } from '../support/calls';
+import { FOREIGN_KEY_FORMATS, foreignSecret } from '../support/foreignFormats';
 import { startTestServer, type TestServer } from '../support/server';
 
 const RPCS = ['CreateKey', 'GetKey', 'ListKeys', 'RevokeKey', 'VerifyKey'] as const;
@@ -116,6 +117,45 @@ const BACKOFFICE_MATRIX = {
 } satisfies Record<CallerName, readonly string[]>;
 
 /**
+ * Caller × ImportKeys: docs/security.md's "## Authorization of ImportKeys" table. Admin users only
+ * (staff acting with their own role); never an API key, whatever its scopes. Each call imports
+ * one new key into the caller's organization.
+ */
+const IMPORT_MATRIX: Record<CallerName, string> = {
+  'anonymous (no credential)': UNAUTHENTICATED,
+  'anonymous with x-organization-id': UNAUTHENTICATED,
+  'malformed bearer token': INVALID_TOKEN,
+  'non-Bearer authorization (Basic)': INVALID_TOKEN,
+  'expired JWT': TOKEN_EXPIRED,
+  'JWT with a wrong signature': INVALID_TOKEN,
+  'JWT with an unknown role': INVALID_TOKEN,
+  member: DENIED,
+  admin: OK,
+  'admin of another org': OK,
+  'staff admin with x-organization-id': OK,
+  'staff member with x-organization-id': DENIED,
+  'staff admin without x-organization-id': OK,
+  'non-staff admin with x-organization-id': ACTING_AS_FORBIDDEN,
+  'unverified staff-domain email with x-organization-id': ACTING_AS_FORBIDDEN,
+  'staff with a malformed x-organization-id': BAD_ORG_HEADER,
+  'API key [read]': DENIED,
+  'API key [read, write]': DENIED,
+  'API key [read, write] via x-api-key': DENIED,
+  'API key [write]': DENIED,
+  'API key of another org': DENIED,
+  'API key with x-organization-id': ACTING_AS_FORBIDDEN,
+  'revoked API key': INVALID_API_KEY,
+  'archived API key': INVALID_API_KEY,
+  'expired API key': INVALID_API_KEY,
+  'unknown API key via x-api-key': INVALID_API_KEY,
+  'service token': DENIED,
+  'service token with x-organization-id': ACTING_AS_FORBIDDEN,
+  'unknown service token': INVALID_TOKEN,
+  'two credentials (authorization and x-api-key)': UNAUTHENTICATED,
+  'admin with a malformed x-request-id': BAD_REQUEST_ID,
+};
+
+/**
  * MATRIX as docs/security.md's "## Authorization" table (the test at the end keeps the two equal).
  * A refusal shows its reason only: the README's error table gives each reason's one gRPC code.
  */
@@ -159,6 +199,7 @@ beforeAll(async () => {
     ORG_KEY_LIMIT: '1000',
     STAFF_EMAIL_DOMAINS: 'staff.example,ops.work',
     AUTH_FAILURE_LIMIT: '1000',
+    FOREIGN_KEY_FORMATS,
   });
   const admin = await s.admin();
   home = admin.orgId;
@@ -324,6 +365,23 @@ describe('the authorization matrix of the organization and leaked-key RPCs', () 
   });
 });
 
+describe('ImportKeys authorization (docs/security.md "Authorization of ImportKeys")', () => {
+  it.each(Object.entries(IMPORT_MATRIX))('ImportKeys as %s → %s', async (caller, expected) => {
+    const name = `${caller}/ImportKeys`;
+    const secret = foreignSecret('fnp');
+    const r = await outcome(
+      s.clients.keys.importKeys(
+        { keys: [{ secretOrHash: { $case: 'secret', value: secret }, format: 'fnp', name, scopes: ['read'] }] },
+        callers[caller as CallerName].metadata,
+      ),
+    );
+    const imported = r.value?.results[0].result;
+    if (r.value) expect(imported).toMatchObject({ $case: 'key', value: { orgId: callers[caller as CallerName].org, name } });
+    expect(await s.collections.keys.countDocuments({ name })).toBe(r.value ? 1 : 0);
+    expect(r.text).toBe(expected);
+  });
+});
+
 describe('no escalation: a key never grants scopes it lacks', () => {
   let admin: Metadata;
   beforeAll(async () => {
@@ -466,7 +524,9 @@ describe('staff acting-as', () => {
 
 describe('docs/security.md', () => {
   it('can show reasons only: each refusal in the matrices has the code its reason maps to', () => {
-    const refusals = [...Object.values(MATRIX), ...Object.values(BACKOFFICE_MATRIX)].flat().filter((c) => c !== OK);
+    const refusals = [...Object.values(MATRIX).flat(), ...Object.values(BACKOFFICE_MATRIX).flat(), ...Object.values(IMPORT_MATRIX)].filter(
+      (c) => c !== OK,
+    );
     for (const c of new Set(refusals)) {
       const [code, reason] = c.split('/');
       expect([c, status[REASON_STATUS[reason as Reason].code]]).toEqual([c, code]);
@@ -494,5 +554,12 @@ describe('docs/security.md', () => {
 
   it('carries BACKOFFICE_MATRIX as the table of its organization and leaked-key section, cell for cell', () => {
     expectSectionTable('Organizations and leaked keys', authorizationTable(BACKOFFICE_RPCS, BACKOFFICE_MATRIX));
+  });
+
+  it('carries IMPORT_MATRIX as its "## Authorization of ImportKeys" table, cell for cell', () => {
+    expectSectionTable(
+      'Authorization of ImportKeys',
+      authorizationTable(['ImportKeys'], Object.fromEntries(Object.entries(IMPORT_MATRIX).map(([c, v]) => [c, [v]]))),
+    );
   });
 });

@@ -11,6 +11,7 @@ import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { decodeStatusDetails } from '../../src/client/statusDetails';
+import { FOREIGN_KEY_FORMATS } from '../support/foreignFormats';
 import { startTestServer, type TestServer } from '../support/server';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
@@ -101,6 +102,17 @@ const uint32 = fc.oneof(fc.integer({ min: 0, max: 4_294_967_295 }), fc.constantF
 /** What a caller presents as a key's secret: anything, a well-formed unknown one, or one with a bad checksum. */
 const secretText = fc.oneof(text, fc.constant(generateSecret('sk', 'live')), fc.constant(`sk_live_${'A'.repeat(38)}`));
 
+/** A new key's settings, as CreateKey and ImportKeys take them. */
+const KEY_SETTINGS = {
+  name: text,
+  scopes: stringList,
+  environment: fc.oneof(text, fc.constantFrom('live', 'test')),
+  expireTime: fc.option(date, { nil: undefined }),
+  metadata: metadataMap,
+  workspaceId: text,
+  rateLimit: fc.option(fc.record({ limit: uint32, windowSeconds: uint32 }), { nil: undefined }),
+};
+
 describe('request fuzz over every RPC', () => {
   let s: TestServer;
   let admin: Metadata;
@@ -112,7 +124,7 @@ describe('request fuzz over every RPC', () => {
   const dangerous = new Set<string>();
 
   beforeAll(async () => {
-    s = await startTestServer('request_fuzz', { ORG_KEY_LIMIT: '1000' });
+    s = await startTestServer('request_fuzz', { ORG_KEY_LIMIT: '1000', FOREIGN_KEY_FORMATS });
     admin = (await s.admin()).metadata;
     service = bearer(s.verifyToken);
     staff = bearer(await s.userToken({ email: 'ops@staff.example', emailVerified: true }));
@@ -182,18 +194,7 @@ describe('request fuzz over every RPC', () => {
   const RPCS: Record<string, () => fc.Arbitrary<() => Promise<unknown>>> = {
     createKey: () =>
       fc
-        .record({
-          name: text,
-          scopes: stringList,
-          environment: fc.oneof(text, fc.constantFrom('live', 'test')),
-          expireTime: fc.option(date, { nil: undefined }),
-          metadata: metadataMap,
-          workspaceId: text,
-          allowSelfRevoke: fc.boolean(),
-          recoverable: fc.boolean(),
-          requestId: text,
-          rateLimit: fc.option(fc.record({ limit: uint32, windowSeconds: uint32 }), { nil: undefined }),
-        })
+        .record({ ...KEY_SETTINGS, allowSelfRevoke: fc.boolean(), recoverable: fc.boolean(), requestId: text })
         .map((req) => labelled(req, () => s.clients.keys.createKey(req, admin, opts()))),
     getKey: () => id().map((v) => labelled(v, () => s.clients.keys.getKey({ id: v }, admin, opts()))),
     listKeys: () =>
@@ -249,6 +250,26 @@ describe('request fuzz over every RPC', () => {
           endTime: fc.option(date, { nil: undefined }),
         })
         .map((req) => labelled(req, () => s.clients.keys.listAuditEvents(req, admin, opts()))),
+    importKeys: () =>
+      fc
+        .array(
+          fc.record({
+            secretOrHash: fc.option(
+              fc.oneof(
+                fc.oneof(text, fc.stringMatching(/^fnp_[0-9a-f]{32}$/)).map((value) => ({ $case: 'secret' as const, value })),
+                fc.oneof(text, fc.stringMatching(/^[0-9a-f]{64}$/)).map((value) => ({ $case: 'secretSha256' as const, value })),
+              ),
+              { nil: undefined },
+            ),
+            format: fc.oneof(text, fc.constantFrom('fnp', 'ffy', 'stripe')),
+            ...KEY_SETTINGS,
+            createTime: fc.option(date, { nil: undefined }),
+            lastUsedTime: fc.option(date, { nil: undefined }),
+            start: fc.oneof(text, fc.constant('fnp_')),
+          }),
+          { maxLength: 3 },
+        )
+        .map((keys) => labelled(keys, () => s.clients.keys.importKeys({ keys }, admin, opts()))),
     verifyKey: () =>
       fc
         .record({

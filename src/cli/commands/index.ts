@@ -1,6 +1,7 @@
 import type { Command } from '../command';
 import { audit } from './audit';
 import { health } from './health';
+import { importKeys } from './importKeys';
 import { create, get, list, secret, update } from './keys';
 import { leakReport, lookup } from './leaks';
 import { archive, reactivate, remove, revoke, rotate } from './lifecycle';
@@ -18,6 +19,7 @@ export const COMMANDS: Record<string, Command> = {
   delete: remove,
   rotate,
   secret,
+  import: importKeys,
   audit,
   'org get': orgGet,
   'org set-limit': orgSetLimit,

@@ -1,6 +1,7 @@
 import type { AuditEvent } from '../../gen/apikeys/v1/audit';
 import type { KeyServiceServer, KeyServiceService } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
+import type { KeyImporter } from '../../domain/keyImport';
 import type { KeyManager } from '../../domain/keys';
 import type { LeakResponse } from '../../domain/leakResponse';
 import type { Organizations } from '../../domain/organizations';
@@ -10,6 +11,7 @@ import type { CallContext } from '../../domain/principal';
 import { toProtoKey } from '../keyMapping';
 import { inCallScope } from '../callScope';
 import { organizationAndLeakHandlers } from './organizationsAndLeaks';
+import { importKeysHandlers } from './importKeys';
 import { unary } from './unary';
 
 function toProtoEvent(e: AuditEntry): AuditEvent {
@@ -29,7 +31,7 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
 }
 
 /** Methods of the contract not served yet: grpc-js answers them UNIMPLEMENTED. */
-type NotYetServed = 'getKeyUsage' | 'importKeys';
+type NotYetServed = 'getKeyUsage';
 
 /** The services behind the organization and leaked-key RPCs. */
 export interface OrganizationAndLeakServices {
@@ -44,6 +46,7 @@ export function keyServiceHandlers(
   logger: Logger,
   now: () => Date,
   orgLeak: OrganizationAndLeakServices,
+  importer: KeyImporter,
 ): Pick<KeyServiceServer, Exclude<keyof typeof KeyServiceService, NotYetServed>> {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
@@ -111,5 +114,6 @@ export function keyServiceHandlers(
       });
       return { events: page.events.map(toProtoEvent), nextPageToken: page.nextPageToken };
     }),
+    ...importKeysHandlers(importer, handle, key),
   };
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig } from '../../../src/config/config';
+import { FOREIGN_KEY_FORMATS, FORMATS } from '../../support/foreignFormats';
 
 /** The ConfigError loadConfig throws for `env`; fails the test if it does not throw one. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -421,6 +422,35 @@ describe('retention settings', () => {
       'AUDIT_RETENTION_DAYS: must be at least 90 (days)',
       'KEY_CHANGE_RETENTION_SECONDS: must be at least 60 (seconds)',
       'RETENTION_SWEEP_INTERVAL_MS: must be at most 300000 (5 minutes)',
+    ]);
+  });
+});
+
+/** Formats of keys imported from other systems (the format rules themselves: test/unit/domain/secretFormats.test.ts). */
+describe('FOREIGN_KEY_FORMATS', () => {
+  it('is none when unset', () => {
+    expect(loadConfig({}).foreignKeyFormats).toEqual([]);
+  });
+
+  it('compiles the formats given, in order', () => {
+    const c = loadConfig({ FOREIGN_KEY_FORMATS });
+    expect(c.foreignKeyFormats.map((f) => f.name)).toEqual(['ffy', 'fnp', 'stripe']);
+    expect(c.foreignKeyFormats[1].regex.test(`fnp_${'0'.repeat(32)}`)).toBe(true);
+  });
+
+  it("stops the start with every problem of the variable, beside other variables' problems", () => {
+    const bad = JSON.stringify([FORMATS.fnp, { ...FORMATS.ffy, name: 'fnp' }, { name: 'x', prefix: 'x_', pattern: '(' }]);
+    const e = configError({ FOREIGN_KEY_FORMATS: bad, ORG_KEY_LIMIT: '0' });
+    expect(named(e)).toEqual(['FOREIGN_KEY_FORMATS', 'ORG_KEY_LIMIT']);
+    expect(e.problems.filter((p) => p.startsWith('FOREIGN_KEY_FORMATS'))).toEqual([
+      'FOREIGN_KEY_FORMATS: [1].name: duplicate name "fnp"',
+      expect.stringMatching(/^FOREIGN_KEY_FORMATS: \[2\]\.pattern: does not compile: /),
+    ]);
+  });
+
+  it('refuses text that is not JSON, saying so', () => {
+    expect(configError({ FOREIGN_KEY_FORMATS: "[{name: 'ffy'}]" }).problems).toEqual([
+      expect.stringMatching(/^FOREIGN_KEY_FORMATS: not valid JSON: /),
     ]);
   });
 });

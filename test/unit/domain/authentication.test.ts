@@ -1,5 +1,5 @@
 // The Authenticator's token rules that the integration matrix (one HS256 secret, no issuer or
-// audience) does not reach: issuer/audience, algorithms, JWKS files, staff detection.
+// audience) does not reach: issuer/audience, algorithms, JWKS files, staff detection, foreign formats.
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,9 @@ import type { Config } from '../../../src/config/config';
 import { Authenticator, type AuthenticatorSettings, type Credentials } from '../../../src/domain/authentication';
 import { DomainError } from '../../../src/domain/errors';
 import { newId } from '../../../src/domain/ids';
+import { compileForeignFormats } from '../../../src/domain/secretFormats';
 import type { Verifier } from '../../../src/domain/verification';
+import { FORMATS, foreignSecret } from '../../support/foreignFormats';
 
 const secret = randomBytes(32).toString('hex');
 const orgId = newId('org');
@@ -168,5 +170,29 @@ describe('credentials', () => {
     const { a } = authenticator({ verifyTokens: tokens });
     expect(await authenticate(a, bearer(tokens[1]))).toMatchObject({ principal: { kind: 'service', id: 'service:2' }, orgId: '' });
     expect(await result(authenticate(a, bearer(`${tokens[0]}x`)))).toBe('INVALID_TOKEN');
+  });
+});
+
+describe('imported keys as bearer tokens (FOREIGN_KEY_FORMATS)', () => {
+  const foreign = compileForeignFormats([FORMATS.fnp]).formats;
+
+  it('takes a bearer token in a foreign format for an API key, and looks it up', async () => {
+    const { a, verify } = authenticator({ foreignFormats: foreign });
+    const key = foreignSecret('fnp');
+    expect(await result(a.principalOf(bearer(key)))).toBe('INVALID_API_KEY');
+    expect(verify).toHaveBeenCalledWith(key, [], { enforceRateLimit: false });
+  });
+
+  it('without the format, the same token is no API key (INVALID_TOKEN, no lookup)', async () => {
+    const { a, verify } = authenticator();
+    expect(await result(a.principalOf(bearer(foreignSecret('fnp'))))).toBe('INVALID_TOKEN');
+    expect(verify).not.toHaveBeenCalled();
+  });
+
+  it('still takes a service token that happens to fit a foreign pattern for the service', async () => {
+    const token = foreignSecret('fnp');
+    const { a, verify } = authenticator({ foreignFormats: foreign, verifyTokens: [token] });
+    expect(await a.principalOf(bearer(token))).toEqual({ kind: 'service', id: 'service:1' });
+    expect(verify).not.toHaveBeenCalled();
   });
 });
