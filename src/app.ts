@@ -10,6 +10,7 @@ import { ChangeFeed } from './domain/changeFeed';
 import { invalidationTask } from './domain/freshness';
 import { KeyCache } from './domain/keyCache';
 import { KeyManager } from './domain/keys';
+import { KeyUsageReader, oldUsageAttributionTask } from './domain/keyUsage';
 import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
@@ -132,6 +133,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     },
     onFollowUpFailed: reportFollowUp,
   });
+  // Names this process in the usage counts it writes: each count has one writer (UsageRepository).
+  const usageStore = new UsageRepository(storage.collections, randomBytes(9).toString('base64url'), storage.limits);
+  const keyUsage = new KeyUsageReader({ keys: keyRepo, usage: usageStore, audit, now });
   const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
   const authenticator = new Authenticator(
     { keyPrefix: config.keyPrefix, ...config.auth, userTokenKeys: loadUserTokenKeys(config.auth) },
@@ -148,7 +152,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     new Periodic(
       'usage-flush',
       config.verify.usageFlushIntervalMs,
-      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(new UsageRepository(storage.collections), usage, rateLimiter, now)),
+      metrics.observeUsageFlush(() => usage.pending, usageFlushTask(usageStore, usage, rateLimiter, now)),
       logger,
     ),
     new Periodic(
@@ -164,6 +168,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       ),
       logger,
     ),
+    new Periodic('usage-attribution', config.retention.sweepIntervalMs, oldUsageAttributionTask(usageStore, now), logger),
   ];
   const usageReports = new UsageReports({ keys: keyRepo, usage, now });
   const { server, health } = buildServer({
@@ -173,6 +178,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     verifier,
     feed,
     usageReports,
+    keyUsage,
     logger,
     now,
     limits: config.grpc,
@@ -233,9 +239,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         ]);
         await monitorStopped;
         // In-flight calls are done: stop polling, then write the last usage batch.
-        const [invalidation, usageFlush, retention] = background;
+        const [invalidation, usageFlush, retention, attribution] = background;
         await invalidation.stop({ finalRun: false });
         await retention.stop({ finalRun: false });
+        await attribution.stop({ finalRun: false });
         await usageFlush.stop({ finalRun: true });
         await metricsEndpoint?.close();
         await storage.close();

@@ -19,6 +19,7 @@ export type AuditAction =
   | 'key.delete'
   | 'key.rotate'
   | 'key.secret.read'
+  | 'key.usage'
   | 'audit.list';
 
 export interface ListAuditInput {

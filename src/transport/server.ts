@@ -12,6 +12,7 @@ import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
 import type { ChangeFeed } from '../domain/changeFeed';
 import type { KeyManager } from '../domain/keys';
+import type { KeyUsageReader } from '../domain/keyUsage';
 import type { UsageReports } from '../domain/usageReports';
 import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
@@ -36,6 +37,7 @@ export interface ServerDeps {
   verifier: Verifier;
   feed: ChangeFeed;
   usageReports: UsageReports;
+  keyUsage: KeyUsageReader;
   logger: Logger;
   now: () => Date;
   limits: TransportLimits;
@@ -139,7 +141,7 @@ export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
-  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now));
+  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.keyUsage));
   const verify = verifyService(d);
   server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });

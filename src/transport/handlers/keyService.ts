@@ -2,11 +2,13 @@ import type { AuditEvent } from '../../gen/apikeys/v1/audit';
 import type { KeyServiceServer, KeyServiceService } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
 import type { KeyManager } from '../../domain/keys';
+import type { KeyUsageReader } from '../../domain/keyUsage';
 import type { Logger } from '../../logging/logger';
 import type { AuditEntry } from '../../domain/model';
 import type { CallContext } from '../../domain/principal';
 import { toProtoKey } from '../keyMapping';
 import { inCallScope } from '../callScope';
+import { keyUsageHandlers, type Handle } from './keyUsage';
 import { unary } from './unary';
 
 function toProtoEvent(e: AuditEntry): AuditEvent {
@@ -25,7 +27,7 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
 }
 
 /** Methods of the contract not served yet: grpc-js answers them UNIMPLEMENTED. */
-type NotYetServed = 'getOrganization' | 'setOrganizationKeyLimit' | 'getKeyUsage' | 'lookupKey' | 'reportLeakedKeys' | 'importKeys';
+type NotYetServed = 'getOrganization' | 'setOrganizationKeyLimit' | 'lookupKey' | 'reportLeakedKeys' | 'importKeys';
 
 /** Thin: decode the request, call the domain, map the result. Errors are mapped by `unary`. */
 export function keyServiceHandlers(
@@ -33,10 +35,11 @@ export function keyServiceHandlers(
   audit: AuditLog,
   logger: Logger,
   now: () => Date,
+  usage: KeyUsageReader,
 ): Pick<KeyServiceServer, Exclude<keyof typeof KeyServiceService, NotYetServed>> {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
-  const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
+  const handle: Handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
     unary<Req, Res>(logger, (req, ctx) => inCallScope(ctx, () => fn(req, ctx)));
   return {
     createKey: handle(async (req, ctx) => {
@@ -62,6 +65,10 @@ export function keyServiceHandlers(
         includeRevoked: req.includeRevoked,
         includeArchived: req.includeArchived,
         unusedSince: req.unusedSince,
+        workspaceId: req.workspaceId,
+        createdBy: req.createdBy,
+        environment: req.environment,
+        scope: req.scope,
       });
       return { keys: page.keys.map(key), nextPageToken: page.nextPageToken };
     }),
@@ -99,5 +106,6 @@ export function keyServiceHandlers(
       });
       return { events: page.events.map(toProtoEvent), nextPageToken: page.nextPageToken };
     }),
+    ...keyUsageHandlers(usage, handle),
   };
 }
