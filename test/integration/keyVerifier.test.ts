@@ -6,20 +6,13 @@ import { generateSecret } from '../../src/domain/keyFormat';
 import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy';
+import { until } from '../support/until';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The product's promise (VERIFY_REVOCATION_BOUND_MS), which the client keeps too: asserting it is the point. */
 const BOUND_MS = 1_000;
 const FLUSH_MS = 200;
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /**
  * KeyVerifier (src/client/verifier.ts) against two real instances on one database; the client
