@@ -3,6 +3,7 @@ import { audit } from './audit';
 import { health } from './health';
 import { create, get, list, secret, update } from './keys';
 import { archive, reactivate, remove, revoke, rotate } from './lifecycle';
+import { usage } from './usage';
 
 /** Every command by its name, in the order `keyctl help` lists them. */
 export const COMMANDS: Record<string, Command> = {
@@ -17,6 +18,7 @@ export const COMMANDS: Record<string, Command> = {
   rotate,
   secret,
   audit,
+  usage,
   health,
 };
 
