@@ -79,7 +79,10 @@ export class UsageRepository implements UsageSink, UsageStore {
     const day = { $gte: days.first, $lte: days.last };
     const rows = await this.usage
       .aggregate<{ _id: { day: string; code?: UsageCode | null }; count: number }>(
-        [{ $match: keyId ? { key_id: keyId, day } : { org_id: orgId, day } }, { $group: { _id: { day: '$day', code: '$code' }, count: { $sum: '$count' } } }],
+        [
+          { $match: keyId ? { key_id: keyId, day } : { org_id: orgId, day } },
+          { $group: { _id: { day: '$day', code: '$code' }, count: { $sum: '$count' } } },
+        ],
         this.limits.options(),
       )
       .toArray();
@@ -95,7 +98,7 @@ export class UsageRepository implements UsageSink, UsageStore {
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([d, counts]) => ({
         day: d,
-        counts: USAGE_CODES.filter((c) => (counts.get(c) ?? 0) > 0).map((c) => ({ code: c, count: counts.get(c)! })),
+        counts: USAGE_CODES.map((code) => ({ code, count: counts.get(code) ?? 0 })).filter((c) => c.count > 0),
       }))
       .filter((d) => d.counts.length > 0);
   }
@@ -127,7 +130,10 @@ export class UsageRepository implements UsageSink, UsageStore {
       }
       for (const [org, ids] of byOrg) {
         for (const part of chunks(ids)) {
-          const res = await this.usage.updateMany({ key_id: { $in: part }, org_id: null, day: { $lt: beforeDay } }, { $set: { org_id: org } });
+          const res = await this.usage.updateMany(
+            { key_id: { $in: part }, org_id: null, day: { $lt: beforeDay } },
+            { $set: { org_id: org } },
+          );
           attributed += res.modifiedCount;
         }
       }

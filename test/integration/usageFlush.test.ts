@@ -55,7 +55,12 @@ describe('FerretDB and multi-statement updates', () => {
 
       const at = new Date();
       const sizes = await updateSizes(client, async () => {
-        expect(await new UsageRepository(c, 'instance-1', new QueryLimits(4_000)).write({ lastUsed: ids.map((keyId) => ({ keyId, at })), daily: [] })).toEqual({ ok: true });
+        expect(
+          await new UsageRepository(c, 'instance-1', new QueryLimits(4_000)).write({
+            lastUsed: ids.map((keyId) => ({ keyId, at })),
+            daily: [],
+          }),
+        ).toEqual({ ok: true });
       });
       expect(sizes).toEqual([MAX_DOCUMENTS_PER_WRITE, MAX_DOCUMENTS_PER_WRITE]);
       expect(await c.lastUsed.countDocuments({ last_used_at: at })).toBe(100);

@@ -258,7 +258,8 @@ describe('get and list', () => {
     await t.manager.archive(admin, ids[1]);
     const live = await t.manager.list(member, { ...NO_FILTERS, pageSize: 1, pageToken: '', includeRevoked: false, includeArchived: false });
     expect([live.keys.map((k) => k._id), live.nextPageToken]).toEqual([[ids[2]], '']);
-    const page = (pageToken: string) => t.manager.list(member, { ...NO_FILTERS, pageSize: 2, pageToken, includeRevoked: true, includeArchived: true });
+    const page = (pageToken: string) =>
+      t.manager.list(member, { ...NO_FILTERS, pageSize: 2, pageToken, includeRevoked: true, includeArchived: true });
     const first = await page('');
     const second = await page(first.nextPageToken);
     expect([...first.keys, ...second.keys].map((k) => k._id)).toEqual([...ids].reverse());
