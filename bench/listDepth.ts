@@ -15,7 +15,6 @@
  * ferretdb-postgresql; MONGODB_URI to use that server: its database `list_depth` is dropped and
  * filled). Writes bench/results/list-depth.json.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -50,26 +49,20 @@ async function main(): Promise<void> {
   const choice = process.env.MONGODB_URI ? undefined : ephemeralDatabaseChoice(process.env.LIST_DEPTH_DATABASE);
   const db = choice && (await startEphemeralDatabase({ database: choice, log: say }));
   const uri = process.env.MONGODB_URI ?? db!.uri;
-  const secrets = {
-    AUTH_JWT_SECRET: randomBytes(32).toString('base64url'),
-    VERIFY_TOKENS: `vt_${randomBytes(24).toString('base64url')}`,
-    PAGE_TOKEN_SECRET: randomBytes(32).toString('base64url'),
-  };
   const mongo = await MongoClient.connect(uri);
   await mongo.db(DB_NAME).dropDatabase();
   const c = collectionsOf(mongo.db(DB_NAME));
-  const env = {
-    ...secrets,
+  // It makes up its secrets; it creates the indexes.
+  const svc = await startServiceProcess({
     MONGODB_URI: uri,
     MONGODB_DATABASE: DB_NAME,
     LOG_LEVEL: 'warn',
     MONGODB_OPERATION_TIMEOUT_MS: String(DEADLINE_MS),
-  };
-  const svc = await startServiceProcess(env); // creates the indexes
+  });
   const clients = connectClients(`127.0.0.1:${svc.port}`);
   try {
     const org = newId('org');
-    const admin = bearer(await mintUserToken(secrets.AUTH_JWT_SECRET, { sub: newId('usr'), orgId: org, role: 'admin' }, '12h'));
+    const admin = bearer(await mintUserToken(svc.jwtSecret, { sub: newId('usr'), orgId: org, role: 'admin' }, '12h'));
     const template = await clients.keys.createKey({ name: 'depth', scopes: ['read'] }, admin);
     const model = (await c.keys.findOne({ _id: template.key!.id }))!;
     await c.keys.deleteOne({ _id: model._id });
