@@ -15,6 +15,7 @@ import { KeyManager } from './domain/keys';
 import { LeakResponse } from './domain/leakResponse';
 import { Organizations } from './domain/organizations';
 import type { KeyChange, StoredKey } from './domain/model';
+import { KeyUsageReader, oldUsageAttributionTask } from './domain/keyUsage';
 import { RateLimiter } from './domain/rateLimiter';
 import { SecretBox } from './domain/secretBox';
 import { retentionSweepTask } from './domain/retention';
@@ -162,7 +163,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     organizations: new Organizations({ limits: organizations, slots, audit, now, defaultKeyLimit: config.orgKeyLimit }),
     leaks: new LeakResponse({ keys: keyRepo, lookupHash: (secret) => verifier.lookupHash(secret), revoker: keys, audit, now }),
   };
-  const usageStore = new UsageRepository(storage.collections);
+  // Names this process in the usage counts it writes: each count has one writer (UsageRepository).
+  const usageStore = new UsageRepository(storage.collections, randomBytes(9).toString('base64url'), storage.limits);
+  const keyUsage = new KeyUsageReader({ keys: keyRepo, usage: usageStore, audit, now });
   const importer = new KeyImporter({ ...keyWrites, keys: keyRepo, formats: config.foreignKeyFormats, usage: usageStore });
   const authFailures = new AuthFailureLimiter({ ...config.authFailures, now: () => now().getTime() });
   const authenticator = new Authenticator(
@@ -202,6 +205,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       ),
       logger,
     ),
+    new Periodic('usage-attribution', config.retention.sweepIntervalMs, oldUsageAttributionTask(usageStore, now), logger),
   ];
   const usageReports = new UsageReports({ keys: keyRepo, usage, now });
   const { server, health } = buildServer({
@@ -213,6 +217,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     verifier,
     feed,
     usageReports,
+    keyUsage,
     logger,
     now,
     limits: config.grpc,
@@ -278,9 +283,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         ]);
         await monitorStopped;
         // In-flight calls are done: stop polling, then write the last usage batch.
-        const [invalidation, usageFlush, rateLimitSync, retention] = background;
+        const [invalidation, usageFlush, rateLimitSync, retention, attribution] = background;
         await invalidation.stop({ finalRun: false });
         await retention.stop({ finalRun: false });
+        await attribution.stop({ finalRun: false });
         await usageFlush.stop({ finalRun: true });
         // Reserves go back, so the other instances may use them in this window.
         await rateLimitSync.stop({ finalRun: false });

@@ -1,6 +1,8 @@
 import type { AuditEvent } from '../gen/apikeys/v1/audit';
 import { KeyState, type Key } from '../gen/apikeys/v1/key';
-import { LeakOutcome, type LeakedSecretResult, type Organization } from '../gen/apikeys/v1/key_service';
+import { LeakOutcome, type DailyKeyUsage, type LeakedSecretResult, type Organization } from '../gen/apikeys/v1/key_service';
+import { VerifyCode } from '../gen/apikeys/v1/verify_service';
+
 import type { Io } from './command';
 
 // What keyctl prints: tables and key details for people, indented JSON with --json.
@@ -98,6 +100,28 @@ export function auditTable(events: AuditEvent[]): string {
   return table(
     ['TIME', 'ACTION', 'KEY', 'ACTOR', 'ACTING AS', 'OUTCOME', 'REQUEST'],
     events.map((e) => [when(e.time), e.action, e.keyId || '-', e.actor, e.actingAs || '-', e.outcome, e.requestId]),
+  );
+}
+
+/** The result codes a day of usage counts, in the contract's order. */
+const USAGE_COLUMNS: [string, VerifyCode][] = [
+  ['VALID', VerifyCode.VERIFY_CODE_VALID],
+  ['EXPIRED', VerifyCode.VERIFY_CODE_EXPIRED],
+  ['REVOKED', VerifyCode.VERIFY_CODE_REVOKED],
+  ['ARCHIVED', VerifyCode.VERIFY_CODE_ARCHIVED],
+  ['INSUFFICIENT_SCOPE', VerifyCode.VERIFY_CODE_INSUFFICIENT_SCOPE],
+  ['RATE_LIMITED', VerifyCode.VERIFY_CODE_RATE_LIMITED],
+];
+
+export function usageTable(days: DailyKeyUsage[]): string {
+  if (days.length === 0) return '(no verifications)\n';
+  return table(
+    ['DAY', 'TOTAL', ...USAGE_COLUMNS.map(([name]) => name)],
+    days.map((d) => [
+      d.day,
+      String(d.total),
+      ...USAGE_COLUMNS.map(([, code]) => String(d.counts.find((c) => c.code === code)?.count ?? 0)),
+    ]),
   );
 }
 

@@ -49,8 +49,8 @@ export class UsageReporter {
     this.timer.unref();
   }
 
-  note(keyId: string, at: Date): void {
-    this.usage.note(keyId, at);
+  note(keyId: string, orgId: string, at: Date): void {
+    this.usage.note({ keyId, orgId, code: 'VALID' }, at);
     if (this.usage.pending >= this.s.maxPendingKeys && !this.flushing) void this.flush();
   }
 
@@ -72,7 +72,9 @@ export class UsageReporter {
 
   private async sendAll(): Promise<void> {
     const oldest = this.s.now() - LIMITS.usageReportBehindMs + LIMITS.usageReportAheadMs;
-    const entries = usageReport(this.usage.take()).filter((e) => e.lastUsedTime.getTime() >= oldest);
+    const batch = this.usage.take();
+    const orgOf = new Map(batch.daily.map((d) => [d.keyId, d.orgId]));
+    const entries = usageReport(batch).filter((e) => e.lastUsedTime.getTime() >= oldest);
     for (let i = 0; i < entries.length; i += LIMITS.usageReportEntriesMax) {
       const batch = entries.slice(i, i + LIMITS.usageReportEntriesMax);
       try {
@@ -80,7 +82,7 @@ export class UsageReporter {
       } catch (err) {
         // Kept for the next report: this batch too, unless the server refused it for good.
         const kept = entries.slice(this.s.retryable(err) ? i : i + batch.length);
-        for (const e of kept) this.usage.noteMany(e.keyId, e.lastUsedTime, e.count);
+        for (const e of kept) this.usage.note({ keyId: e.keyId, orgId: orgOf.get(e.keyId) ?? '', code: 'VALID' }, e.lastUsedTime, e.count);
         this.s.onError(err);
         return;
       }

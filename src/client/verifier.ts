@@ -197,7 +197,7 @@ export class KeyVerifier {
   /** A local answer; VALID ones are usage the server has not seen. */
   private answered(result: VerifierResult, now: number): VerifierResult {
     this.stats.local++;
-    if (result.valid) this.usage.note(result.keyId, new Date(now));
+    if (result.valid) this.usage.note(result.keyId, result.orgId, new Date(now));
     return result;
   }
 

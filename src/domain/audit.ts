@@ -21,6 +21,7 @@ export type AuditAction =
   | 'key.secret.read'
   | 'audit.list'
   | 'key.import'
+  | 'key.usage'
   | 'organization.get'
   | 'organization.key_limit.set'
   | 'key.lookup'

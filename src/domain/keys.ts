@@ -6,18 +6,15 @@ import { newId } from './ids';
 import { describeSecret, generateSecret } from './keyFormat';
 import { changeEntry, followUp, keyDocument, newEtag, planLimitReached } from './keyDocuments';
 import { documentState, type KeyStateName } from './keyState';
-import { positionFromToken, toPage } from './paging';
-import { encodePageToken } from './pageToken';
+import { KeyListing, type KeyPage, type ListKeysInput } from './keyListing';
 import type { CallContext } from './principal';
 import type { SecretBox } from './secretBox';
-import type { KeyChange, KeyStatus, StoredKey } from './model';
+import type { KeyChange, StoredKey } from './model';
 import type { ChangeLog, Clock, CreateRequestStore, KeyStore, KeyUpdate, OrganizationSettings, SlotStore } from './ports';
 import {
-  normalizePageSize,
   validateComment,
   validateCreateKey,
   validateKeyId,
-  validateOptionalTime,
   validateOverlap,
   validateUpdateKey,
   type CreateKeyInput,
@@ -53,23 +50,8 @@ export interface KeyManagerDeps {
   onFollowUpFailed: (what: string, err: unknown) => void;
 }
 
-export interface ListKeysInput {
-  pageSize: number;
-  pageToken: string;
-  includeRevoked: boolean;
-  includeArchived: boolean;
-  unusedSince?: Date;
-}
-
-export interface KeyPage {
-  keys: StoredKey[];
-  nextPageToken: string;
-}
-
 const MAX_CHANGE_ATTEMPTS = 5;
 const IDEMPOTENT_WAIT_MS = 5_000;
-/** unused_since reads at most this many pages' worth of keys per call, so a call costs its page, not the org. */
-const UNUSED_SCAN_PAGES = 5;
 
 /** The dimensions of a stored key that the dominance rule compares. */
 export function boundsOf(doc: Pick<StoredKey, 'scopes' | 'environment' | 'expires_at' | 'rate_limit' | 'workspace_id'>): KeyBounds {
@@ -125,7 +107,11 @@ interface Change extends Claim {
  * become, so no caller ever makes, changes or revives a key that holds more than itself.
  */
 export class KeyManager {
-  constructor(private readonly d: KeyManagerDeps) {}
+  private readonly listing: KeyListing;
+
+  constructor(private readonly d: KeyManagerDeps) {
+    this.listing = new KeyListing(d);
+  }
 
   create(ctx: CallContext, input: CreateKeyInput): Promise<{ key: StoredKey; secret: string }> {
     return this.d.audit.around(
@@ -156,29 +142,8 @@ export class KeyManager {
     });
   }
 
-  async list(ctx: CallContext, input: ListKeysInput): Promise<KeyPage> {
-    return this.d.audit.around(ctx, 'key.list', null, false, async () => {
-      authorize(ctx, 'read');
-      const pageSize = normalizePageSize(input.pageSize);
-      const unusedSince = validateOptionalTime(input.unusedSince, 'unused_since');
-      const statuses: KeyStatus[] = ['active'];
-      if (input.includeArchived) statuses.push('archived');
-      if (input.includeRevoked) statuses.push('revoked');
-      // A token is only valid with the organization and filters it was issued for (AIP-158).
-      const scope = ['keys', ctx.orgId, statuses.join(','), unusedSince?.toISOString() ?? ''].join('|');
-      const pos = positionFromToken(input.pageToken, scope, this.d.pageTokenKey);
-      const after = pos && { createdAt: new Date(pos.t), id: pos.id };
-      const positionOf = (k: StoredKey) => ({ t: k.created_at.getTime(), id: k._id });
-      if (!unusedSince) {
-        // One extra row tells whether another page exists without a count query.
-        const rows = await this.d.keys.list({ orgId: ctx.orgId, statuses, after, limit: pageSize + 1 });
-        const page = toPage(rows, pageSize, positionOf, scope, this.d.pageTokenKey);
-        return { keys: page.items, nextPageToken: page.nextPageToken };
-      }
-      return this.listUnused(ctx.orgId, statuses, unusedSince, after, pageSize, (p) =>
-        encodePageToken({ t: p.createdAt.getTime(), id: p.id }, scope, this.d.pageTokenKey),
-      );
-    });
+  list(ctx: CallContext, input: ListKeysInput): Promise<KeyPage> {
+    return this.listing.list(ctx, input);
   }
 
   update(ctx: CallContext, id: string, input: UpdateKeyInput, mask: string[], etag: string): Promise<StoredKey> {
@@ -331,38 +296,6 @@ export class KeyManager {
       if (!this.d.secretBox) throw new DomainError('RECOVERY_DISABLED', 'SECRET_ENCRYPTION_KEY is not configured on the service');
       return this.d.secretBox.open(doc.secret_box);
     });
-  }
-
-  // ---- listing ----
-
-  /**
-   * Keys not used since a time. Usage lives apart from the keys, so this filters pages of the
-   * org's keys in index order and reads at most UNUSED_SCAN_PAGES pages per call; a call that
-   * runs out of budget answers what it found with a token to continue (AIP-158 allows short pages).
-   */
-  private async listUnused(
-    orgId: string,
-    statuses: KeyStatus[],
-    since: Date,
-    start: { createdAt: Date; id: string } | undefined,
-    pageSize: number,
-    tokenFor: (after: { createdAt: Date; id: string }) => string,
-  ): Promise<KeyPage> {
-    const found: StoredKey[] = [];
-    let after = start;
-    for (let scanned = 1; ; scanned++) {
-      const rows = await this.d.keys.list({ orgId, statuses, after, limit: pageSize });
-      for (const k of rows) {
-        if (k.last_used_at && k.last_used_at >= since) continue;
-        found.push(k);
-        if (found.length === pageSize) return { keys: found, nextPageToken: tokenFor({ createdAt: k.created_at, id: k._id }) };
-      }
-      if (rows.length < pageSize) return { keys: found, nextPageToken: '' };
-      const last = rows[rows.length - 1];
-      after = { createdAt: last.created_at, id: last._id };
-      // Budget spent: continue after the last key read, whether or not it matched.
-      if (scanned === UNUSED_SCAN_PAGES) return { keys: found, nextPageToken: tokenFor(after) };
-    }
   }
 
   // ---- creation ----

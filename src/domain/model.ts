@@ -42,6 +42,16 @@ export interface StoredKey {
   format?: string;
 }
 
+/** ListKeys filters: each one given narrows the listing (they combine with AND). */
+export interface KeyFilters {
+  workspaceId?: string;
+  /** A user ("usr_…") or a key ("key_…"). */
+  createdBy?: string;
+  environment?: 'live' | 'test';
+  /** Keys holding this scope. */
+  scope?: string;
+}
+
 export interface SealedSecret {
   /** Which encryption key sealed it, so keys can be rotated. */
   kid: string;
@@ -114,11 +124,26 @@ export interface LastUse {
   at: Date;
 }
 
+/**
+ * The verification results that name a key (MALFORMED and NOT_FOUND name none), in the order of
+ * the contract's VerifyCode: what usage is counted by.
+ */
+export const USAGE_CODES = ['VALID', 'EXPIRED', 'REVOKED', 'ARCHIVED', 'INSUFFICIENT_SCOPE', 'RATE_LIMITED'] as const;
+export type UsageCode = (typeof USAGE_CODES)[number];
+
 export interface DailyCount {
   keyId: string;
+  orgId: string;
   /** UTC day, YYYY-MM-DD. */
   day: string;
+  code: UsageCode;
   count: number;
+}
+
+/** Verifications of one UTC day, by result code (codes never seen that day left out). */
+export interface DailyUsage {
+  day: string;
+  counts: Array<{ code: UsageCode; count: number }>;
 }
 
 /** What one usage flush writes: the latest use per key, and verification counts per key and day. */

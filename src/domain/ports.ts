@@ -4,7 +4,18 @@
  */
 import type { JWTVerifyGetKey } from 'jose';
 import type { VerifiedKeyFields } from './keyCache';
-import type { AuditEntry, CreateRequestClaim, KeyChange, KeyStatus, LoggedChange, SealedSecret, StoredKey, UsageEntries } from './model';
+import type {
+  AuditEntry,
+  CreateRequestClaim,
+  DailyUsage,
+  KeyChange,
+  KeyFilters,
+  KeyStatus,
+  LoggedChange,
+  SealedSecret,
+  StoredKey,
+  UsageEntries,
+} from './model';
 
 /** The service's clock; injected so every use case and test reads the same time. */
 export type Clock = () => Date;
@@ -14,6 +25,8 @@ export type Clock = () => Date;
 export interface KeyListQuery {
   orgId: string;
   statuses: KeyStatus[];
+  /** Only keys matching every filter given. */
+  filters: KeyFilters;
   /** Exclusive position to continue after (newest first). */
   after?: { createdAt: Date; id: string };
   limit: number;
@@ -46,9 +59,10 @@ export interface ImportedKeyStore {
   insertIfNewHash(key: StoredKey): Promise<boolean>;
 }
 
-/** Which ids are stored keys, in any organization (reported usage is recorded for those only). */
+/** Which ids are stored keys, in any organization, and whose (reported usage is recorded for those only). */
 export interface KeyDirectory {
-  existing(ids: readonly string[]): Promise<Set<string>>;
+  /** The organization of each id that is a stored key; ids that are not are left out. */
+  organizationsOf(ids: readonly string[]): Promise<Map<string, string>>;
 }
 
 export type { VerifiedKeyFields };
@@ -156,6 +170,22 @@ export type UsageWriteOutcome = { ok: true } | { ok: false; unwritten: UsageEntr
 export interface UsageSink {
   /** Keeps last use monotonic and adds counts, whatever order instances write in. */
   write(entries: UsageEntries): Promise<UsageWriteOutcome>;
+}
+
+/** The days of a usage query, UTC, both included (YYYY-MM-DD). */
+export interface DayRange {
+  first: string;
+  last: string;
+}
+
+export interface UsageStore {
+  /** Verifications of one key (`keyId`) or of every key of `orgId` (null), per day with any, oldest first. */
+  dailyUsage(orgId: string, keyId: string | null, days: DayRange): Promise<DailyUsage[]>;
+  /**
+   * Counts written before usage named its organization: gives at most `budget` of those dated
+   * before `day` the organization of their key, and returns how many it looked at.
+   */
+  attributeOldCounts(beforeDay: string, budget: number): Promise<number>;
 }
 
 /** Called after each delete with the number of records it removed. */

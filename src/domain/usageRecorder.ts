@@ -1,37 +1,45 @@
-import type { DailyCount, UsageEntries } from './model';
+import type { DailyCount, UsageCode, UsageEntries } from './model';
 import type { UsageSink, UsageWriteOutcome } from './ports';
+
+/** One verification of a key: which key, its organization, and the result. */
+export interface KeyUse {
+  keyId: string;
+  orgId: string;
+  code: UsageCode;
+}
 
 /**
  * Notes key usage in memory so Verify never writes; take() hands over one batch (one entry per
- * key, and per key and day, whatever the rate) and starts a new one.
+ * key, and per key, day and result code, whatever the rate) and starts a new one. Only VALID
+ * uses move a key's last use.
  */
 export class UsageRecorder {
   private lastUsed = new Map<string, Date>();
-  /** By `${keyId}|${day}`, only to merge notes of one key and day. */
+  /** By `${keyId}|${day}|${code}`, only to merge notes of one key, day and code. */
   private daily = new Map<string, DailyCount>();
+  /** Keys noted in this batch, whatever their results. */
+  private keys = new Set<string>();
   // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
   private day = { start: 0, end: 0, label: '' };
 
-  note(keyId: string, at: Date): void {
-    this.noteMany(keyId, at, 1);
-  }
-
-  /** `count` uses of a key, the latest at `at`, all counted on the UTC day of `at` (as clients report them). */
-  noteMany(keyId: string, at: Date, count: number): void {
-    this.noteLastUse(keyId, at);
-    this.addCount(keyId, this.dayLabel(at.getTime()), count);
+  /** `count` uses with one result, the latest at `at`, all counted on the UTC day of `at` (as clients report them). */
+  note(use: KeyUse, at: Date, count = 1): void {
+    if (use.code === 'VALID') this.noteLastUse(use.keyId, at);
+    this.addCount({ ...use, day: this.dayLabel(at.getTime()), count });
   }
 
   private noteLastUse(keyId: string, at: Date): void {
     const prev = this.lastUsed.get(keyId);
     if (!prev || prev < at) this.lastUsed.set(keyId, at);
+    this.keys.add(keyId);
   }
 
-  private addCount(keyId: string, day: string, n: number): void {
-    const k = `${keyId}|${day}`;
+  private addCount(c: DailyCount): void {
+    const k = `${c.keyId}|${c.day}|${c.code}`;
     const entry = this.daily.get(k);
-    if (entry) entry.count += n;
-    else this.daily.set(k, { keyId, day, count: n });
+    if (entry) entry.count += c.count;
+    else this.daily.set(k, c);
+    this.keys.add(c.keyId);
   }
 
   private dayLabel(ms: number): string {
@@ -42,8 +50,9 @@ export class UsageRecorder {
     return this.day.label;
   }
 
+  /** Distinct keys noted since the last take(). */
   get pending(): number {
-    return this.lastUsed.size;
+    return this.keys.size;
   }
 
   take(): UsageEntries {
@@ -53,13 +62,14 @@ export class UsageRecorder {
     };
     this.lastUsed = new Map();
     this.daily = new Map();
+    this.keys = new Set();
     return out;
   }
 
   /** Puts entries back after a failed write, so usage is not lost while storage is down. */
   restore(entries: UsageEntries): void {
     for (const { keyId, at } of entries.lastUsed) this.noteLastUse(keyId, at);
-    for (const { keyId, day, count } of entries.daily) this.addCount(keyId, day, count);
+    for (const c of entries.daily) this.addCount({ ...c });
   }
 }
 

@@ -6,7 +6,7 @@ import { validateUsageReport, type ReportedUse } from './validation';
 
 export interface UsageReportsDeps {
   keys: KeyDirectory;
-  usage: Pick<UsageRecorder, 'noteMany'>;
+  usage: Pick<UsageRecorder, 'note'>;
   now: Clock;
 }
 
@@ -17,7 +17,7 @@ export interface UsageReportsDeps {
  * A service credential acts on no organization, so any key's usage may be reported; what it
  * must not do is make storage grow: usage rows are written only for ids that are stored keys
  * (one query per report), so a report of made-up ids writes nothing, and the rows a caller can
- * cause stay bounded by the keys that exist (and, per key, by one row per day).
+ * cause stay bounded by the keys that exist (and, per key, by one row per day and instance).
  */
 export class UsageReports {
   constructor(private readonly d: UsageReportsDeps) {}
@@ -26,9 +26,11 @@ export class UsageReports {
     authorizeVerify(ctx);
     const valid = validateUsageReport(entries, this.d.now());
     if (valid.length === 0) return;
-    const known = await this.d.keys.existing([...new Set(valid.map((e) => e.keyId))]);
+    const orgs = await this.d.keys.organizationsOf([...new Set(valid.map((e) => e.keyId))]);
     for (const e of valid) {
-      if (known.has(e.keyId)) this.d.usage.noteMany(e.keyId, e.lastUsedTime, e.count);
+      const orgId = orgs.get(e.keyId);
+      // Clients report the uses they answered VALID from their caches (KeyVerifier counts no other).
+      if (orgId) this.d.usage.note({ keyId: e.keyId, orgId, code: 'VALID' }, e.lastUsedTime, e.count);
     }
   }
 }

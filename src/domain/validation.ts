@@ -1,6 +1,7 @@
 import { validationError, type FieldViolation, type Reason } from './errors';
 import { isId } from './ids';
 import type { Environment } from './keyFormat';
+import type { KeyFilters } from './model';
 
 /** Pure request validation. Each function returns normalized values or throws one DomainError listing every violation. */
 
@@ -151,14 +152,10 @@ export function validateCreateKey(input: CreateKeyInput, now: Date): ValidCreate
   const name = checkName(input.name, v);
   const scopes = checkScopes(input.scopes, v);
   const environment = input.environment === '' ? 'live' : input.environment;
-  if (environment !== 'live' && environment !== 'test') {
-    v.add('environment', 'INVALID_ENVIRONMENT', 'environment must be "live" or "test"');
-  }
+  checkEnvironment(environment, v);
   const expiresAt = checkExpiry(input.expireTime, now, v);
   const metadata = checkMetadata(input.metadata, v);
-  if (input.workspaceId !== '' && !EXTERNAL_ID.test(input.workspaceId)) {
-    v.add('workspace_id', 'INVALID_WORKSPACE_ID', `workspace_id must match ${EXTERNAL_ID.source}`);
-  }
+  if (input.workspaceId !== '') checkWorkspace(input.workspaceId, v);
   if (input.requestId !== '' && !EXTERNAL_ID.test(input.requestId)) {
     v.add('request_id', 'INVALID_REQUEST_ID', `request_id must match ${EXTERNAL_ID.source} (a UUID works)`);
   }
@@ -176,6 +173,18 @@ export function validateCreateKey(input: CreateKeyInput, now: Date): ValidCreate
     requestId: input.requestId || null,
     rateLimit,
   };
+}
+
+function checkEnvironment(environment: string, v: Violations): environment is Environment {
+  const ok = environment === 'live' || environment === 'test';
+  if (!ok) v.add('environment', 'INVALID_ENVIRONMENT', 'environment must be "live" or "test"');
+  return ok;
+}
+
+function checkWorkspace(workspaceId: string, v: Violations): boolean {
+  const ok = EXTERNAL_ID.test(workspaceId);
+  if (!ok) v.add('workspace_id', 'INVALID_WORKSPACE_ID', `workspace_id must match ${EXTERNAL_ID.source}`);
+  return ok;
 }
 
 function checkRateLimit(r: { limit: number; windowSeconds: number }, v: Violations) {
@@ -341,4 +350,60 @@ export function validateUsageReport(entries: ReportedUse[], now: Date): Array<Re
   });
   v.throwIfAny();
   return valid;
+}
+
+export interface KeyFiltersInput {
+  workspaceId: string;
+  createdBy: string;
+  environment: string;
+  scope: string;
+}
+
+/** ListKeys filters, each checked as CreateKey checks what it matches; '' is no filter. */
+export function validateKeyFilters(f: KeyFiltersInput): KeyFilters {
+  const v = new Violations();
+  const out: KeyFilters = {};
+  if (f.workspaceId !== '' && checkWorkspace(f.workspaceId, v)) out.workspaceId = f.workspaceId;
+  if (f.createdBy !== '') {
+    if (isId('usr', f.createdBy) || isId('key', f.createdBy)) out.createdBy = f.createdBy;
+    else v.add('created_by', 'INVALID_ID', 'created_by must be a user id (usr_…) or a key id (key_…)');
+  }
+  if (f.environment !== '' && checkEnvironment(f.environment, v)) out.environment = f.environment;
+  if (f.scope !== '') {
+    if (SCOPE.test(f.scope)) out.scope = f.scope;
+    else v.add('scope', 'INVALID_SCOPES', `scope must match ${SCOPE.source}`);
+  }
+  v.throwIfAny();
+  return out;
+}
+
+const DAY_MS = 86_400_000;
+/** GetKeyUsage: the days counted by default before end_time's day, and the longest range. */
+export const USAGE_RANGE = { defaultDaysBefore: 30, maxDays: 366 } as const;
+
+const utcDay = (t: Date) => t.toISOString().slice(0, 10);
+
+/**
+ * GetKeyUsage's request: a key id or none (the whole organization), and the UTC days from
+ * start_time's to end_time's, both included. end_time defaults to now, start_time to the day
+ * 30 days before end_time's; end_time may be at most 366 days after start_time.
+ */
+export function validateUsageQuery(
+  q: { keyId: string; startTime?: Date; endTime?: Date },
+  now: Date,
+): { keyId: string | null; first: string; last: string } {
+  const v = new Violations();
+  if (q.keyId !== '' && !isId('key', q.keyId)) v.add('key_id', 'INVALID_ID', 'key_id must look like key_ followed by 26 base32 characters');
+  if (q.startTime) checkTime(q.startTime, 'start_time', v);
+  if (q.endTime) checkTime(q.endTime, 'end_time', v);
+  // A range is only checked between valid times; a key id is checked whatever the times.
+  if (v.list.some((x) => x.reason === 'INVALID_TIMESTAMP')) v.throwIfAny();
+  const end = q.endTime ?? now;
+  const start = q.startTime ?? new Date(Date.parse(utcDay(end)) - USAGE_RANGE.defaultDaysBefore * DAY_MS);
+  if (end < start) v.add('end_time', 'INVALID_TIME_RANGE', 'end_time must not be before start_time');
+  else if (end.getTime() - start.getTime() > USAGE_RANGE.maxDays * DAY_MS) {
+    v.add('end_time', 'INVALID_TIME_RANGE', `end_time must be at most ${USAGE_RANGE.maxDays} days after start_time`);
+  }
+  v.throwIfAny();
+  return { keyId: q.keyId || null, first: utcDay(start), last: utcDay(end) };
 }

@@ -1,13 +1,14 @@
 import { DomainError } from './errors';
 import { verifiedKey, type KeyCache, type VerifiedKey } from './keyCache';
 import { keyState } from './keyState';
+import type { UsageCode } from './model';
 import type { Clock, KeyLookup } from './ports';
 import type { RateDecision, RateLimiter } from './rateLimiter';
 import { classifySecret, type ForeignKeyFormat, type SecretFormats } from './secretFormats';
 import type { UsageRecorder } from './usageRecorder';
 
-export type VerifyCodeName =
-  'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'REVOKED' | 'ARCHIVED' | 'EXPIRED' | 'INSUFFICIENT_SCOPE' | 'RATE_LIMITED';
+/** Every result: the ones that name a key (counted as usage), and the two that name none. */
+export type VerifyCodeName = UsageCode | 'MALFORMED' | 'NOT_FOUND';
 
 export interface VerifyResult {
   code: VerifyCodeName;
@@ -87,16 +88,21 @@ export class Verifier {
     if (!key) return { code: 'NOT_FOUND' };
     const now = this.d.now();
     const state = keyState(key.status, key.expires_at_ms, now.getTime());
-    if (state !== 'ACTIVE') return { code: state, key };
-    if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key };
+    if (state !== 'ACTIVE') return this.counted(state, key, now);
+    if (!requiredScopes.every((s) => key.scopes.includes(s))) return this.counted('INSUFFICIENT_SCOPE', key, now);
     let rate: RateDecision | undefined;
     if (key.rate_limit && opts.enforceRateLimit !== false) {
       // From memory, unless this instance's confirmed share of the limit is spent (RateLimiter).
       rate = await this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
-      if (!rate.allowed) return { code: 'RATE_LIMITED', key, rate };
+      if (!rate.allowed) return this.counted('RATE_LIMITED', key, now, rate);
     }
-    this.d.usage.note(key._id, now);
-    return { code: 'VALID', key, rate };
+    return this.counted('VALID', key, now, rate);
+  }
+
+  /** Every result that names a key is usage of it, noted in memory (GetKeyUsage counts them by code). */
+  private counted(code: UsageCode, key: VerifiedKey, now: Date, rate?: RateDecision): VerifyResult {
+    this.d.usage.note({ keyId: key._id, orgId: key.org_id, code }, now);
+    return { code, key, rate };
   }
 
   /**

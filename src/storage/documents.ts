@@ -1,5 +1,5 @@
 /** Shapes of the documents stored in MongoDB. Field names are snake_case, as stored. */
-import type { AuditEntry, CreateRequestClaim, KeyChange, StoredKey } from '../domain/model';
+import type { AuditEntry, CreateRequestClaim, KeyChange, StoredKey, UsageCode } from '../domain/model';
 
 /**
  * api_keys: the domain's key without last_used_at, which lives in key_last_used. Usage writes
@@ -44,12 +44,23 @@ export interface KeySlotDocument {
   created_at: Date;
 }
 
-/** Verifications per key per UTC day, written in batches by the usage flush. */
+/**
+ * Verifications of one key on one UTC day with one result, counted by one service instance and
+ * written in batches by its usage flush (UsageRepository). Documents written before usage was
+ * counted by result have the _id `${key_id}|${day}`, no code (they counted VALID uses only) and
+ * no org_id until UsageRepository.attributeOldCounts gives them one.
+ */
 export interface KeyUsageDocument {
-  /** `${key_id}|${day}` */
+  /** `${key_id}|${day}|${instance}|${code}` */
   _id: string;
+  /**
+   * Missing on old counts until attributed (a query matches a missing field as null, hence the
+   * type); "" when their key was deleted before that.
+   */
+  org_id?: string | null;
   key_id: string;
   day: string;
+  code?: UsageCode;
   count: number;
 }
 

@@ -57,14 +57,20 @@ export class KeyRepository implements KeyStore, KeyDirectory, KeysBySecret, Impo
     return this.keys.findOne({ hash }, { ...this.limits.options(), projection: VERIFIED_KEY_FIELDS });
   }
 
-  /** One query by _id for a whole report (at most LIMITS.usageReportEntriesMax ids), reading only the ids. */
-  async existing(ids: readonly string[]): Promise<Set<string>> {
-    const found = await this.keys.find({ _id: { $in: [...ids] } }, { ...this.limits.options(), projection: { _id: 1 } }).toArray();
-    return new Set(found.map((d) => d._id));
+  /** One query by _id for a whole report (at most LIMITS.usageReportEntriesMax ids), reading only ids and organizations. */
+  async organizationsOf(ids: readonly string[]): Promise<Map<string, string>> {
+    const found = await this.keys.find({ _id: { $in: [...ids] } }, { ...this.limits.options(), projection: { org_id: 1 } }).toArray();
+    return new Map(found.map((d) => [d._id, d.org_id]));
   }
 
+  /** Served by org_status, or with a filter by that filter's index (each has status before the sort). */
   async list(q: KeyListQuery): Promise<StoredKey[]> {
     const filter: Filter<KeyDocument> = { org_id: q.orgId, status: { $in: q.statuses } };
+    const f = q.filters;
+    if (f.workspaceId !== undefined) filter.workspace_id = f.workspaceId;
+    if (f.createdBy !== undefined) filter.created_by = f.createdBy;
+    if (f.environment !== undefined) filter.environment = f.environment;
+    if (f.scope !== undefined) filter.scopes = f.scope;
     if (q.after) {
       filter.$or = [{ created_at: { $lt: q.after.createdAt } }, { created_at: q.after.createdAt, _id: { $lt: q.after.id } }];
     }

@@ -113,11 +113,19 @@ export function collectionsOf(db: Db): Collections {
  */
 export async function ensureIndexes(c: Collections): Promise<void> {
   await c.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' }, {});
-  await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' }, {});
+  // ListKeys, newest first: by the statuses asked for, and with each filter by it too (docs/indexes.md).
+  await c.keys.createIndex({ org_id: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_status' }, {});
+  await c.keys.createIndex({ org_id: 1, workspace_id: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_workspace' }, {});
+  await c.keys.createIndex({ org_id: 1, created_by: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_creator' }, {});
+  await c.keys.createIndex({ org_id: 1, environment: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_environment' }, {});
+  await c.keys.createIndex({ org_id: 1, scopes: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_scope' }, {});
   await c.slots.createIndex({ org_id: 1 }, { name: 'org' }, {});
   await c.mutations.createIndex({ key_id: 1 }, { name: 'key' }, {});
   await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' }, {});
   await c.changes.createIndex({ at: 1 }, { name: 'at' }, {});
+  // GetKeyUsage: one organization's or one key's days.
+  await c.usage.createIndex({ org_id: 1, day: 1 }, { name: 'org_day' }, {});
+  await c.usage.createIndex({ key_id: 1, day: 1 }, { name: 'key_day' }, {});
   // For the retention sweep's range queries (servers that use indexes; FerretDB scans anyway).
   await c.usage.createIndex({ day: 1 }, { name: 'day' }, {});
   await c.audit.createIndex({ time: 1 }, { name: 'time' }, {});

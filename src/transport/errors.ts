@@ -38,6 +38,7 @@ export const REASON_STATUS: Record<Reason, { code: status; http: number }> = {
   INVALID_AUDIT_FILTER: { code: status.INVALID_ARGUMENT, http: 422 },
   INVALID_TIMESTAMP: { code: status.INVALID_ARGUMENT, http: 422 },
   INVALID_DURATION: { code: status.INVALID_ARGUMENT, http: 422 },
+  INVALID_TIME_RANGE: { code: status.INVALID_ARGUMENT, http: 422 },
   MALFORMED_REQUEST: { code: status.INVALID_ARGUMENT, http: 422 },
   INVALID_KEY_FORMAT: { code: status.INVALID_ARGUMENT, http: 422 },
   UNAUTHENTICATED: { code: status.UNAUTHENTICATED, http: 401 },

@@ -13,6 +13,7 @@ import type { Authenticator } from '../domain/authentication';
 import type { ChangeFeed } from '../domain/changeFeed';
 import type { KeyImporter } from '../domain/keyImport';
 import type { KeyManager } from '../domain/keys';
+import type { KeyUsageReader } from '../domain/keyUsage';
 import type { UsageReports } from '../domain/usageReports';
 import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
@@ -39,6 +40,7 @@ export interface ServerDeps {
   verifier: Verifier;
   feed: ChangeFeed;
   usageReports: UsageReports;
+  keyUsage: KeyUsageReader;
   logger: Logger;
   now: () => Date;
   limits: TransportLimits;
@@ -144,7 +146,7 @@ export function buildServer(d: ServerDeps): AssembledServer {
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
   server.addService(
     withCheckedRequests(KeyServiceService, ours),
-    keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.orgLeak, d.importer),
+    keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.orgLeak, d.importer, d.keyUsage),
   );
   const verify = verifyService(d);
   server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);

@@ -382,6 +382,20 @@ describe('ImportKeys authorization (docs/security.md "Authorization of ImportKey
   });
 });
 
+describe('GetKeyUsage: GetKey’s column for one key, ListKeys’ for the whole organization (docs/security.md)', () => {
+  const [getKey, listKeys] = [RPCS.indexOf('GetKey'), RPCS.indexOf('ListKeys')];
+  const cells = Object.entries(MATRIX).flatMap(([caller, row]) => [
+    ['key_id', caller as CallerName, row[getKey]] as const,
+    ['organization', caller as CallerName, row[listKeys]] as const,
+  ]);
+  it.each(cells)('GetKeyUsage for the %s as %s → %s', async (form, caller, expected) => {
+    const r = await outcome(s.clients.keys.getKeyUsage(form === 'key_id' ? { keyId: target } : {}, callers[caller].metadata));
+    // The target was never verified: nothing to count, whoever may read it.
+    if (form === 'key_id' && r.value) expect(r.value.days).toEqual([]);
+    expect(r.text).toBe(expected);
+  });
+});
+
 describe('no escalation: a key never grants scopes it lacks', () => {
   let admin: Metadata;
   beforeAll(async () => {

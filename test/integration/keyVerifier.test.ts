@@ -3,22 +3,16 @@ import { toVerifierResult } from '../../src/client/answers';
 import { bearer } from '../../src/client/promiseClient';
 import { KeyVerifier, type FeedNotice, type KeyVerifierOptions, type VerifierResult } from '../../src/client/verifier';
 import { generateSecret } from '../../src/domain/keyFormat';
+import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy';
+import { until } from '../support/until';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The product's promise (VERIFY_REVOCATION_BOUND_MS), which the client keeps too: asserting it is the point. */
 const BOUND_MS = 1_000;
 const FLUSH_MS = 200;
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /**
  * KeyVerifier (src/client/verifier.ts) against two real instances on one database; the client
@@ -258,8 +252,11 @@ describe('KeyVerifier', () => {
     expect(v.stats).toEqual({ local: 9, remote: 1 });
     await v.close(); // flushes the report
     await expect(v.verify(key.secret)).rejects.toThrow(/closed/);
-    const day = new Date(lastLocal).toISOString().slice(0, 10);
-    await until('the server’s usage flush', async () => (await a.collections.usage.findOne({ _id: `${key.id}|${day}` }))?.count === 10);
+    const usage = () => a.clients.keys.getKeyUsage({ keyId: key.id }, admin);
+    await until('the server’s usage flush', async () => (await usage()).days[0]?.total === 10);
+    expect((await usage()).days).toEqual([
+      { day: new Date(lastLocal).toISOString().slice(0, 10), total: 10, counts: [{ code: VerifyCode.VERIFY_CODE_VALID, count: 10 }] },
+    ]);
     const { key: shown } = await a.clients.keys.getKey({ id: key.id }, admin);
     expect(shown!.lastUsedTime!.getTime()).toBeGreaterThanOrEqual(lastLocal);
   });

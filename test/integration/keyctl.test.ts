@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { bearer } from '../../src/client/promiseClient';
+import { newId } from '../../src/domain/ids';
 import { startTestServer, type TestServer } from '../support/server';
 
 const ROOT = join(__dirname, '..', '..');
@@ -96,6 +98,64 @@ describe('keyctl against a real server', () => {
     expect((JSON.parse(after.stdout) as { keys: KeyJson[] }).keys.map((k) => k.id)).not.toContain(id);
     const withRevoked = JSON.parse((await keyctl(['--json', 'list', '--include-revoked'], env)).stdout) as { keys: KeyJson[] };
     expect(withRevoked.keys.find((k) => k.id === id)).toMatchObject({ state: 'KEY_STATE_REVOKED', revokedComment: 'leaked in a log' });
+  }, 90_000);
+
+  it('list narrows by --workspace, --created-by, --env and --scope; usage shows days by result, of a key or the organization', async () => {
+    const userId = newId('usr');
+    const token = await s.userToken({ sub: userId, orgId: newId('org') });
+    const own = { ...env, APIKEYS_TOKEN: token };
+    const create = async (extra: Record<string, unknown>) =>
+      (await s.clients.keys.createKey({ name: 'cli', scopes: ['read'], ...extra }, bearer(token))).key!;
+    const wanted = await create({ workspaceId: 'ws-cli', environment: 'test', scopes: ['read', 'billing'] });
+    const other = await create({ workspaceId: 'ws-cli', scopes: ['read', 'billing'] });
+    await create({});
+    const ids = async (args: string[]) =>
+      (JSON.parse((await keyctl(['--json', 'list', ...args], own)).stdout) as { keys: KeyJson[] }).keys.map((k) => k.id);
+    expect(await ids(['--workspace', 'ws-cli', '--env', 'test', '--scope', 'billing'])).toEqual([wanted.id]);
+    expect(await ids(['--workspace', 'ws-cli', '--created-by', userId])).toEqual([other.id, wanted.id]);
+    const refused = await keyctl(['list', '--env', 'prod'], own);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/INVALID_ENVIRONMENT/);
+
+    // Counts as two instances would have flushed them, on two days.
+    const count = (keyId: string, day: string, instance: string, code: string, n: number) => ({
+      _id: `${keyId}|${day}|${instance}|${code}`,
+      org_id: wanted.orgId,
+      key_id: keyId,
+      day,
+      code: code as 'VALID',
+      count: n,
+    });
+    await s.collections.usage.insertMany([
+      count(wanted.id, '2026-01-05', 'i1', 'VALID', 3),
+      count(wanted.id, '2026-01-05', 'i2', 'VALID', 2),
+      count(wanted.id, '2026-01-05', 'i2', 'RATE_LIMITED', 1),
+      count(other.id, '2026-01-06', 'i1', 'REVOKED', 4),
+    ]);
+    const table = await keyctl(['usage', wanted.id, '--from', '2026-01-01', '--to', '2026-01-31'], own);
+    expect(table.code).toBe(0);
+    expect(table.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^DAY\s+TOTAL\s+VALID\s+EXPIRED\s+REVOKED\s+ARCHIVED\s+INSUFFICIENT_SCOPE\s+RATE_LIMITED$/),
+      expect.stringMatching(/^2026-01-05\s+6\s+5\s+0\s+0\s+0\s+0\s+1$/),
+    ]);
+    const json = await keyctl(['--json', 'usage', '--from', '2026-01-01', '--to', '2026-01-31'], own);
+    expect(JSON.parse(json.stdout)).toEqual({
+      days: [
+        {
+          day: '2026-01-05',
+          total: 6,
+          counts: [
+            { code: 'VERIFY_CODE_VALID', count: 5 },
+            { code: 'VERIFY_CODE_RATE_LIMITED', count: 1 },
+          ],
+        },
+        { day: '2026-01-06', total: 4, counts: [{ code: 'VERIFY_CODE_REVOKED', count: 4 }] },
+      ],
+    });
+    expect((await keyctl(['usage', '--from', '2026-02-01', '--to', '2026-02-02'], own)).stdout).toBe('(no verifications)\n');
+    const twoKeys = await keyctl(['usage', wanted.id, other.id], own);
+    expect(twoKeys.code).toBe(2);
+    expect(twoKeys.stderr).toMatch(/unexpected argument/);
   }, 90_000);
 
   it('exits 3 with the reason and what to do when the server refuses, 2 on usage errors, 4 when unreachable', async () => {

@@ -1,6 +1,7 @@
 import { status, type Metadata } from '@grpc/grpc-js';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
+import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { failure } from '../support/calls';
 import { startTestServer, type TestServer } from '../support/server';
 
@@ -62,7 +63,9 @@ describe('ReportUsage', () => {
     await flushed();
     expect((await s.clients.keys.getKey({ id: key.id }, admin)).key!.lastUsedTime).toEqual(used);
     const day = used.toISOString().slice(0, 10);
-    expect(await s.collections.usage.findOne({ _id: `${key.id}|${day}` })).toMatchObject({ count: 7 });
+    expect((await s.clients.keys.getKeyUsage({ keyId: key.id, startTime: used, endTime: used }, admin)).days).toEqual([
+      { day, total: 7, counts: [{ code: VerifyCode.VERIFY_CODE_VALID, count: 7 }] },
+    ]);
   });
 
   it('writes nothing for ids that are not keys, so a caller cannot make storage grow with made-up ids', async () => {

@@ -7,6 +7,11 @@ import { startTestServer, type TestServer } from '../support/server';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DAY_MS = 86_400_000;
 const ago = (ms: number) => new Date(Date.now() - ms);
+/** The UTC day `daysAgo` days ago, YYYY-MM-DD. */
+const day = (daysAgo: number) =>
+  ago(daysAgo * DAY_MS)
+    .toISOString()
+    .slice(0, 10);
 
 /** The retention sweep on the real server: for each rule, old documents go and recent ones stay. */
 describe('retention sweep', () => {
@@ -46,16 +51,40 @@ describe('retention sweep', () => {
 
   it('key_usage_daily: days older than USAGE_RETENTION_DAYS (400) go, later days stay', async () => {
     const keyId = newId('key');
-    const day = (daysAgo: number) =>
-      ago(daysAgo * DAY_MS)
-        .toISOString()
-        .slice(0, 10);
     const doc = (d: string) => ({ _id: `${keyId}|${d}`, key_id: keyId, day: d, count: 3 });
     await s.collections.usage.insertMany([doc(day(402)), doc(day(401)), doc(day(399)), doc(day(0))]);
     await twoSweeps();
     const left = await s.collections.usage.find({ key_id: keyId }).toArray();
     expect(left.map((d) => d.day).sort()).toEqual([day(399), day(0)]);
     expect(await deleted('key_usage_daily')).toBe(2);
+  });
+
+  it('key_usage_daily: counts kept per instance and result code go by their day as well', async () => {
+    const keyId = newId('key');
+    const orgId = newId('org');
+    const doc = (d: string, instance: string, code: string) => ({
+      _id: `${keyId}|${d}|${instance}|${code}`,
+      org_id: orgId,
+      key_id: keyId,
+      day: d,
+      code: code as 'VALID',
+      count: 2,
+    });
+    const before = await deleted('key_usage_daily');
+    await s.collections.usage.insertMany([
+      doc(day(401), 'i1', 'VALID'),
+      doc(day(401), 'i2', 'VALID'),
+      doc(day(401), 'i1', 'RATE_LIMITED'),
+      doc(day(399), 'i1', 'VALID'),
+      doc(day(399), 'i2', 'REVOKED'),
+      doc(day(0), 'i1', 'VALID'),
+    ]);
+    await twoSweeps();
+    const left = await s.collections.usage.find({ org_id: orgId }).toArray();
+    expect(left.map((d) => d._id).sort()).toEqual(
+      [`${keyId}|${day(399)}|i1|VALID`, `${keyId}|${day(399)}|i2|REVOKED`, `${keyId}|${day(0)}|i1|VALID`].sort(),
+    );
+    expect((await deleted('key_usage_daily')) - before).toBe(3);
   });
 
   it('audit_events: events older than AUDIT_RETENTION_DAYS (400) go, in deletes of at most 50 ids; later ones stay', async () => {

@@ -2,7 +2,7 @@ import { MongoClient, type CommandStartedEvent } from 'mongodb';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { generateSecret, hashSecret } from '../../src/domain/keyFormat';
-import { collectionsOf } from '../../src/storage/mongo';
+import { collectionsOf, QueryLimits } from '../../src/storage/mongo';
 import { UsageRepository } from '../../src/storage/usageRepository';
 import { chunks, MAX_DOCUMENTS_PER_WRITE } from '../../src/storage/writeBatches';
 import { privateDatabase, type PrivateDatabase } from '../support/database';
@@ -55,7 +55,12 @@ describe('FerretDB and multi-statement updates', () => {
 
       const at = new Date();
       const sizes = await updateSizes(client, async () => {
-        expect(await new UsageRepository(c).write({ lastUsed: ids.map((keyId) => ({ keyId, at })), daily: [] })).toEqual({ ok: true });
+        expect(
+          await new UsageRepository(c, 'instance-1', new QueryLimits(4_000)).write({
+            lastUsed: ids.map((keyId) => ({ keyId, at })),
+            daily: [],
+          }),
+        ).toEqual({ ok: true });
       });
       expect(sizes).toEqual([MAX_DOCUMENTS_PER_WRITE, MAX_DOCUMENTS_PER_WRITE]);
       expect(await c.lastUsed.countDocuments({ last_used_at: at })).toBe(100);

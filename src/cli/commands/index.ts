@@ -6,6 +6,7 @@ import { create, get, list, secret, update } from './keys';
 import { leakReport, lookup } from './leaks';
 import { archive, reactivate, remove, revoke, rotate } from './lifecycle';
 import { orgGet, orgSetLimit } from './organization';
+import { usage } from './usage';
 
 /** Every command by its name, in the order `keyctl help` lists them. */
 export const COMMANDS: Record<string, Command> = {
@@ -25,6 +26,7 @@ export const COMMANDS: Record<string, Command> = {
   'org set-limit': orgSetLimit,
   'keys lookup': lookup,
   'keys report-leaked': leakReport,
+  usage,
   health,
 };
 

@@ -58,12 +58,18 @@ export const create: Command = {
 
 export const list: Command = {
   summary: 'list keys, newest first',
-  usage: 'list [--limit N] [--page-token T | --all] [--include-revoked] [--include-archived] [--unused-since TIME]',
+  usage:
+    'list [--limit N] [--page-token T | --all] [--include-revoked] [--include-archived] [--unused-since TIME] ' +
+    '[--workspace ID] [--created-by usr_…|key_…] [--env live|test] [--scope SCOPE]',
   options: {
     ...PAGING,
     'include-revoked': { type: 'boolean' },
     'include-archived': { type: 'boolean' },
     'unused-since': { type: 'string' },
+    workspace: { type: 'string' },
+    'created-by': { type: 'string' },
+    env: { type: 'string' },
+    scope: { type: 'string' },
   },
   args: [],
   needsToken: true,
@@ -74,6 +80,10 @@ export const list: Command = {
       includeRevoked: v['include-revoked'] === true,
       includeArchived: v['include-archived'] === true,
       unusedSince: timeFlag(v, 'unused-since'),
+      workspaceId: stringFlag(v, 'workspace'),
+      createdBy: stringFlag(v, 'created-by'),
+      environment: stringFlag(v, 'env'),
+      scope: stringFlag(v, 'scope'),
     };
     await runListing(c, {
       page: async (pageToken) => {

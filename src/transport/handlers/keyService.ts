@@ -1,10 +1,11 @@
 import type { AuditEvent } from '../../gen/apikeys/v1/audit';
-import type { KeyServiceServer, KeyServiceService } from '../../gen/apikeys/v1/key_service';
+import type { KeyServiceServer } from '../../gen/apikeys/v1/key_service';
 import type { AuditLog } from '../../domain/audit';
 import type { KeyImporter } from '../../domain/keyImport';
 import type { KeyManager } from '../../domain/keys';
 import type { LeakResponse } from '../../domain/leakResponse';
 import type { Organizations } from '../../domain/organizations';
+import type { KeyUsageReader } from '../../domain/keyUsage';
 import type { Logger } from '../../logging/logger';
 import type { AuditEntry } from '../../domain/model';
 import type { CallContext } from '../../domain/principal';
@@ -12,6 +13,7 @@ import { toProtoKey } from '../keyMapping';
 import { inCallScope } from '../callScope';
 import { organizationAndLeakHandlers } from './organizationsAndLeaks';
 import { importKeysHandlers } from './importKeys';
+import { keyUsageHandlers, type Handle } from './keyUsage';
 import { unary } from './unary';
 
 function toProtoEvent(e: AuditEntry): AuditEvent {
@@ -30,9 +32,6 @@ function toProtoEvent(e: AuditEntry): AuditEvent {
   };
 }
 
-/** Methods of the contract not served yet: grpc-js answers them UNIMPLEMENTED. */
-type NotYetServed = 'getKeyUsage';
-
 /** The services behind the organization and leaked-key RPCs. */
 export interface OrganizationAndLeakServices {
   organizations: Organizations;
@@ -47,10 +46,11 @@ export function keyServiceHandlers(
   now: () => Date,
   orgLeak: OrganizationAndLeakServices,
   importer: KeyImporter,
-): Pick<KeyServiceServer, Exclude<keyof typeof KeyServiceService, NotYetServed>> {
+  usage: KeyUsageReader,
+): KeyServiceServer {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
-  const handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
+  const handle: Handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
     unary<Req, Res>(logger, (req, ctx) => inCallScope(ctx, () => fn(req, ctx)));
   return {
     ...organizationAndLeakHandlers(orgLeak.organizations, orgLeak.leaks, handle, key),
@@ -77,6 +77,10 @@ export function keyServiceHandlers(
         includeRevoked: req.includeRevoked,
         includeArchived: req.includeArchived,
         unusedSince: req.unusedSince,
+        workspaceId: req.workspaceId,
+        createdBy: req.createdBy,
+        environment: req.environment,
+        scope: req.scope,
       });
       return { keys: page.keys.map(key), nextPageToken: page.nextPageToken };
     }),
@@ -115,5 +119,6 @@ export function keyServiceHandlers(
       return { events: page.events.map(toProtoEvent), nextPageToken: page.nextPageToken };
     }),
     ...importKeysHandlers(importer, handle, key),
+    ...keyUsageHandlers(usage, handle),
   };
 }

@@ -19,7 +19,8 @@ import type { Metrics } from '../../observability/metrics';
 import { failStream, serverStream } from './serverStream';
 import { unary } from './unary';
 
-const CODE: Record<VerifyCodeName, VerifyCode> = {
+/** Result names to the contract's enum (GetKeyUsage's counts use it too). */
+export const VERIFY_CODE: Record<VerifyCodeName, VerifyCode> = {
   VALID: VerifyCode.VERIFY_CODE_VALID,
   MALFORMED: VerifyCode.VERIFY_CODE_MALFORMED,
   NOT_FOUND: VerifyCode.VERIFY_CODE_NOT_FOUND,
@@ -34,7 +35,7 @@ const CODE: Record<VerifyCodeName, VerifyCode> = {
 export function verifyKeyResponse({ code, key, rate }: VerifyResult): VerifyKeyResponse {
   return {
     valid: code === 'VALID',
-    code: CODE[code],
+    code: VERIFY_CODE[code],
     keyId: key?._id ?? '',
     orgId: key?.org_id ?? '',
     workspaceId: key?.workspace_id ?? '',
@@ -76,7 +77,7 @@ export class VerifyAnswers {
     if (result.rate) return verifyKeyResponse(result); // "remaining" changes with every call
     const { key, code } = result;
     const kept = key ? this.byKey.get(key) : this.keyless.get(code);
-    if (kept?.code === CODE[code]) return kept;
+    if (kept?.code === VERIFY_CODE[code]) return kept;
     const a: Answer = verifyKeyResponse(result);
     a[ENCODED] = encode(a);
     if (!key) this.keyless.set(code, a);

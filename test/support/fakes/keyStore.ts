@@ -1,4 +1,4 @@
-import type { StoredKey } from '../../../src/domain/model';
+import type { KeyFilters, StoredKey } from '../../../src/domain/model';
 import type { KeyListQuery, KeyStore, KeyUpdate } from '../../../src/domain/ports';
 import { CLAIM_GRACE_MS } from '../../../src/storage/keyRepository';
 import { Faults } from './faults';
@@ -33,7 +33,7 @@ export class InMemoryKeyStore implements KeyStore {
   async list(q: KeyListQuery): Promise<StoredKey[]> {
     const after = q.after;
     return [...this.keys.values()]
-      .filter((k) => k.org_id === q.orgId && q.statuses.includes(k.status))
+      .filter((k) => k.org_id === q.orgId && q.statuses.includes(k.status) && matches(k, q.filters))
       .sort((a, b) => b.created_at.getTime() - a.created_at.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0))
       .filter((k) => !after || k.created_at < after.createdAt || (k.created_at.getTime() === after.createdAt.getTime() && k._id < after.id))
       .slice(0, q.limit)
@@ -73,4 +73,14 @@ export class InMemoryKeyStore implements KeyStore {
   private read(key: Omit<StoredKey, 'last_used_at'>): StoredKey {
     return { ...structuredClone(key), last_used_at: this.lastUsed.get(key._id) ?? null };
   }
+}
+
+/** Whether a key passes every ListKeys filter given. */
+function matches(k: Omit<StoredKey, 'last_used_at'>, f: KeyFilters): boolean {
+  return (
+    (f.workspaceId === undefined || k.workspace_id === f.workspaceId) &&
+    (f.createdBy === undefined || k.created_by === f.createdBy) &&
+    (f.environment === undefined || k.environment === f.environment) &&
+    (f.scope === undefined || k.scopes.includes(f.scope))
+  );
 }

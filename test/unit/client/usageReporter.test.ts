@@ -34,8 +34,8 @@ describe('usageReport', () => {
       usageReport({
         lastUsed: [{ keyId: 'key_a', at: lastUse }],
         daily: [
-          { keyId: 'key_a', day: '2025-05-31', count: 3 },
-          { keyId: 'key_a', day: '2025-06-01', count: 2 },
+          { keyId: 'key_a', orgId: 'org_a', day: '2025-05-31', code: 'VALID', count: 3 },
+          { keyId: 'key_a', orgId: 'org_a', day: '2025-06-01', code: 'VALID', count: 2 },
         ],
       }),
     ).toEqual([
@@ -50,9 +50,9 @@ describe('UsageReporter', () => {
     const { reporter, sent } = setup();
     await reporter.flush();
     expect(sent).toEqual([]);
-    reporter.note('key_a', new Date(NOW - 2_000));
-    reporter.note('key_a', new Date(NOW - 1_000));
-    reporter.note('key_b', new Date(NOW - 1_500));
+    reporter.note('key_a', 'org_a', new Date(NOW - 2_000));
+    reporter.note('key_a', 'org_a', new Date(NOW - 1_000));
+    reporter.note('key_b', 'org_a', new Date(NOW - 1_500));
     await reporter.flush();
     expect(sent).toEqual([
       [
@@ -65,17 +65,17 @@ describe('UsageReporter', () => {
 
   it('sends at most 1000 entries per report', async () => {
     const { reporter, sent } = setup(async () => undefined, 10_000);
-    for (let i = 0; i < 2_500; i++) reporter.note(`key_${i}`, new Date(NOW));
+    for (let i = 0; i < 2_500; i++) reporter.note(`key_${i}`, 'org_a', new Date(NOW));
     await reporter.flush();
     expect(sent.map((b) => b.length)).toEqual([1_000, 1_000, 500]);
   });
 
   it('reports early once enough distinct keys are pending', async () => {
     const { reporter, sent } = setup(async () => undefined, 3);
-    reporter.note('key_a', new Date(NOW));
-    reporter.note('key_b', new Date(NOW));
+    reporter.note('key_a', 'org_a', new Date(NOW));
+    reporter.note('key_b', 'org_a', new Date(NOW));
     expect(sent).toHaveLength(0);
-    reporter.note('key_c', new Date(NOW));
+    reporter.note('key_c', 'org_a', new Date(NOW));
     await reporter.flush();
     expect(sent).toHaveLength(1);
   });
@@ -85,16 +85,16 @@ describe('UsageReporter', () => {
     const { reporter, sent, errors } = setup(async () => {
       if (failWith) throw failWith;
     });
-    reporter.note('key_a', new Date(NOW));
+    reporter.note('key_a', 'org_a', new Date(NOW));
     await reporter.flush();
     expect(errors).toEqual([new RpcFailure('UNAVAILABLE')]);
-    reporter.note('key_a', new Date(NOW));
+    reporter.note('key_a', 'org_a', new Date(NOW));
     failWith = undefined;
     await reporter.flush();
     expect(sent.at(-1)).toEqual([{ keyId: 'key_a', count: 2, lastUsedTime: new Date(NOW) }]);
 
     failWith = new RpcFailure('FINAL');
-    reporter.note('key_b', new Date(NOW));
+    reporter.note('key_b', 'org_a', new Date(NOW));
     await reporter.flush();
     failWith = undefined;
     await reporter.flush();
@@ -104,8 +104,8 @@ describe('UsageReporter', () => {
 
   it('drops uses older than the server accepts rather than have a whole report refused', async () => {
     const { reporter, sent } = setup();
-    reporter.note('key_old', new Date(NOW - 86_400_000));
-    reporter.note('key_new', new Date(NOW - 1_000));
+    reporter.note('key_old', 'org_a', new Date(NOW - 86_400_000));
+    reporter.note('key_new', 'org_a', new Date(NOW - 1_000));
     await reporter.flush();
     expect(sent).toEqual([[{ keyId: 'key_new', count: 1, lastUsedTime: new Date(NOW - 1_000) }]]);
   });
@@ -113,7 +113,7 @@ describe('UsageReporter', () => {
   it('sends what is left on close', async () => {
     const { reporter, sent } = setup();
     reporter.start();
-    reporter.note('key_a', new Date(NOW));
+    reporter.note('key_a', 'org_a', new Date(NOW));
     await reporter.close();
     expect(sent).toHaveLength(1);
   });

@@ -237,6 +237,9 @@ describe('create with a request id', () => {
   });
 });
 
+/** ListKeys without workspace, creator, environment or scope filters. */
+const NO_FILTERS = { workspaceId: '', createdBy: '', environment: '', scope: '' };
+
 describe('get and list', () => {
   it('gets a key of the caller’s organization only, with its last use', async () => {
     const t = setup();
@@ -253,14 +256,16 @@ describe('get and list', () => {
     for (let i = 0; i < 3; i++) ids.push((await t.create()).key._id);
     await t.manager.revoke(admin, ids[0], '');
     await t.manager.archive(admin, ids[1]);
-    const live = await t.manager.list(member, { pageSize: 1, pageToken: '', includeRevoked: false, includeArchived: false });
+    const live = await t.manager.list(member, { ...NO_FILTERS, pageSize: 1, pageToken: '', includeRevoked: false, includeArchived: false });
     expect([live.keys.map((k) => k._id), live.nextPageToken]).toEqual([[ids[2]], '']);
-    const page = (pageToken: string) => t.manager.list(member, { pageSize: 2, pageToken, includeRevoked: true, includeArchived: true });
+    const page = (pageToken: string) =>
+      t.manager.list(member, { ...NO_FILTERS, pageSize: 2, pageToken, includeRevoked: true, includeArchived: true });
     const first = await page('');
     const second = await page(first.nextPageToken);
     expect([...first.keys, ...second.keys].map((k) => k._id)).toEqual([...ids].reverse());
     expect(second.nextPageToken).toBe('');
     const otherFilters = t.manager.list(member, {
+      ...NO_FILTERS,
       pageSize: 2,
       pageToken: first.nextPageToken,
       includeRevoked: false,
@@ -282,7 +287,7 @@ describe('get and list', () => {
       used.push(key._id);
     }
     const list = (pageToken: string) =>
-      t.manager.list(member, { pageSize: 1, pageToken, includeRevoked: false, includeArchived: false, unusedSince: since });
+      t.manager.list(member, { ...NO_FILTERS, pageSize: 1, pageToken, includeRevoked: false, includeArchived: false, unusedSince: since });
     // Five pages of one used key each: nothing found yet, and a token to go on from there.
     const first = await list('');
     expect(first.keys).toEqual([]);

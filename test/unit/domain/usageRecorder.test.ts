@@ -1,7 +1,8 @@
 import { UsageRecorder, usageFlushTask } from '../../../src/domain/usageRecorder';
-import type { UsageEntries } from '../../../src/domain/model';
+import type { UsageCode, UsageEntries } from '../../../src/domain/model';
 
 const t = (iso: string) => new Date(iso);
+const use = (keyId: string, code: UsageCode = 'VALID') => ({ keyId, orgId: `org_${keyId}`, code });
 /** A batch as maps, so order does not matter: key → last use, and `key|day` → count. */
 const lastUses = (b: UsageEntries) => new Map(b.lastUsed.map(({ keyId, at }) => [keyId, at]));
 const counts = (b: UsageEntries) => new Map(b.daily.map(({ keyId, day, count }) => [`${keyId}|${day}`, count]));
@@ -9,10 +10,10 @@ const counts = (b: UsageEntries) => new Map(b.daily.map(({ keyId, day, count }) 
 describe('UsageRecorder.note', () => {
   it('keeps the latest time per key, whatever the order of notes', () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T10:00:00Z'));
-    u.note('a', t('2025-03-01T12:00:00Z'));
-    u.note('a', t('2025-03-01T11:00:00Z'));
-    u.note('b', t('2025-03-01T09:00:00Z'));
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('a'), t('2025-03-01T12:00:00Z'));
+    u.note(use('a'), t('2025-03-01T11:00:00Z'));
+    u.note(use('b'), t('2025-03-01T09:00:00Z'));
     const batch = u.take();
     expect(lastUses(batch)).toEqual(
       new Map([
@@ -30,10 +31,10 @@ describe('UsageRecorder.note', () => {
 
   it('counts per UTC day: notes either side of midnight land on two days', () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T23:59:59.999Z'));
-    u.note('a', t('2025-03-02T00:00:00.000Z'));
-    u.note('a', t('2025-03-01T23:00:00.000Z')); // back to the earlier day after the label moved on
-    u.note('a', t('2025-03-02T00:00:00.001Z'));
+    u.note(use('a'), t('2025-03-01T23:59:59.999Z'));
+    u.note(use('a'), t('2025-03-02T00:00:00.000Z'));
+    u.note(use('a'), t('2025-03-01T23:00:00.000Z')); // back to the earlier day after the label moved on
+    u.note(use('a'), t('2025-03-02T00:00:00.001Z'));
     expect(counts(u.take())).toEqual(
       new Map([
         ['a|2025-03-01', 2],
@@ -45,24 +46,40 @@ describe('UsageRecorder.note', () => {
   it('uses UTC days, not local ones', () => {
     const u = new UsageRecorder();
     // 23:30 on the 1st at UTC-5 is 04:30 UTC on the 2nd.
-    u.note('a', t('2025-03-01T23:30:00-05:00'));
+    u.note(use('a'), t('2025-03-01T23:30:00-05:00'));
     expect([...counts(u.take()).keys()]).toEqual(['a|2025-03-02']);
   });
 
   it('handles leap days and year ends', () => {
     const u = new UsageRecorder();
-    u.note('a', t('2024-02-29T12:00:00Z'));
-    u.note('a', t('2024-12-31T23:59:59Z'));
-    u.note('a', t('2025-01-01T00:00:00Z'));
+    u.note(use('a'), t('2024-02-29T12:00:00Z'));
+    u.note(use('a'), t('2024-12-31T23:59:59Z'));
+    u.note(use('a'), t('2025-01-01T00:00:00Z'));
     expect([...counts(u.take()).keys()].sort()).toEqual(['a|2024-02-29', 'a|2024-12-31', 'a|2025-01-01']);
+  });
+
+  it('counts every result by code, and only VALID uses move the last use', () => {
+    const u = new UsageRecorder();
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('a', 'RATE_LIMITED'), t('2025-03-01T11:00:00Z'));
+    u.note(use('a', 'RATE_LIMITED'), t('2025-03-01T11:30:00Z'));
+    u.note(use('b', 'REVOKED'), t('2025-03-01T12:00:00Z'), 4);
+    expect(u.pending).toBe(2);
+    const batch = u.take();
+    expect(lastUses(batch)).toEqual(new Map([['a', t('2025-03-01T10:00:00Z')]]));
+    expect(batch.daily.map((d) => [d.keyId, d.orgId, d.day, d.code, d.count])).toEqual([
+      ['a', 'org_a', '2025-03-01', 'VALID', 1],
+      ['a', 'org_a', '2025-03-01', 'RATE_LIMITED', 2],
+      ['b', 'org_b', '2025-03-01', 'REVOKED', 4],
+    ]);
   });
 
   it('pending counts distinct keys', () => {
     const u = new UsageRecorder();
     expect(u.pending).toBe(0);
-    u.note('a', t('2025-03-01T00:00:00Z'));
-    u.note('a', t('2025-03-02T00:00:00Z'));
-    u.note('b', t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), t('2025-03-02T00:00:00Z'));
+    u.note(use('b'), t('2025-03-01T00:00:00Z'));
     expect(u.pending).toBe(2);
   });
 });
@@ -70,31 +87,31 @@ describe('UsageRecorder.note', () => {
 describe('UsageRecorder.take / restore', () => {
   it('take hands over the batch and starts an empty one', () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), t('2025-03-01T00:00:00Z'));
     const first = u.take();
     expect(first.lastUsed).toHaveLength(1);
     expect(u.pending).toBe(0);
     const second = u.take();
     expect(second).toEqual({ lastUsed: [], daily: [] });
     // Later notes do not leak into a batch already handed over.
-    u.note('a', t('2025-03-01T00:00:01Z'));
-    u.note('b', t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), t('2025-03-01T00:00:01Z'));
+    u.note(use('b'), t('2025-03-01T00:00:00Z'));
     expect(first).toEqual({
       lastUsed: [{ keyId: 'a', at: t('2025-03-01T00:00:00Z') }],
-      daily: [{ keyId: 'a', day: '2025-03-01', count: 1 }],
+      daily: [{ keyId: 'a', orgId: 'org_a', day: '2025-03-01', code: 'VALID', count: 1 }],
     });
   });
 
   it('restore merges a failed batch back: latest time wins, counts add up', () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T10:00:00Z'));
-    u.note('a', t('2025-03-01T10:05:00Z'));
-    u.note('b', t('2025-03-01T12:00:00Z'));
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('a'), t('2025-03-01T10:05:00Z'));
+    u.note(use('b'), t('2025-03-01T12:00:00Z'));
     const failed = u.take();
 
-    u.note('a', t('2025-03-01T11:00:00Z')); // newer than the failed batch's a
-    u.note('b', t('2025-03-01T11:00:00Z')); // older than the failed batch's b
-    u.note('c', t('2025-03-02T01:00:00Z'));
+    u.note(use('a'), t('2025-03-01T11:00:00Z')); // newer than the failed batch's a
+    u.note(use('b'), t('2025-03-01T11:00:00Z')); // older than the failed batch's b
+    u.note(use('c'), t('2025-03-02T01:00:00Z'));
     u.restore(failed);
 
     const merged = u.take();
@@ -114,8 +131,8 @@ describe('UsageRecorder.take / restore', () => {
 
   it('restore into an empty recorder reproduces the batch', () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T10:00:00Z'));
-    u.note('a', t('2025-03-02T10:00:00Z'));
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('a'), t('2025-03-02T10:00:00Z'));
     const batch = u.take();
     const copy = structuredClone(batch);
     u.restore(batch);
@@ -132,8 +149,8 @@ describe('usageFlushTask', () => {
 
   it('hands the whole batch to storage and keeps nothing once it is written', async () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T10:00:00Z'));
-    u.note('b', t('2025-03-01T11:00:00Z'));
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('b'), t('2025-03-01T11:00:00Z'));
     const expected = entriesOf(u);
     const written: UsageEntries[] = [];
     await usageFlushTask({ write: async (e) => (written.push(e), { ok: true }) }, u)();
@@ -143,9 +160,9 @@ describe('usageFlushTask', () => {
 
   it('keeps only what storage reports unwritten, so written counts are not added twice', async () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T10:00:00Z'));
-    u.note('b', t('2025-03-01T11:00:00Z'));
-    const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', day: '2025-03-01', count: 1 }] };
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('b'), t('2025-03-01T11:00:00Z'));
+    const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', orgId: 'org_b', day: '2025-03-01', code: 'VALID', count: 1 }] };
     const failing = usageFlushTask({ write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) }, u);
     await expect(failing()).rejects.toThrow('connection reset');
     expect(u.take()).toEqual(unwritten);
@@ -153,7 +170,7 @@ describe('usageFlushTask', () => {
 
   it('keeps the whole batch when the write fails otherwise', async () => {
     const u = new UsageRecorder();
-    u.note('a', t('2025-03-01T10:00:00Z'));
+    u.note(use('a'), t('2025-03-01T10:00:00Z'));
     const expected = entriesOf(u);
     const failing = usageFlushTask(
       {

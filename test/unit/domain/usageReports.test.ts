@@ -12,9 +12,9 @@ function setup(stored: string[]) {
   const lookups: string[][] = [];
   const reports = new UsageReports({
     keys: {
-      existing: async (ids) => {
+      organizationsOf: async (ids) => {
         lookups.push([...ids]);
-        return new Set(ids.filter((id) => stored.includes(id)));
+        return new Map(ids.filter((id) => stored.includes(id)).map((id) => [id, `org_of_${id}`]));
       },
     },
     usage,
@@ -36,7 +36,7 @@ describe('UsageReports', () => {
   const key = newId('key');
   const at = new Date(NOW.getTime() - 60_000);
 
-  it('notes reported uses of stored keys in the recorder VerifyKey uses, one lookup per report', async () => {
+  it('notes reported uses of stored keys as VALID uses in their organization, in the recorder VerifyKey uses, one lookup per report', async () => {
     const other = newId('key');
     const { reports, usage, lookups } = setup([key, other]);
     await reports.report(service, [
@@ -51,8 +51,8 @@ describe('UsageReports', () => {
         { keyId: other, at },
       ],
       daily: [
-        { keyId: key, day: '2025-06-01', count: 5 },
-        { keyId: other, day: '2025-06-01', count: 1 },
+        { keyId: key, orgId: `org_of_${key}`, day: '2025-06-01', code: 'VALID', count: 5 },
+        { keyId: other, orgId: `org_of_${other}`, day: '2025-06-01', code: 'VALID', count: 1 },
       ],
     });
   });
@@ -69,7 +69,7 @@ describe('UsageReports', () => {
   it('counts uses on the UTC day of their time', async () => {
     const { reports, usage } = setup([key]);
     await reports.report(service, [{ keyId: key, count: 4, lastUsedTime: new Date('2025-05-31T23:59:59.999Z') }]);
-    expect(usage.take().daily).toEqual([{ keyId: key, day: '2025-05-31', count: 4 }]);
+    expect(usage.take().daily).toEqual([{ keyId: key, orgId: `org_of_${key}`, day: '2025-05-31', code: 'VALID', count: 4 }]);
   });
 
   it('is for service credentials only', async () => {

@@ -571,26 +571,31 @@ describe('Verifier: rate limits', () => {
 });
 
 describe('Verifier: usage', () => {
-  it('notes usage only for VALID results, at deps.now', async () => {
+  it('counts every result that names a key by its code, at deps.now; only VALID ones move the last use', async () => {
     const { storage, deps, verify } = setup();
     const ok = generateSecret('sk', 'live');
-    storage.put(ok, { _id: 'key_ok', rate_limit: { limit: 1, window_seconds: 60 } });
+    storage.put(ok, { _id: 'key_ok', org_id: 'org_a', rate_limit: { limit: 1, window_seconds: 60 } });
     const revoked = generateSecret('sk', 'live');
-    storage.put(revoked, { _id: 'key_revoked', status: 'revoked' });
+    storage.put(revoked, { _id: 'key_revoked', org_id: 'org_a', status: 'revoked' });
     const expired = generateSecret('sk', 'live');
-    storage.put(expired, { _id: 'key_expired', expires_at: new Date(0) });
+    storage.put(expired, { _id: 'key_expired', org_id: 'org_b', expires_at: new Date(0) });
 
     await verify('garbage');
     await verify(generateSecret('sk', 'live')); // NOT_FOUND
+    expect(deps.usage.pending).toBe(0);
     await verify(revoked);
     await verify(expired);
     await verify(ok, ['admin']); // INSUFFICIENT_SCOPE
-    expect(deps.usage.pending).toBe(0);
-
     await expect(verify(ok)).resolves.toMatchObject({ code: 'VALID' });
     await expect(verify(ok)).resolves.toMatchObject({ code: 'RATE_LIMITED' });
     const batch = deps.usage.take();
     expect(batch.lastUsed).toEqual([{ keyId: 'key_ok', at: NOW }]);
-    expect(batch.daily).toEqual([{ keyId: 'key_ok', day: '2025-06-01', count: 1 }]);
+    expect(batch.daily.map((d) => [d.keyId, d.orgId, d.day, d.code, d.count])).toEqual([
+      ['key_revoked', 'org_a', '2025-06-01', 'REVOKED', 1],
+      ['key_expired', 'org_b', '2025-06-01', 'EXPIRED', 1],
+      ['key_ok', 'org_a', '2025-06-01', 'INSUFFICIENT_SCOPE', 1],
+      ['key_ok', 'org_a', '2025-06-01', 'VALID', 1],
+      ['key_ok', 'org_a', '2025-06-01', 'RATE_LIMITED', 1],
+    ]);
   });
 });

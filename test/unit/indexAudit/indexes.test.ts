@@ -157,9 +157,10 @@ describe('declaredIndexes', () => {
     expect(declared).toContainEqual({ collection: 'api_keys', name: 'hash_unique', key: [['hash', 1]], unique: true });
     expect(declared).toContainEqual({
       collection: 'api_keys',
-      name: 'org_created',
+      name: 'org_status',
       key: [
         ['org_id', 1],
+        ['status', 1],
         ['created_at', -1],
         ['_id', -1],
       ],
