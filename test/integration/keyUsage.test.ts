@@ -58,6 +58,7 @@ describe('GetKeyUsage', () => {
 
   it('counts every result that names a key, on both instances, summed per day: by key and for the organization', async () => {
     const limited = await create({ rateLimit: { limit: 2, windowSeconds: 3600 } });
+    const open = await create();
     const revoked = await create();
     const archived = await create();
     const expired = await create({ expireTime: new Date(Date.now() + 3_600_000) });
@@ -66,15 +67,17 @@ describe('GetKeyUsage', () => {
     // Expiry takes time: written directly, before the key is ever presented.
     await a.collections.keys.updateOne({ _id: expired.id }, { $set: { expires_at: new Date(Date.now() - 1000) } });
 
-    // Rate limits are counted per instance: two VALID and then RATE_LIMITED on each.
+    // The limit holds across instances: two VALID on a, then RATE_LIMITED on a and on b.
+    expect([await verify(a, limited.secret), await verify(a, limited.secret), await verify(a, limited.secret)]).toEqual([
+      VALID,
+      VALID,
+      RATE_LIMITED,
+    ]);
+    expect(await verify(b, limited.secret)).toBe(RATE_LIMITED);
     for (const s of [a, b]) {
-      expect([await verify(s, limited.secret), await verify(s, limited.secret), await verify(s, limited.secret)]).toEqual([
-        VALID,
-        VALID,
-        RATE_LIMITED,
-      ]);
       expect(await verify(s, limited.secret, ['write'])).toBe(INSUFFICIENT_SCOPE);
       expect(await verify(s, revoked.secret)).toBe(REVOKED);
+      expect(await verify(s, open.secret)).toBe(VALID);
     }
     expect(await verify(b, archived.secret)).toBe(ARCHIVED);
     expect(await verify(a, expired.secret)).toBe(EXPIRED);
@@ -97,15 +100,15 @@ describe('GetKeyUsage', () => {
     ]);
     expect(await usage({ keyId: limited.id })).toEqual([
       usageDay(today, [
-        [VALID, 4],
+        [VALID, 2],
         [INSUFFICIENT_SCOPE, 2],
         [RATE_LIMITED, 2],
       ]),
     ]);
     expect(await usage({ keyId: revoked.id })).toEqual([usageDay(today, [[REVOKED, 2]])]);
     // Each instance wrote its own documents: no document has two writers.
-    const docs = await a.collections.usage.find({ key_id: limited.id, code: 'VALID' }).toArray();
-    expect(docs.map((d) => d.count)).toEqual([2, 2]);
+    const docs = await a.collections.usage.find({ key_id: open.id, code: 'VALID' }).toArray();
+    expect(docs.map((d) => d.count)).toEqual([1, 1]);
     expect(new Set(docs.map((d) => d._id)).size).toBe(2);
     expect(docs.every((d) => d.org_id === org && d.day === today)).toBe(true);
   });
