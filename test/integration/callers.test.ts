@@ -17,8 +17,10 @@ import { REASON_STATUS } from '../../src/transport/errors';
 import { failure, outcome } from '../support/calls';
 import { FOREIGN_KEY_FORMATS, foreignSecret } from '../support/foreignFormats';
 import { startTestServer, type TestServer } from '../support/server';
+import { until } from '../support/until';
+import { isHeartbeat, watch } from '../support/watch';
 
-const RPCS = ['CreateKey', 'GetKey', 'ListKeys', 'RevokeKey', 'VerifyKey'] as const;
+const RPCS = ['CreateKey', 'GetKey', 'ListKeys', 'RevokeKey', 'VerifyKey', 'WatchKeyChanges', 'ReportUsage'] as const;
 type Rpc = (typeof RPCS)[number];
 
 const OK = 'OK';
@@ -33,11 +35,12 @@ const ACTING_AS_FORBIDDEN = 'PERMISSION_DENIED/ACTING_AS_FORBIDDEN';
 const BAD_ORG_HEADER = 'INVALID_ARGUMENT/INVALID_ORGANIZATION_ID';
 const BAD_REQUEST_ID = 'INVALID_ARGUMENT/INVALID_REQUEST_ID_HEADER';
 const NOT_FOUND = 'NOT_FOUND/KEY_NOT_FOUND';
-const all = (cell: string) => [cell, cell, cell, cell, cell] as const;
+const all = (cell: string) => [cell, cell, cell, cell, cell, cell, cell] as const;
 
 /**
- * Caller × [CreateKey, GetKey, ListKeys, RevokeKey, VerifyKey]. The keys that GetKey, RevokeKey
- * and VerifyKey name belong to the "home" organization; CreateKey asks for scopes ["read"].
+ * Caller × [CreateKey, GetKey, ListKeys, RevokeKey, and VerifyService's VerifyKey, WatchKeyChanges,
+ * ReportUsage]. The keys that GetKey, RevokeKey, VerifyKey and ReportUsage name belong to the
+ * "home" organization; CreateKey asks for scopes ["read"].
  */
 const MATRIX = {
   'anonymous (no credential)': all(UNAUTHENTICATED),
@@ -47,26 +50,26 @@ const MATRIX = {
   'expired JWT': all(TOKEN_EXPIRED),
   'JWT with a wrong signature': all(INVALID_TOKEN),
   'JWT with an unknown role': all(INVALID_TOKEN),
-  member: [DENIED, OK, OK, DENIED, DENIED],
-  admin: [OK, OK, OK, OK, DENIED],
-  'admin of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
-  'staff admin with x-organization-id': [OK, OK, OK, OK, DENIED],
-  'staff member with x-organization-id': [DENIED, OK, OK, DENIED, DENIED],
-  'staff admin without x-organization-id': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
+  member: [DENIED, OK, OK, DENIED, DENIED, DENIED, DENIED],
+  admin: [OK, OK, OK, OK, DENIED, DENIED, DENIED],
+  'admin of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED, DENIED, DENIED],
+  'staff admin with x-organization-id': [OK, OK, OK, OK, DENIED, DENIED, DENIED],
+  'staff member with x-organization-id': [DENIED, OK, OK, DENIED, DENIED, DENIED, DENIED],
+  'staff admin without x-organization-id': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED, DENIED, DENIED],
   'non-staff admin with x-organization-id': all(ACTING_AS_FORBIDDEN),
   'unverified staff-domain email with x-organization-id': all(ACTING_AS_FORBIDDEN),
   'staff with a malformed x-organization-id': all(BAD_ORG_HEADER),
-  'API key [read]': [INSUFFICIENT_SCOPE, OK, OK, INSUFFICIENT_SCOPE, DENIED],
-  'API key [read, write]': [OK, OK, OK, OK, DENIED],
-  'API key [read, write] via x-api-key': [OK, OK, OK, OK, DENIED],
-  'API key [write]': [SCOPE_ESCALATION, OK, OK, SCOPE_ESCALATION, DENIED],
-  'API key of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED],
+  'API key [read]': [INSUFFICIENT_SCOPE, OK, OK, INSUFFICIENT_SCOPE, DENIED, DENIED, DENIED],
+  'API key [read, write]': [OK, OK, OK, OK, DENIED, DENIED, DENIED],
+  'API key [read, write] via x-api-key': [OK, OK, OK, OK, DENIED, DENIED, DENIED],
+  'API key [write]': [SCOPE_ESCALATION, OK, OK, SCOPE_ESCALATION, DENIED, DENIED, DENIED],
+  'API key of another org': [OK, NOT_FOUND, OK, NOT_FOUND, DENIED, DENIED, DENIED],
   'API key with x-organization-id': all(ACTING_AS_FORBIDDEN),
   'revoked API key': all(INVALID_API_KEY),
   'archived API key': all(INVALID_API_KEY),
   'expired API key': all(INVALID_API_KEY),
   'unknown API key via x-api-key': all(INVALID_API_KEY),
-  'service token': [DENIED, DENIED, DENIED, DENIED, OK],
+  'service token': [DENIED, DENIED, DENIED, DENIED, OK, OK, OK],
   'service token with x-organization-id': all(ACTING_AS_FORBIDDEN),
   'unknown service token': all(INVALID_TOKEN),
   'two credentials (authorization and x-api-key)': all(UNAUTHENTICATED),
@@ -180,6 +183,8 @@ let callers: Record<CallerName, Caller>;
 /** Read by GetKey and ListKeys; RevokeKey gets a fresh key per cell. */
 let target: string;
 let verifiedSecret: string;
+/** The key ReportUsage reports uses of. */
+let reported: string;
 
 const withHeaders = (md: Metadata, extra: Record<string, string>) => {
   const out = md.clone();
@@ -200,6 +205,7 @@ beforeAll(async () => {
     STAFF_EMAIL_DOMAINS: 'staff.example,ops.work',
     AUTH_FAILURE_LIMIT: '1000',
     FOREIGN_KEY_FORMATS,
+    USAGE_FLUSH_INTERVAL_MS: '100',
   });
   const admin = await s.admin();
   home = admin.orgId;
@@ -212,6 +218,7 @@ beforeAll(async () => {
 
   target = (await createKey(admin.metadata)).id;
   verifiedSecret = (await createKey(admin.metadata)).secret;
+  reported = (await createKey(admin.metadata)).id;
   const readKey = await apiKey(['read']);
   const rwKey = await apiKey(['read', 'write']);
   const writeKey = await apiKey(['write']);
@@ -311,6 +318,31 @@ async function call(rpc: Rpc, caller: Caller, cellId: string): Promise<string> {
     case 'VerifyKey': {
       const r = await outcome(s.clients.verify.verifyKey({ key: verifiedSecret }, md));
       if (r.value) expect(r.value).toMatchObject({ valid: true, code: VerifyCode.VERIFY_CODE_VALID, orgId: home });
+      return r.text;
+    }
+    case 'WatchKeyChanges': {
+      // Granted, the stream opens with a heartbeat; refused, it ends with the error before any message.
+      const w = watch(s.address, md);
+      const first = await Promise.race([w.next(() => true).then((m) => ({ m })), w.ended]);
+      w.cancel();
+      if ('m' in first) {
+        expect(isHeartbeat(first.m)).toBe(true);
+        return OK;
+      }
+      expect(w.messages).toEqual([]);
+      return (await outcome(Promise.reject(first.ok ? new Error('the stream ended cleanly at once') : first.error))).text;
+    }
+    case 'ReportUsage': {
+      const before = await s.collections.lastUsed.findOne({ _id: reported });
+      const at = new Date(Math.max(Date.now(), (before?.last_used_at.getTime() ?? 0) + 1));
+      const r = await outcome(s.clients.verify.reportUsage({ entries: [{ keyId: reported, count: 1, lastUsedTime: at }] }, md));
+      // Recorded at the next usage flush; a refusal records nothing.
+      if (r.value)
+        await until(
+          'the reported use',
+          async () => (await s.collections.lastUsed.findOne({ _id: reported }))?.last_used_at.getTime() === at.getTime(),
+        );
+      else expect((await s.collections.lastUsed.findOne({ _id: reported }))?.last_used_at.getTime()).toBe(before?.last_used_at.getTime());
       return r.text;
     }
   }
