@@ -8,10 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeLoopbackPort } from '../../src/devdb/ephemeralDatabase';
-import { generateSecret } from '../../src/domain/keyFormat';
 import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
-import { documentedBlock, proxyBinary, sleep, startUpstream, stopProcess, waitForPort, type Upstream } from '../support/gateway';
-import { startSecondInstance, type TestServer } from '../support/server';
+import { documentedBlock, proxyBinary, sharedProxyCases, startUpstream, stopProcess, waitForPort, type Upstream } from '../support/gateway';
+import type { TestServer } from '../support/server';
 
 /** The nginx block of docs/gateways.md with this test's addresses and token. */
 const documentedConfig = (ports: { apikeys: number; upstream: number; nginx: number }, token: string) =>
@@ -110,36 +109,5 @@ describe('nginx auth_request in front of an upstream, with the forward-auth endp
     expect((await through({ 'x-api-key': readOnly.secret })).status).toBe(200);
   });
 
-  it('refuses a key revoked through another instance within the revocation bound (1 s) of RevokeKey answering', async () => {
-    const other = await startSecondInstance(s);
-    try {
-      const { key, secret } = await create(['read']);
-      expect((await through({ 'x-api-key': secret })).status).toBe(200); // cached by the instance nginx asks
-      await other.clients.keys.revokeKey({ id: key!.id }, admin.metadata);
-      const answered = Date.now();
-      const bound = s.config.verify.revocationBoundMs;
-      // Until the bound the key may still pass; from it on it must not, on every instance.
-      while (Date.now() - answered < bound) {
-        if ((await through({ 'x-api-key': secret })).status === 401) break;
-        await sleep(50);
-      }
-      await sleep(Math.max(0, bound - (Date.now() - answered)));
-      const after = await through({ 'x-api-key': secret });
-      expect({ status: after.status, reachedUpstream: after.reachedUpstream }).toEqual({ status: 401, reachedUpstream: false });
-    } finally {
-      await other.stop();
-    }
-  });
-
-  it('keeps 429 with Retry-After and 503 through the error_page of the documented configuration', async () => {
-    const { secret } = await create(['read'], { rateLimit: { limit: 1, windowSeconds: 60 } });
-    expect((await through({ 'x-api-key': secret })).status).toBe(200);
-    const limited = await through({ 'x-api-key': secret });
-    expect({ status: limited.status, reachedUpstream: limited.reachedUpstream }).toEqual({ status: 429, reachedUpstream: false });
-    const retryAfter = Number(limited.headers.get('retry-after'));
-    expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
-
-    const down = await endpoint.whileStorageDown(() => through({ 'x-api-key': generateSecret('sk', 'live') }));
-    expect({ status: down.status, reachedUpstream: down.reachedUpstream }).toEqual({ status: 503, reachedUpstream: false });
-  });
+  sharedProxyCases(() => ({ endpoint, admin: admin.metadata, through }));
 });

@@ -1,11 +1,15 @@
 // What the proxy tests share: a real proxy binary run with the configuration block of
 // docs/gateways.md as written (addresses and token substituted), in front of a small upstream that
 // records the headers it receives.
+import type { Metadata } from '@grpc/grpc-js';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { generateSecret } from '../../src/domain/keyFormat';
+import type { ForwardAuthServer } from './forwardAuth';
+import { startSecondInstance } from './server';
 
 const ROOT = join(__dirname, '..', '..');
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,4 +86,53 @@ export async function startUpstream(): Promise<Upstream> {
       return { status: res.status, headers: res.headers, body, reachedUpstream: seen !== undefined, seen };
     },
   };
+}
+
+type Through = (headers: Record<string, string>, method?: string) => ReturnType<Upstream['through']>;
+
+/**
+ * The cases every documented proxy configuration must pass alike, as jest tests of the calling
+ * describe block; `get` is read when they run (after its beforeAll).
+ */
+export function sharedProxyCases(get: () => { endpoint: ForwardAuthServer; admin: Metadata; through: Through }): void {
+  const create = (scopes: string[], extra: Record<string, unknown> = {}) => {
+    const { endpoint, admin } = get();
+    return endpoint.server.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin);
+  };
+
+  it('refuses a key revoked through another instance within the revocation bound (1 s) of RevokeKey answering', async () => {
+    const { endpoint, admin, through } = get();
+    const s = endpoint.server;
+    const other = await startSecondInstance(s);
+    try {
+      const { key, secret } = await create(['read']);
+      expect((await through({ 'x-api-key': secret })).status).toBe(200); // cached by the instance the proxy asks
+      await other.clients.keys.revokeKey({ id: key!.id }, admin);
+      const answered = Date.now();
+      const bound = s.config.verify.revocationBoundMs;
+      // Until the bound the key may still pass; from it on it must not, on every instance.
+      while (Date.now() - answered < bound) {
+        if ((await through({ 'x-api-key': secret })).status === 401) break;
+        await sleep(50);
+      }
+      await sleep(Math.max(0, bound - (Date.now() - answered)));
+      const after = await through({ 'x-api-key': secret });
+      expect({ status: after.status, reachedUpstream: after.reachedUpstream }).toEqual({ status: 401, reachedUpstream: false });
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('answers 429 with Retry-After and 503 before the upstream', async () => {
+    const { endpoint, through } = get();
+    const { secret } = await create(['read'], { rateLimit: { limit: 1, windowSeconds: 60 } });
+    expect((await through({ 'x-api-key': secret })).status).toBe(200);
+    const limited = await through({ 'x-api-key': secret });
+    expect({ status: limited.status, reachedUpstream: limited.reachedUpstream }).toEqual({ status: 429, reachedUpstream: false });
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
+
+    const down = await endpoint.whileStorageDown(() => through({ 'x-api-key': generateSecret('sk', 'live') }));
+    expect({ status: down.status, reachedUpstream: down.reachedUpstream }).toEqual({ status: 503, reachedUpstream: false });
+  });
 }
