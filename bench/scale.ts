@@ -227,7 +227,7 @@ function planOf(explain: Document): Document {
  * The queries behind the measured calls, as src/storage sends them (filters copied from there),
  * sent straight to the database: each one's time (QUERY_SAMPLES, alone) and the database's plan.
  */
-async function databaseQueries(c: Collections, ds: Dataset): Promise<Record<string, { ms: Summary; plan: Document }>> {
+async function databaseQueries(c: Collections, ds: Dataset, cap: number): Promise<Record<string, { ms: Summary; plan: Document }>> {
   const org = ds.bigOrg;
   const listed = { org_id: org, status: { $in: ['active' as const] } };
   const newestFirst = { created_at: -1, _id: -1 } as const;
@@ -250,7 +250,18 @@ async function databaseQueries(c: Collections, ds: Dataset): Promise<Record<stri
   const queries = {
     'findByHash (verify)': () => c.keys.find({ hash: page[0].hash }).limit(1),
     ...(SKIP.has('list page 1') ? {} : listing),
-    'slots of the org (create)': () => c.slots.find({ org_id: org }, { projection: { _id: 1 } }),
+    "the organization's cap (create)": () => c.organizations.find({ _id: org }, { projection: { key_limit: 1 } }),
+    'caps places were taken under (create)': () =>
+      c.slotCaps
+        .find({ org_id: org, cap: { $gte: cap } }, { projection: { cap: 1 } })
+        .sort({ cap: -1 })
+        .limit(1),
+    // Only after several random places were taken (an organization near its cap): the walk's first batch.
+    'taken places from a random one (create near the cap)': () =>
+      c.slots
+        .find({ org_id: org, n: { $gte: Math.floor(Math.random() * cap) } }, { projection: { _id: 0, n: 1 } })
+        .sort({ n: 1 })
+        .limit(101),
   };
   const verbosity = DATABASE === 'MONGODB_URI' ? 'executionStats' : 'queryPlanner';
   const out: Record<string, { ms: Summary; plan: Document }> = {};
@@ -395,7 +406,7 @@ async function main(): Promise<void> {
             ),
           ]),
       );
-      const queries = await databaseQueries(c, ds);
+      const queries = await databaseQueries(c, ds, cap);
       const entry = {
         at: new Date().toISOString(),
         samples: SAMPLES,

@@ -114,7 +114,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   });
   const keys = new KeyManager({
     keys: keyRepo,
-    slots: new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits),
+    slots: new SlotRepository(storage.collections, storage.limits),
     organizations: new OrganizationRepository(storage.collections.organizations, storage.limits),
     now,
     keyPrefix: config.keyPrefix,

@@ -1,4 +1,4 @@
-import { MongoClient, type Collection, type Db, type Document } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
 import type { Logger } from '../logging/logger';
 import type {
   AuditEventDocument,
@@ -7,6 +7,7 @@ import type {
   KeyDocument,
   KeyLastUsedDocument,
   KeyMutationDocument,
+  KeySlotCapDocument,
   KeySlotDocument,
   KeyUsageDocument,
   OrganizationDocument,
@@ -16,6 +17,7 @@ export interface Collections {
   keys: Collection<KeyDocument>;
   organizations: Collection<OrganizationDocument>;
   slots: Collection<KeySlotDocument>;
+  slotCaps: Collection<KeySlotCapDocument>;
   usage: Collection<KeyUsageDocument>;
   lastUsed: Collection<KeyLastUsedDocument>;
   mutations: Collection<KeyMutationDocument>;
@@ -95,6 +97,7 @@ export function collectionsOf(db: Db): Collections {
     keys: db.collection<KeyDocument>('api_keys'),
     organizations: db.collection<OrganizationDocument>('organizations'),
     slots: db.collection<KeySlotDocument>('key_slots'),
+    slotCaps: db.collection<KeySlotCapDocument>('key_slot_caps'),
     usage: db.collection<KeyUsageDocument>('key_usage_daily'),
     lastUsed: db.collection<KeyLastUsedDocument>('key_last_used'),
     mutations: db.collection<KeyMutationDocument>('key_mutations'),
@@ -111,18 +114,35 @@ export function collectionsOf(db: Db): Collections {
 export async function ensureIndexes(c: Collections): Promise<void> {
   await c.keys.createIndex({ hash: 1 }, { unique: true, name: 'hash_unique' }, {});
   await c.keys.createIndex({ org_id: 1, created_at: -1, _id: -1 }, { name: 'org_created' }, {});
-  await c.slots.createIndex({ org_id: 1 }, { name: 'org' }, {});
+  // The places taken, in order (the walk to a free one, the count under a lowered cap, orphans).
+  await c.slots.createIndex({ org_id: 1, n: 1 }, { name: 'org_n' }, {});
+  // A key's place, freed or handed to its successor.
+  await c.slots.createIndex({ org_id: 1, key_id: 1 }, { name: 'org_key' }, {});
+  await c.slotCaps.createIndex({ org_id: 1, cap: 1 }, { name: 'org_cap' }, {});
   await c.mutations.createIndex({ key_id: 1 }, { name: 'key' }, {});
   await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' }, {});
   await c.changes.createIndex({ at: 1 }, { name: 'at' }, {});
   // For the retention sweep's range queries (servers that use indexes; FerretDB scans anyway).
   await c.usage.createIndex({ day: 1 }, { name: 'day' }, {});
   await c.audit.createIndex({ time: 1 }, { name: 'time' }, {});
-  await c.mutations.createIndex({ at: 1 }, { name: 'at' }, {});
   await c.createRequests.createIndex({ created_at: 1 }, { name: 'created_at' }, {});
   await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' }, {});
   // Ending a key forgets the secrets its create requests hold (CreateRequestRepository.forgetSecret).
   await c.createRequests.createIndex({ org_id: 1, key_id: 1 }, { name: 'org_key' }, {});
+}
+
+/** Indexes an earlier version declared that no query uses any more: they only cost writes. */
+const RETIRED_INDEXES: ReadonlyArray<[keyof Collections, string]> = [
+  ['slots', 'org'],
+  ['mutations', 'at'],
+];
+
+async function dropRetiredIndexes(c: Collections): Promise<void> {
+  for (const [collection, name] of RETIRED_INDEXES) {
+    await c[collection].dropIndex(name).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.codeName === 'IndexNotFound')) throw err;
+    });
+  }
 }
 
 export async function connectStorage(
@@ -156,5 +176,6 @@ export async function connectStorage(
   );
   const collections = collectionsOf(db);
   await ensureIndexes(collections);
+  await dropRetiredIndexes(collections);
   return { client, db, collections, limits: new QueryLimits(timeouts.operationMs, currentCaller), counters, close: () => client.close() };
 }
