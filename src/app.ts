@@ -133,7 +133,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     maxPending: config.verify.watchMaxPendingEvents,
   });
   metrics.observeFeed(feed);
-  const slots = new SlotRepository(storage.collections.slots, storage.collections.keys, storage.limits);
+  const slots = new SlotRepository(storage.collections, storage.limits);
   const organizations = new OrganizationRepository(storage.collections.organizations, storage.limits);
   // What every way of adding or changing a key shares: the cap, the audit trail, the change log, the caches.
   const keyWrites = {

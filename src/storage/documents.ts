@@ -37,10 +37,21 @@ export interface OrganizationDocument {
 
 /** One occupied place under an organization's cap on live keys; see SlotRepository. */
 export interface KeySlotDocument {
-  /** `${org_id}:${slot}` — uniqueness of _id is what makes the cap hold. */
+  /** `${org_id}:${n}` — uniqueness of _id is what makes the cap hold. */
   _id: string;
   org_id: string;
   key_id: string;
+  /** The place, 0 ≤ n < the cap it was taken under; indexed for the walk to a free one. */
+  n: number;
+  created_at: Date;
+}
+
+/** A cap an organization's places were taken under: a lower cap later still counts them. */
+export interface KeySlotCapDocument {
+  /** `${org_id}:${cap}` */
+  _id: string;
+  org_id: string;
+  cap: number;
   created_at: Date;
 }
 

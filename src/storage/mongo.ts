@@ -1,4 +1,4 @@
-import { MongoClient, type Collection, type Db, type Document } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
 import type { Logger } from '../logging/logger';
 import type {
   AuditEventDocument,
@@ -7,6 +7,7 @@ import type {
   KeyDocument,
   KeyLastUsedDocument,
   KeyMutationDocument,
+  KeySlotCapDocument,
   KeySlotDocument,
   KeyUsageDocument,
   OrganizationDocument,
@@ -17,6 +18,7 @@ export interface Collections {
   keys: Collection<KeyDocument>;
   organizations: Collection<OrganizationDocument>;
   slots: Collection<KeySlotDocument>;
+  slotCaps: Collection<KeySlotCapDocument>;
   usage: Collection<KeyUsageDocument>;
   lastUsed: Collection<KeyLastUsedDocument>;
   mutations: Collection<KeyMutationDocument>;
@@ -97,6 +99,7 @@ export function collectionsOf(db: Db): Collections {
     keys: db.collection<KeyDocument>('api_keys'),
     organizations: db.collection<OrganizationDocument>('organizations'),
     slots: db.collection<KeySlotDocument>('key_slots'),
+    slotCaps: db.collection<KeySlotCapDocument>('key_slot_caps'),
     usage: db.collection<KeyUsageDocument>('key_usage_daily'),
     lastUsed: db.collection<KeyLastUsedDocument>('key_last_used'),
     mutations: db.collection<KeyMutationDocument>('key_mutations'),
@@ -119,7 +122,11 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   await c.keys.createIndex({ org_id: 1, created_by: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_creator' }, {});
   await c.keys.createIndex({ org_id: 1, environment: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_environment' }, {});
   await c.keys.createIndex({ org_id: 1, scopes: 1, status: 1, created_at: -1, _id: -1 }, { name: 'org_scope' }, {});
-  await c.slots.createIndex({ org_id: 1 }, { name: 'org' }, {});
+  // The places taken, in order (the walk to a free one, the count under a lowered cap, orphans).
+  await c.slots.createIndex({ org_id: 1, n: 1 }, { name: 'org_n' }, {});
+  // A key's place, freed or handed to its successor.
+  await c.slots.createIndex({ org_id: 1, key_id: 1 }, { name: 'org_key' }, {});
+  await c.slotCaps.createIndex({ org_id: 1, cap: 1 }, { name: 'org_cap' }, {});
   await c.mutations.createIndex({ key_id: 1 }, { name: 'key' }, {});
   await c.audit.createIndex({ org_id: 1, time: -1, _id: -1 }, { name: 'org_time' }, {});
   await c.changes.createIndex({ at: 1 }, { name: 'at' }, {});
@@ -129,7 +136,6 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   // For the retention sweep's range queries (servers that use indexes; FerretDB scans anyway).
   await c.usage.createIndex({ day: 1 }, { name: 'day' }, {});
   await c.audit.createIndex({ time: 1 }, { name: 'time' }, {});
-  await c.mutations.createIndex({ at: 1 }, { name: 'at' }, {});
   await c.createRequests.createIndex({ created_at: 1 }, { name: 'created_at' }, {});
   await c.createRequests.createIndex({ expires_at: 1 }, { name: 'expires_at' }, {});
   // Ending a key forgets the secrets its create requests hold (CreateRequestRepository.forgetSecret).
@@ -137,6 +143,22 @@ export async function ensureIndexes(c: Collections): Promise<void> {
   // The rate-limit exchange reads the other instances' counters of the windows it syncs; the sweep removes ended ones.
   await c.rateCounters.createIndex({ key_id: 1, window_start: 1 }, { name: 'key_window' }, {});
   await c.rateCounters.createIndex({ window_end: 1 }, { name: 'window_end' }, {});
+}
+
+/** Indexes an earlier version declared that no query uses any more: they only cost writes. */
+const RETIRED_INDEXES: ReadonlyArray<[keyof Collections, string]> = [
+  ['slots', 'org'],
+  ['mutations', 'at'],
+  // ListKeys walks the status-aware org_status (and a filter's index) instead.
+  ['keys', 'org_created'],
+];
+
+async function dropRetiredIndexes(c: Collections): Promise<void> {
+  for (const [collection, name] of RETIRED_INDEXES) {
+    await c[collection].dropIndex(name).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.codeName === 'IndexNotFound')) throw err;
+    });
+  }
 }
 
 export async function connectStorage(
@@ -170,5 +192,6 @@ export async function connectStorage(
   );
   const collections = collectionsOf(db);
   await ensureIndexes(collections);
+  await dropRetiredIndexes(collections);
   return { client, db, collections, limits: new QueryLimits(timeouts.operationMs, currentCaller), counters, close: () => client.close() };
 }

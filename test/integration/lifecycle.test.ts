@@ -1,5 +1,6 @@
 import { status, type Metadata } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import type { CommandStartedEvent } from 'mongodb';
 import { bearer } from '../../src/client/promiseClient';
 import { newId } from '../../src/domain/ids';
 import { KeyState, type Key } from '../../src/gen/apikeys/v1/key';
@@ -114,6 +115,75 @@ describe('the plan limit across the lifecycle', () => {
     // Rotation hands the slot to the successor: still at the cap, and rotation itself is allowed.
     await s.clients.keys.rotateKey({ id: b, overlap: { seconds: 60, nanos: 0 } }, metadata);
     expect((await failure(create())).reason).toBe('PLAN_LIMIT_REACHED');
+  });
+
+  it('a lowered cap still counts the keys that hold places under the higher one', async () => {
+    const { orgId, metadata, create } = await newOrg();
+    const orgs = s.app.storage.collections.organizations;
+    await orgs.insertOne({ _id: orgId, key_limit: 6, created_at: new Date() });
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push((await create()).key!.id);
+    await orgs.updateOne({ _id: orgId }, { $set: { key_limit: 3 } });
+    // Three keys live against a cap of 3, wherever their places are: full.
+    for (const id of ids.slice(0, 3)) await s.clients.keys.revokeKey({ id }, metadata);
+    expect((await failure(create())).reason).toBe('PLAN_LIMIT_REACHED');
+    await s.clients.keys.archiveKey({ id: ids[3] }, metadata);
+    await create();
+    expect((await failure(create())).reason).toBe('PLAN_LIMIT_REACHED');
+    expect(await failure(s.clients.keys.reactivateKey({ id: ids[3] }, metadata))).toMatchObject({ reason: 'PLAN_LIMIT_REACHED' });
+    // Back to the higher cap: its places are free again.
+    await orgs.updateOne({ _id: orgId }, { $set: { key_limit: 6 } });
+    await s.clients.keys.reactivateKey({ id: ids[3] }, metadata);
+    await create();
+    await create();
+    expect((await failure(create())).reason).toBe('PLAN_LIMIT_REACHED');
+  });
+
+  it('at the cap, a place held past its grace by a key that never came to be is taken back', async () => {
+    const { orgId, create } = await newOrg();
+    await s.app.storage.collections.organizations.insertOne({ _id: orgId, key_limit: 2, created_at: new Date() });
+    const held = (await create()).key!.id;
+    const { n: heldAt } = (await s.collections.slots.findOne({ org_id: orgId, key_id: held }))!;
+    // What a crash between taking a place and inserting the key leaves, a minute ago and now.
+    const orphan = (n: number, ageMs: number) => ({
+      _id: `${orgId}:${n}`,
+      org_id: orgId,
+      key_id: newId('key'),
+      n,
+      created_at: new Date(Date.now() - ageMs),
+    });
+    await s.collections.slots.insertOne(orphan(1 - heldAt, 10_000));
+    expect((await failure(create())).reason).toBe('PLAN_LIMIT_REACHED');
+    await s.collections.slots.replaceOne({ _id: `${orgId}:${1 - heldAt}` }, orphan(1 - heldAt, 120_000));
+    const taken = (await create()).key!.id;
+    expect((await s.collections.slots.find({ org_id: orgId }).toArray()).map((d) => d.key_id).sort()).toEqual([held, taken].sort());
+    expect((await failure(create())).reason).toBe('PLAN_LIMIT_REACHED');
+  });
+
+  it('a create far below the cap reads no slot, however many the organization holds', async () => {
+    const { orgId, create } = await newOrg();
+    await s.app.storage.collections.organizations.insertOne({ _id: orgId, key_limit: 100_000, created_at: new Date() });
+    const slots = Array.from({ length: 500 }, (_, n) => ({
+      _id: `${orgId}:${n}`,
+      org_id: orgId,
+      key_id: newId('key'),
+      n,
+      created_at: new Date(),
+    }));
+    await s.collections.slots.insertMany(slots);
+    const sent: string[] = [];
+    const watch = (e: CommandStartedEvent) => {
+      if (e.command[e.commandName] === 'key_slots') sent.push(e.commandName);
+    };
+    s.app.storage.client.on('commandStarted', watch);
+    try {
+      await create();
+    } finally {
+      s.app.storage.client.off('commandStarted', watch);
+    }
+    // One insert of a random place below 100 000: taken with a chance of 1 in 200.
+    expect(sent.filter((c) => c !== 'insert')).toEqual([]);
+    expect(sent.length).toBeGreaterThanOrEqual(1);
   });
 });
 

@@ -57,8 +57,7 @@ describe(`load: ${SECONDS} s of mixed RPCs`, () => {
         MONGODB_URI: db.uri,
         MONGODB_DATABASE: db.dbName,
         METRICS_ADDR: 'on',
-        // Creates and revokes balance out; the cap only needs headroom. (A huge cap is not free:
-        // SlotRepository.freeSlots builds an array of `cap` numbers per create.)
+        // Creates and revokes balance out; the cap only needs headroom.
         ORG_KEY_LIMIT: '2000',
         LOG_LEVEL: 'warn',
       },
