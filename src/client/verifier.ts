@@ -8,7 +8,16 @@ import { credentials, status, type ChannelCredentials, type ChannelOptions, type
 import { KeyCache, type KeyCacheStats } from '../domain/keyCache';
 import { hashSecret, parseSecret } from '../domain/keyFormat';
 import { KeyChangeKind, VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
-import { cachedAnswer, decide, MALFORMED, NOT_FOUND, toVerifierResult, type CachedAnswer, type VerifierResult } from './answers';
+import {
+  answerCurrentAt,
+  cachedAnswer,
+  decide,
+  MALFORMED,
+  NOT_FOUND,
+  toVerifierResult,
+  type CachedAnswer,
+  type VerifierResult,
+} from './answers';
 import { Backoff } from './backoff';
 import { KeyFeed, type ClearReason } from './keyFeed';
 import { bearer } from './promiseClient';
@@ -74,7 +83,8 @@ export interface KeyVerifierOptions {
  * - found and unknown keys are cached (LRU + TTL), one call per key at a time;
  * - the change feed (WatchKeyChanges) drops changed keys, and a RESET drops everything;
  * - while the feed cannot vouch for the cache (down, silent, or its server's own view of the
- *   change log is behind), a cached answer is used at most revocationBoundMs after its call;
+ *   change log is behind), a cached answer is used at most revocationBoundMs after the server
+ *   last knew the key's state current (its call's start less the age the server gave);
  * - keys with a rate limit are always decided by the server;
  * - VALID answers from the cache are reported with ReportUsage, in batches.
  * Fails closed: when the server cannot be reached, verify() rejects (with the gRPC error).
@@ -204,7 +214,7 @@ export class KeyVerifier {
     }
     const readAt = Date.now();
     const response = this.call(secret, scopes);
-    const answer = response.then((res) => cachedAnswer(res, readAt));
+    const answer = response.then((res) => cachedAnswer(res, answerCurrentAt(res, readAt, this.boundMs)));
     answer.catch(() => undefined); // the caller sees the failure through `response`
     this.inFlight.set(hash, answer);
     try {

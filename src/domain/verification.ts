@@ -15,6 +15,12 @@ export interface VerifyResult {
   key?: VerifiedKey;
   /** Present for keys with a rate limit that reached that check. */
   rate?: RateDecision;
+  /**
+   * Present whenever the key was found: how long before this result the key's state was last
+   * known current here (the start of the read that produced the entry, or of the last change-log
+   * poll that confirmed it). A caller caching the answer must count its age from there.
+   */
+  stateAgeMs?: number;
 }
 
 export interface VerifierDeps {
@@ -78,19 +84,23 @@ export class Verifier {
     const hash = hashSecret(secret);
     const nowMs = this.d.now().getTime();
     const cached = this.d.cache.lookup(hash, nowMs, this.trustReadsFrom(nowMs));
+    // A cached entry is current as of its read, or of the last poll, which would have dropped it
+    // had the key changed. A read's result only as of that read: a poll may have dropped it meanwhile.
     const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
     if (!key) return { code: 'NOT_FOUND' };
+    const asOf = cached.state === 'found' ? Math.max(key.read_at, this.syncedAt) : key.read_at;
     const now = this.d.now();
+    const stateAgeMs = Math.max(0, now.getTime() - asOf);
     const state = keyState(key.status, key.expires_at_ms, now.getTime());
-    if (state !== 'ACTIVE') return { code: state, key };
-    if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key };
+    if (state !== 'ACTIVE') return { code: state, key, stateAgeMs };
+    if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key, stateAgeMs };
     let rate: RateDecision | undefined;
     if (key.rate_limit && opts.enforceRateLimit !== false) {
       rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
-      if (!rate.allowed) return { code: 'RATE_LIMITED', key, rate };
+      if (!rate.allowed) return { code: 'RATE_LIMITED', key, rate, stateAgeMs };
     }
     this.d.usage.note(key._id, now);
-    return { code: 'VALID', key, rate };
+    return { code: 'VALID', key, rate, stateAgeMs };
   }
 
   /** Call after a change made through this instance, before the RPC answers. */

@@ -45,9 +45,17 @@ export function verifyKeyResponse({ code, key, rate }: VerifyResult): VerifyKeyR
   };
 }
 
-const ENCODED = Symbol('encoded');
+const duration = (ms: number): Duration => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
 
-/** A response that carries its encoding: built and encoded once, sent many times. */
+const ENCODED = Symbol('encoded');
+/** Every field at its default, which encodes to nothing. */
+const EMPTY = VerifyKeyResponse.create();
+
+/**
+ * A response that carries its encoding: built and encoded once, sent many times. The encoding
+ * leaves out key_state_age, which changes with every call: it is appended when sent (a field
+ * after the others is the same message).
+ */
 type Answer = VerifyKeyResponse & { [ENCODED]?: Buffer };
 
 /**
@@ -92,7 +100,17 @@ export class VerifyAnswers {
     return a;
   }
 
-  readonly serialize = (r: Answer): Buffer => r[ENCODED] ?? encode(r);
+  /** The answer with the age of the key's state behind it (VerifyResult.stateAgeMs), when the key was found. */
+  sendable(result: VerifyResult): VerifyKeyResponse {
+    const a = this.answer(result);
+    return result.stateAgeMs === undefined ? a : { ...a, keyStateAge: duration(result.stateAgeMs) };
+  }
+
+  readonly serialize = (r: Answer): Buffer => {
+    const kept = r[ENCODED];
+    if (!kept) return encode(r);
+    return r.keyStateAge ? Buffer.concat([kept, VerifyKeyResponse.encode({ ...EMPTY, keyStateAge: r.keyStateAge }).finish()]) : kept;
+  };
 }
 
 const KIND: Record<KeyChange['kind'], KeyChangeKind> = {
@@ -106,8 +124,6 @@ const RESET: Record<ResetReasonName, ResetReason> = {
   POSITION_UNKNOWN: ResetReason.RESET_REASON_POSITION_UNKNOWN,
   SUBSCRIBER_BEHIND: ResetReason.RESET_REASON_SUBSCRIBER_BEHIND,
 };
-
-const duration = (ms: number): Duration => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
 
 function toWatchResponse(m: FeedMessage): WatchKeyChangesResponse {
   switch (m.type) {
@@ -140,7 +156,7 @@ export function verifyService({ verifier, feed, usageReports, logger, metrics }:
       authorizeVerify(ctx);
       const result = await verifier.verify(req.key, req.requiredScopes);
       metrics?.verifyResult(result.code);
-      return answers.answer(result);
+      return answers.sendable(result);
     }),
 
     watchKeyChanges: serverStream(logger, (req, ctx, call) => {
