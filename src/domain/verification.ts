@@ -55,6 +55,9 @@ export interface VerifyOptions {
   enforceRateLimit?: boolean;
 }
 
+const MALFORMED: VerifyResult = Object.freeze({ code: 'MALFORMED' });
+const NOT_FOUND: VerifyResult = Object.freeze({ code: 'NOT_FOUND' });
+
 /**
  * Decides whether a presented secret is good. Checks run in this order and the first failure
  * is reported: MALFORMED → NOT_FOUND → REVOKED → ARCHIVED → EXPIRED → INSUFFICIENT_SCOPE →
@@ -79,24 +82,37 @@ export class Verifier {
     this.syncedAt = d.now().getTime();
   }
 
-  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
-    if (!parseSecret(secret, this.d.keyPrefix)) return { code: 'MALFORMED' };
+  /**
+   * The result, at once when no storage read is needed (garbage, or a key cached either way: the
+   * hot path makes no promise), or a promise of it when one is.
+   */
+  check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
+    if (!parseSecret(secret, this.d.keyPrefix)) return MALFORMED;
     const hash = hashSecret(secret);
-    const nowMs = this.d.now().getTime();
-    const cached = this.d.cache.lookup(hash, nowMs, this.trustReadsFrom(nowMs));
+    const now = this.d.now();
+    const cached = this.d.cache.lookup(hash, now.getTime(), this.trustReadsFrom(now.getTime()));
     // A cached entry is current as of its read, or of the last poll, which would have dropped it
     // had the key changed. A read's result only as of that read: a poll may have dropped it meanwhile.
-    const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
-    if (!key) return { code: 'NOT_FOUND' };
-    const asOf = cached.state === 'found' ? Math.max(key.read_at, this.syncedAt) : key.read_at;
-    const now = this.d.now();
-    const stateAgeMs = Math.max(0, now.getTime() - asOf);
-    const state = keyState(key.status, key.expires_at_ms, now.getTime());
+    if (cached.state === 'found') return this.decide(cached.key, Math.max(cached.key.read_at, this.syncedAt), now, requiredScopes, opts);
+    if (cached.state === 'absent') return NOT_FOUND;
+    return this.load(hash).then((key) => (key ? this.decide(key, key.read_at, this.d.now(), requiredScopes, opts) : NOT_FOUND));
+  }
+
+  /** check(), always as a promise. */
+  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
+    return this.check(secret, requiredScopes, opts);
+  }
+
+  /** The checks after NOT_FOUND, for a key current as of `asOf`. */
+  private decide(key: VerifiedKey, asOf: number, now: Date, requiredScopes: readonly string[], opts: VerifyOptions): VerifyResult {
+    const nowMs = now.getTime();
+    const stateAgeMs = Math.max(0, nowMs - asOf);
+    const state = keyState(key.status, key.expires_at_ms, nowMs);
     if (state !== 'ACTIVE') return { code: state, key, stateAgeMs };
-    if (!requiredScopes.every((s) => key.scopes.includes(s))) return { code: 'INSUFFICIENT_SCOPE', key, stateAgeMs };
+    for (const s of requiredScopes) if (!key.scopes.includes(s)) return { code: 'INSUFFICIENT_SCOPE', key, stateAgeMs };
     let rate: RateDecision | undefined;
     if (key.rate_limit && opts.enforceRateLimit !== false) {
-      rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
+      rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, nowMs);
       if (!rate.allowed) return { code: 'RATE_LIMITED', key, rate, stateAgeMs };
     }
     this.d.usage.note(key._id, now);
