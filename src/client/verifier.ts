@@ -170,19 +170,36 @@ export class KeyVerifier {
 
   verify(secret: string, requiredScopes: readonly string[] = []): Promise<VerifierResult> {
     if (this.closing) return Promise.reject(new Error('KeyVerifier is closed'));
-    if (!parseSecret(secret, this.prefix)) return Promise.resolve(MALFORMED);
+    const local = this.answerLocally(secret, requiredScopes);
+    return typeof local === 'string' ? this.ask(secret, local, requiredScopes) : Promise.resolve(local);
+  }
+
+  /**
+   * verify()'s answer at once, without a promise, when it needs no call: garbage, or a key whose
+   * cached answer decides these scopes (counted and reported like verify()'s). Undefined when
+   * only the server can answer: then call verify().
+   */
+  verifyCached(secret: string, requiredScopes: readonly string[] = []): VerifierResult | undefined {
+    if (this.closing) throw new Error('KeyVerifier is closed');
+    const local = this.answerLocally(secret, requiredScopes);
+    return typeof local === 'string' ? undefined : local;
+  }
+
+  /** The answer given from this process, or the hash of a secret only the server can answer about. */
+  private answerLocally(secret: string, requiredScopes: readonly string[]): VerifierResult | string {
+    if (!parseSecret(secret, this.prefix)) return MALFORMED;
     const hash = hashSecret(secret);
     const now = Date.now();
     const hit = this.cache.lookup(hash, now, this.trustReadsFrom(now));
     if (hit.state === 'absent') {
       this.stats.local++;
-      return Promise.resolve(NOT_FOUND);
+      return NOT_FOUND;
     }
     if (hit.state === 'found') {
       const local = decide(hit.key, requiredScopes, now);
-      if (local) return Promise.resolve(this.answered(local, now));
+      if (local) return this.answered(local, now);
     }
-    return this.ask(secret, hash, requiredScopes);
+    return hash;
   }
 
   /** Stops the feed and the timers, reports the usage still pending, and closes the channel. */

@@ -141,6 +141,21 @@ describe('KeyVerifier', () => {
     expect(verifier.stats.remote).toBe(calls);
   });
 
+  it('answers without a promise what it answers locally, and leaves the rest to verify()', async () => {
+    const key = await create({ scopes: ['read', 'write'] });
+    const { v, seen } = makeVerifier(a.address);
+    await heartbeatAfter(seen, 0);
+    expect(v.verifyCached(key.secret)).toBeUndefined(); // not cached yet: only the server knows
+    expect(v.verifyCached('sk_live_not-a-key')).toMatchObject({ valid: false, code: 'MALFORMED' });
+    const answered = await v.verify(key.secret, ['read']);
+    const { local, remote } = v.stats;
+    expect(v.verifyCached(key.secret, ['read'])).toEqual(answered);
+    expect(v.verifyCached(key.secret, ['admin'])).toMatchObject({ valid: false, code: 'INSUFFICIENT_SCOPE', keyId: key.id });
+    expect(v.stats).toEqual({ local: local + 2, remote });
+    await v.close();
+    expect(() => v.verifyCached(key.secret)).toThrow(/closed/);
+  });
+
   it('asks the server once for a key many callers verify at once', async () => {
     const key = await create({ scopes: ['read', 'write'] });
     const calls = verifier.stats.remote;
