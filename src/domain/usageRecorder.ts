@@ -49,7 +49,7 @@ export class UsageRecorder {
 
   private countsOfDay(label: string): Map<string, DailyCount> {
     let counts = this.daily.get(label);
-    if (!counts) this.daily.set(label, (counts = new Map()));
+    if (!counts) this.daily.set(label, (counts = new Map<string, DailyCount>()));
     return counts;
   }
 

@@ -92,7 +92,7 @@ class AgedAnswer implements VerifyKeyResponse {
 /** Every field at its default, which encodes to nothing. */
 const EMPTY = VerifyKeyResponse.create();
 /** key_state_age alone, encoded, by milliseconds: ages beyond the revocation bound are rare, and made when needed. */
-const AGE_FIELDS: Buffer[] = [];
+const AGE_FIELDS: Array<Buffer | undefined> = [];
 const KEPT_AGE_FIELDS = 2_000;
 
 function ageField(ms: number): Buffer {

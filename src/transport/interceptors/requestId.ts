@@ -13,17 +13,6 @@ const invalid = () =>
     { field: HEADER, reason: 'INVALID_REQUEST_ID_HEADER', description: 'must match ^[A-Za-z0-9._:-]{1,128}$' },
   ]);
 
-/**
- * Metadata that takes x-request-id without grpc-js's checks of the name and value (two regular
- * expressions per set, three sets a call): the name is this constant, and the value is one that
- * matched REQUEST_ID or a UUID, both within what those checks allow.
- */
-class Echo extends Metadata {
-  static set(metadata: Metadata, id: string): void {
-    (metadata as Echo).internalRepr.set(HEADER, [id]);
-  }
-}
-
 class RequestIdCall extends InterceptorCall {
   private id?: string;
 
@@ -35,7 +24,7 @@ class RequestIdCall extends InterceptorCall {
   override onReceiveMetadata(metadata: Metadata): void {
     const given = metadata.get(HEADER);
     if (given.length === 0) {
-      Echo.set(metadata, this.echoedId());
+      metadata.set(HEADER, this.echoedId());
     } else if (given.length === 1 && typeof given[0] === 'string' && REQUEST_ID.test(given[0])) {
       this.id = given[0];
     } else {
@@ -46,13 +35,13 @@ class RequestIdCall extends InterceptorCall {
   }
 
   override sendMetadata(metadata: Metadata): void {
-    Echo.set(metadata, this.echoedId());
+    metadata.set(HEADER, this.echoedId());
     super.sendMetadata(metadata);
   }
 
   override sendStatus(status: PartialStatusObject): void {
     // grpc-js makes a status object per call and hands it down: adding to it copies nothing.
-    Echo.set((status.metadata ??= new Metadata()), this.echoedId());
+    (status.metadata ??= new Metadata()).set(HEADER, this.echoedId());
     super.sendStatus(status);
   }
 }
