@@ -180,6 +180,9 @@ async function measure(g: Group, round: number, s: Scenario): Promise<Run> {
   };
 }
 
+/** The machine's 1-minute load average at the end of each measured round, by group: a shared machine's noise, on record. */
+const loadByRound: Record<string, number[]> = {};
+
 /** Round 0 warms up and is discarded; rounds 1..ROUNDS are measured, each scenario in turn. */
 async function runRounds(g: Group): Promise<Run[]> {
   const runs: Run[] = [];
@@ -189,6 +192,7 @@ async function runRounds(g: Group): Promise<Run[]> {
       const r = await measure(g, round, s);
       if (round > 0) runs.push(r);
     }
+    if (round > 0) (loadByRound[g.name] ??= []).push(+loadavg()[0].toFixed(2));
   }
   return runs;
 }
@@ -233,6 +237,8 @@ function summarise(g: Group, runs: Run[]) {
       p99VsInterceptors: spread(ratio(interceptors, (r) => r.p99ms)),
       cpuVsTransport: spread(ratio(transport, (r) => r.cpuUsPerCall)),
       rpsRatioByRound: ratio(transport, (r) => r.rps).map((x) => +x.toFixed(3)),
+      p99RatioByRound: ratio(transport, (r) => r.p99ms).map((x) => +x.toFixed(3)),
+      cpuRatioByRound: ratio(transport, (r) => r.cpuUsPerCall).map((x) => +x.toFixed(3)),
       keyLookups: mine.reduce((n, r) => n + r.keyLookups, 0),
       logBytesPerCall: +(mine.reduce((n, r) => n + r.logBytes, 0) / mine.reduce((n, r) => n + r.calls, 0)).toFixed(1),
       serverErrors: mine.reduce((n, r) => n + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
@@ -387,6 +393,7 @@ async function main(): Promise<void> {
           load: LOAD,
           pinned: PIN,
           loadAverage: load,
+          loadByRound,
           database: db?.description ?? 'MONGODB_URI',
           results,
         },

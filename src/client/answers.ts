@@ -2,6 +2,7 @@
 import { keyState } from '../domain/keyState';
 import type { KeyStatus } from '../domain/model';
 import { VerifyCode, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
+import type { Duration } from '../gen/google/protobuf/duration';
 
 export type VerifierCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'REVOKED' | 'ARCHIVED' | 'EXPIRED' | 'INSUFFICIENT_SCOPE' | 'RATE_LIMITED';
 
@@ -22,7 +23,7 @@ export interface VerifierResult {
 
 /** A VerifyKey answer as cached: the key's state and fields, and whether the server must still decide. */
 export interface CachedAnswer {
-  /** When the call that produced it started: the answer is current as of then. */
+  /** When the answer was current (this process's clock): see answerCurrentAt. */
   readonly read_at: number;
   readonly status: KeyStatus;
   readonly expireMs: number | null;
@@ -70,13 +71,25 @@ export function toVerifierResult(res: VerifyKeyResponse): VerifierResult {
   });
 }
 
+export const durationMs = (d: Duration | undefined): number => (d ? d.seconds * 1000 + Math.floor(d.nanos / 1e6) : 0);
+
+/**
+ * When an answer about a found key was current, on this process's clock: the start of the call
+ * less the age the server gave for the key's state (its cache may be behind changes made through
+ * other instances), or less `unknownAgeMs` when it gave none (a server from before
+ * key_state_age, whose answers may be as old as its revocation bound).
+ */
+export function answerCurrentAt(res: VerifyKeyResponse, callStartedAt: number, unknownAgeMs: number): number {
+  return callStartedAt - (res.keyStateAge ? durationMs(res.keyStateAge) : unknownAgeMs);
+}
+
 /**
  * What an answer tells about the key itself, for any scopes asked later: null for "no such
  * key", undefined when it tells nothing to keep (MALFORMED: this client's prefix is not the server's).
  */
-export function cachedAnswer(res: VerifyKeyResponse, readAt: number): CachedAnswer | null | undefined {
+export function cachedAnswer(res: VerifyKeyResponse, currentAt: number): CachedAnswer | null | undefined {
   const result = toVerifierResult(res);
-  const base = { read_at: readAt, expireMs: res.expireTime?.getTime() ?? null, scopes: result.scopes };
+  const base = { read_at: currentAt, expireMs: res.expireTime?.getTime() ?? null, scopes: result.scopes };
   const asValid = Object.freeze({ ...result, valid: true, code: 'VALID' as const, rateLimit: undefined });
   switch (result.code) {
     case 'MALFORMED':

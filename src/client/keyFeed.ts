@@ -1,5 +1,5 @@
 import { ResetReason, type KeyChangeKind, type WatchKeyChangesResponse } from '../gen/apikeys/v1/verify_service';
-import type { Duration } from '../gen/google/protobuf/duration';
+import { durationMs } from './answers';
 import type { Backoff } from './backoff';
 
 /** How one WatchKeyChanges call reports back (the verifier adapts grpc-js's stream to it). */
@@ -40,8 +40,6 @@ const CLEAR_REASONS: Partial<Record<ResetReason, ClearReason>> = {
   [ResetReason.RESET_REASON_POSITION_UNKNOWN]: 'POSITION_UNKNOWN',
   [ResetReason.RESET_REASON_SUBSCRIBER_BEHIND]: 'SUBSCRIBER_BEHIND',
 };
-
-const millis = (d: Duration | undefined): number => (d ? d.seconds * 1000 + Math.floor(d.nanos / 1e6) : 0);
 
 /**
  * Keeps one WatchKeyChanges stream open and hands its messages to the listener. A stream that
@@ -110,10 +108,10 @@ export class KeyFeed {
         this.listener.changed(event.value.keyHash, event.value.keyId, event.value.kind);
         return;
       case 'heartbeat': {
-        const interval = millis(event.value.interval);
+        const interval = durationMs(event.value.interval);
         if (interval > 0) this.silenceMs = Math.max(this.s.minSilenceMs, 3 * interval);
         this.s.backoff.reset();
-        this.listener.confirmed(this.s.now() - millis(event.value.lag));
+        this.listener.confirmed(this.s.now() - durationMs(event.value.lag));
         return;
       }
       case 'reset':

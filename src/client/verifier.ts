@@ -8,7 +8,16 @@ import { credentials, status, type ChannelCredentials, type ChannelOptions, type
 import { KeyCache, type KeyCacheStats } from '../domain/keyCache';
 import { classifySecret, compileForeignFormats, type ForeignKeyFormatSpec, type SecretFormats } from '../domain/secretFormats';
 import { KeyChangeKind, VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
-import { cachedAnswer, decide, MALFORMED, NOT_FOUND, toVerifierResult, type CachedAnswer, type VerifierResult } from './answers';
+import {
+  answerCurrentAt,
+  cachedAnswer,
+  decide,
+  MALFORMED,
+  NOT_FOUND,
+  toVerifierResult,
+  type CachedAnswer,
+  type VerifierResult,
+} from './answers';
 import { Backoff } from './backoff';
 import { KeyFeed, type ClearReason } from './keyFeed';
 import { bearer } from './promiseClient';
@@ -80,7 +89,8 @@ export interface KeyVerifierOptions {
  * - found and unknown keys are cached (LRU + TTL), one call per key at a time;
  * - the change feed (WatchKeyChanges) drops changed keys, and a RESET drops everything;
  * - while the feed cannot vouch for the cache (down, silent, or its server's own view of the
- *   change log is behind), a cached answer is used at most revocationBoundMs after its call;
+ *   change log is behind), a cached answer is used at most revocationBoundMs after the server
+ *   last knew the key's state current (its call's start less the age the server gave);
  * - keys with a rate limit are always decided by the server;
  * - VALID answers from the cache are reported with ReportUsage, in batches.
  * Fails closed: when the server cannot be reached, verify() rejects (with the gRPC error).
@@ -168,20 +178,37 @@ export class KeyVerifier {
 
   verify(secret: string, requiredScopes: readonly string[] = []): Promise<VerifierResult> {
     if (this.closing) return Promise.reject(new Error('KeyVerifier is closed'));
+    const local = this.answerLocally(secret, requiredScopes);
+    return typeof local === 'string' ? this.ask(secret, local, requiredScopes) : Promise.resolve(local);
+  }
+
+  /**
+   * verify()'s answer at once, without a promise, when it needs no call: garbage, or a key whose
+   * cached answer decides these scopes (counted and reported like verify()'s). Undefined when
+   * only the server can answer: then call verify().
+   */
+  verifyCached(secret: string, requiredScopes: readonly string[] = []): VerifierResult | undefined {
+    if (this.closing) throw new Error('KeyVerifier is closed');
+    const local = this.answerLocally(secret, requiredScopes);
+    return typeof local === 'string' ? undefined : local;
+  }
+
+  /** The answer given from this process, or the hash of a secret only the server can answer about. */
+  private answerLocally(secret: string, requiredScopes: readonly string[]): VerifierResult | string {
     const classified = classifySecret(secret, this.formats);
-    if (!classified) return Promise.resolve(MALFORMED);
+    if (!classified) return MALFORMED;
     const { hash } = classified;
     const now = Date.now();
     const hit = this.cache.lookup(hash, now, this.trustReadsFrom(now));
     if (hit.state === 'absent') {
       this.stats.local++;
-      return Promise.resolve(NOT_FOUND);
+      return NOT_FOUND;
     }
     if (hit.state === 'found') {
       const local = decide(hit.key, requiredScopes, now);
-      if (local) return Promise.resolve(this.answered(local, now));
+      if (local) return this.answered(local, now);
     }
-    return this.ask(secret, hash, requiredScopes);
+    return hash;
   }
 
   /** Stops the feed and the timers, reports the usage still pending, and closes the channel. */
@@ -213,7 +240,7 @@ export class KeyVerifier {
     }
     const readAt = Date.now();
     const response = this.call(secret, scopes);
-    const answer = response.then((res) => cachedAnswer(res, readAt));
+    const answer = response.then((res) => cachedAnswer(res, answerCurrentAt(res, readAt, this.boundMs)));
     answer.catch(() => undefined); // the caller sees the failure through `response`
     this.inFlight.set(hash, answer);
     try {

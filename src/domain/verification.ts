@@ -16,6 +16,12 @@ export interface VerifyResult {
   key?: VerifiedKey;
   /** Present for keys with a rate limit that reached that check. */
   rate?: RateDecision;
+  /**
+   * Present whenever the key was found: how long before this result the key's state was last
+   * known current here (the start of the read that produced the entry, or of the last change-log
+   * poll that confirmed it). A caller caching the answer must count its age from there.
+   */
+  stateAgeMs?: number;
 }
 
 export interface VerifierDeps {
@@ -52,6 +58,9 @@ export interface VerifyOptions {
   enforceRateLimit?: boolean;
 }
 
+const MALFORMED: VerifyResult = Object.freeze({ code: 'MALFORMED' });
+const NOT_FOUND: VerifyResult = Object.freeze({ code: 'NOT_FOUND' });
+
 /**
  * Decides whether a presented secret is good. Checks run in this order and the first failure
  * is reported: MALFORMED → NOT_FOUND → REVOKED → ARCHIVED → EXPIRED → INSUFFICIENT_SCOPE →
@@ -79,30 +88,53 @@ export class Verifier {
     this.syncedAt = d.now().getTime();
   }
 
-  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
+  /**
+   * The result, at once when no storage read is needed (garbage, or a key cached either way, without
+   * a rate limit: the hot path makes no promise), or a promise of it when one is.
+   */
+  check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
     const hash = this.lookupHash(secret);
-    if (hash === null) return { code: 'MALFORMED' };
-    const nowMs = this.d.now().getTime();
-    const cached = this.d.cache.lookup(hash, nowMs, this.trustReadsFrom(nowMs));
-    const key = cached.state === 'found' ? cached.key : cached.state === 'absent' ? null : await this.load(hash);
-    if (!key) return { code: 'NOT_FOUND' };
+    if (hash === null) return MALFORMED;
     const now = this.d.now();
-    const state = keyState(key.status, key.expires_at_ms, now.getTime());
-    if (state !== 'ACTIVE') return this.counted(state, key, now);
-    if (!requiredScopes.every((s) => key.scopes.includes(s))) return this.counted('INSUFFICIENT_SCOPE', key, now);
-    let rate: RateDecision | undefined;
+    const cached = this.d.cache.lookup(hash, now.getTime(), this.trustReadsFrom(now.getTime()));
+    // A cached entry is current as of its read, or of the last poll, which would have dropped it
+    // had the key changed. A read's result only as of that read: a poll may have dropped it meanwhile.
+    if (cached.state === 'found') return this.decide(cached.key, Math.max(cached.key.read_at, this.syncedAt), now, requiredScopes, opts);
+    if (cached.state === 'absent') return NOT_FOUND;
+    return this.load(hash).then((key) => (key ? this.decide(key, key.read_at, this.d.now(), requiredScopes, opts) : NOT_FOUND));
+  }
+
+  /** check(), always as a promise. */
+  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
+    return this.check(secret, requiredScopes, opts);
+  }
+
+  /** The checks after NOT_FOUND, for a key current as of `asOf`. */
+  private decide(
+    key: VerifiedKey,
+    asOf: number,
+    now: Date,
+    requiredScopes: readonly string[],
+    opts: VerifyOptions,
+  ): VerifyResult | Promise<VerifyResult> {
+    const nowMs = now.getTime();
+    const stateAgeMs = Math.max(0, nowMs - asOf);
+    const state = keyState(key.status, key.expires_at_ms, nowMs);
+    if (state !== 'ACTIVE') return this.counted(state, key, now, stateAgeMs);
+    for (const s of requiredScopes) if (!key.scopes.includes(s)) return this.counted('INSUFFICIENT_SCOPE', key, now, stateAgeMs);
     if (key.rate_limit && opts.enforceRateLimit !== false) {
       // From memory, unless this instance's confirmed share of the limit is spent (RateLimiter).
-      rate = await this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, now.getTime());
-      if (!rate.allowed) return this.counted('RATE_LIMITED', key, now, rate);
+      const decided = (rate: RateDecision) => this.counted(rate.allowed ? 'VALID' : 'RATE_LIMITED', key, now, stateAgeMs, rate);
+      const rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, nowMs);
+      return rate instanceof Promise ? rate.then(decided) : decided(rate);
     }
-    return this.counted('VALID', key, now, rate);
+    return this.counted('VALID', key, now, stateAgeMs);
   }
 
   /** Every result that names a key is usage of it, noted in memory (GetKeyUsage counts them by code). */
-  private counted(code: UsageCode, key: VerifiedKey, now: Date, rate?: RateDecision): VerifyResult {
+  private counted(code: UsageCode, key: VerifiedKey, now: Date, stateAgeMs: number, rate?: RateDecision): VerifyResult {
     this.d.usage.note({ keyId: key._id, orgId: key.org_id, code }, now);
-    return { code, key, rate };
+    return { code, key, rate, stateAgeMs };
   }
 
   /**

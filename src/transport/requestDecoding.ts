@@ -49,9 +49,11 @@ export function withCheckedRequests<S extends ServiceDefinition>(service: S, des
     const check = messageCheck(inputType);
     const requestDeserialize = (bytes: Buffer): unknown => {
       try {
-        const violations: FieldViolation[] = [];
-        if (check) collect(bytes, check, '', violations);
-        if (violations.length > 0) return refuse(validationError(violations));
+        if (check) {
+          const violations: FieldViolation[] = [];
+          collect(bytes, check, '', violations);
+          if (violations.length > 0) return refuse(validationError(violations));
+        }
         return method.requestDeserialize(bytes);
       } catch {
         const type = inputType.slice(1);

@@ -50,6 +50,7 @@ const VOLATILE: Record<string, RegExp> = {
   updateTime: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/,
   etag: /^[0-9A-Za-z_-]{8,}$/,
   secret: /^sk_test_[0-9A-Za-z]{38}$/,
+  keyStateAge: /^\d+(\.\d+)?s$/,
 };
 
 /** `value` with each volatile field replaced by a marker, or by a note of the shape it lacks. */

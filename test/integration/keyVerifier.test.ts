@@ -1,4 +1,4 @@
-import type { Metadata } from '@grpc/grpc-js';
+import { InterceptingCall, type Interceptor, type Metadata } from '@grpc/grpc-js';
 import { toVerifierResult } from '../../src/client/answers';
 import { bearer } from '../../src/client/promiseClient';
 import { KeyVerifier, type FeedNotice, type KeyVerifierOptions, type VerifierResult } from '../../src/client/verifier';
@@ -7,6 +7,7 @@ import { VerifyCode } from '../../src/gen/apikeys/v1/verify_service';
 import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy';
 import { until } from '../support/until';
+import { isHeartbeat, watch } from '../support/watch';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,8 +82,8 @@ describe('KeyVerifier', () => {
     sentAt: number;
     code: string;
   }
-  /** The client asked every 50 ms until BOUND_MS + 600 ms after `endedAt`. */
-  async function pollClient(v: KeyVerifier, secret: string, endedAt: number): Promise<Outcome[]> {
+  /** The client asked every `everyMs` until BOUND_MS + 600 ms after `endedAt`. */
+  async function pollClient(v: KeyVerifier, secret: string, endedAt: number, everyMs = 50): Promise<Outcome[]> {
     const calls: Array<Promise<Outcome>> = [];
     while (Date.now() < endedAt + BOUND_MS + 600) {
       const sentAt = Date.now();
@@ -92,7 +93,7 @@ describe('KeyVerifier', () => {
           () => ({ sentAt, code: 'ERROR' }),
         ),
       );
-      await sleep(50);
+      await sleep(everyMs);
     }
     return Promise.all(calls);
   }
@@ -132,6 +133,21 @@ describe('KeyVerifier', () => {
     const tampered = key.secret.slice(0, -1) + (key.secret.endsWith('A') ? 'B' : 'A');
     expect((await verifier.verify(tampered)).code).toBe('MALFORMED');
     expect(verifier.stats.remote).toBe(calls);
+  });
+
+  it('answers without a promise what it answers locally, and leaves the rest to verify()', async () => {
+    const key = await create({ scopes: ['read', 'write'] });
+    const { v, seen } = makeVerifier(a.address);
+    await heartbeatAfter(seen, 0);
+    expect(v.verifyCached(key.secret)).toBeUndefined(); // not cached yet: only the server knows
+    expect(v.verifyCached('sk_live_not-a-key')).toMatchObject({ valid: false, code: 'MALFORMED' });
+    const answered = await v.verify(key.secret, ['read']);
+    const { local, remote } = v.stats;
+    expect(v.verifyCached(key.secret, ['read'])).toEqual(answered);
+    expect(v.verifyCached(key.secret, ['admin'])).toMatchObject({ valid: false, code: 'INSUFFICIENT_SCOPE', keyId: key.id });
+    expect(v.stats).toEqual({ local: local + 2, remote });
+    await v.close();
+    expect(() => v.verifyCached(key.secret)).toThrow(/closed/);
   });
 
   it('asks the server once for a key many callers verify at once', async () => {
@@ -212,6 +228,51 @@ describe('KeyVerifier', () => {
     }
     await heartbeatAfter(notices, notices.length);
     expect((await verifier.verify(key.secret)).code).toBe('REVOKED');
+  });
+
+  it('with its feed down, stops accepting a key revoked through another instance within 1 s, though the instance it asks has not heard of it yet', async () => {
+    // The feed alone is cut (what an idle-stream timeout of a proxy does): its messages are
+    // dropped before the client sees them, while VerifyKey calls still reach instance A.
+    let feedDown = false;
+    const dropFeed: Interceptor = (options, next) =>
+      new InterceptingCall(next(options), {
+        start: (metadata, _listener, start) =>
+          start(metadata, {
+            onReceiveMessage: (message, pass) => {
+              if (!(feedDown && options.method_definition.path.endsWith('/WatchKeyChanges'))) pass(message);
+            },
+          }),
+      });
+    const { v, seen } = makeVerifier(a.address, { channelOptions: { interceptors: [dropFeed] } });
+    await heartbeatAfter(seen, 0);
+    feedDown = true;
+    const polls = watch(a.address, bearer(a.verifyToken));
+    const rounds: Array<{ endedAt: number; outcomes: Outcome[]; lastValidMs?: number }> = [];
+    try {
+      await sleep(BOUND_MS + 100); // past the last heartbeat the client heard: only the bound vouches for its cache
+      for (const firstAskMs of [0, 100, 200, 300, 350, 400, 0, 250]) {
+        const key = await create();
+        expect((await viaServer(key.secret, [])).code).toBe('VALID'); // cached on A
+        // Right after one of A's polls: A answers from its cache, VALID, until its next poll (~500 ms).
+        const from = polls.messages.length;
+        await polls.next((m) => isHeartbeat(m) && polls.messages.indexOf(m) >= from);
+        const endedAt = await answered(b.clients.keys.revokeKey({ id: key.id }, admin));
+        // The client's first call for the key comes late in that window: A's answer is stale, and says how much.
+        await sleep(firstAskMs);
+        const outcomes = await pollClient(v, key.secret, endedAt, 10);
+        const valid = outcomes.filter((o) => o.code === 'VALID');
+        rounds.push({ endedAt, outcomes, lastValidMs: valid.length ? valid[valid.length - 1].sentAt - endedAt : undefined });
+      }
+    } finally {
+      polls.cancel();
+    }
+    // The promise, as a property of every answer: nothing asked later than BOUND_MS after the
+    // revoke's answer was VALID, in the worst of the rounds.
+    for (const r of rounds) expectEndedWithinBound(r.outcomes, r.endedAt, ['REVOKED']);
+    expect(Math.max(...rounds.map((r) => r.lastValidMs ?? -Infinity))).toBeLessThanOrEqual(BOUND_MS);
+    // Not vacuous: in some rounds A still answered VALID after the revoke (its cache was behind), and the client held it.
+    expect(rounds.some((r) => r.lastValidMs !== undefined)).toBe(true);
+    expect(seen.some((n) => n.type === 'disconnected')).toBe(true);
   });
 
   it('clears its cache when the server answers its resume with a RESET', async () => {

@@ -46,10 +46,64 @@ export function verifyKeyResponse({ code, key, rate }: VerifyResult): VerifyKeyR
   };
 }
 
+const duration = (ms: number): Duration => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
+
 const ENCODED = Symbol('encoded');
 
 /** A response that carries its encoding: built and encoded once, sent many times. */
 type Answer = VerifyKeyResponse & { [ENCODED]?: Buffer };
+
+/**
+ * What VerifyKey sends about a found key: the fields of its answer, which may be kept, and the
+ * age of the key state behind it, which changes with every call. Sent as the kept answer's
+ * bytes with key_state_age's appended (a field after the others is the same message).
+ */
+class AgedAnswer implements VerifyKeyResponse {
+  readonly valid: boolean;
+  readonly code: VerifyCode;
+  readonly keyId: string;
+  readonly orgId: string;
+  readonly workspaceId: string;
+  readonly scopes: string[];
+  readonly metadata: Record<string, string>;
+  readonly expireTime: Date | undefined;
+  readonly rateLimit: VerifyKeyResponse['rateLimit'];
+
+  constructor(
+    readonly answer: Answer,
+    readonly ageMs: number,
+  ) {
+    this.valid = answer.valid;
+    this.code = answer.code;
+    this.keyId = answer.keyId;
+    this.orgId = answer.orgId;
+    this.workspaceId = answer.workspaceId;
+    this.scopes = answer.scopes;
+    this.metadata = answer.metadata;
+    this.expireTime = answer.expireTime;
+    this.rateLimit = answer.rateLimit;
+  }
+
+  /** Made only if the whole message is encoded (an answer that is not kept) or read. */
+  get keyStateAge(): Duration {
+    return duration(this.ageMs);
+  }
+}
+
+/** Every field at its default, which encodes to nothing. */
+const EMPTY = VerifyKeyResponse.create();
+/** key_state_age alone, encoded, by milliseconds: ages beyond the revocation bound are rare, and made when needed. */
+const AGE_FIELDS: Array<Buffer | undefined> = [];
+const KEPT_AGE_FIELDS = 2_000;
+
+function ageField(ms: number): Buffer {
+  let field = AGE_FIELDS[ms];
+  if (!field) {
+    field = encode({ ...EMPTY, keyStateAge: duration(ms) });
+    if (ms < KEPT_AGE_FIELDS) AGE_FIELDS[ms] = field;
+  }
+  return field;
+}
 
 /**
  * The message's bytes in a Buffer of their own: an answer kept for long must not hold on to a
@@ -93,7 +147,17 @@ export class VerifyAnswers {
     return a;
   }
 
-  readonly serialize = (r: Answer): Buffer => r[ENCODED] ?? encode(r);
+  /** The answer with the age of the key's state behind it (VerifyResult.stateAgeMs), when the key was found. */
+  sendable(result: VerifyResult): VerifyKeyResponse {
+    const a = this.answer(result);
+    return result.stateAgeMs === undefined ? a : new AgedAnswer(a, result.stateAgeMs);
+  }
+
+  readonly serialize = (r: Answer | AgedAnswer): Buffer => {
+    if (!(r instanceof AgedAnswer)) return r[ENCODED] ?? encode(r);
+    const kept = r.answer[ENCODED];
+    return kept ? Buffer.concat([kept, ageField(r.ageMs)]) : encode(r);
+  };
 }
 
 const KIND: Record<KeyChange['kind'], KeyChangeKind> = {
@@ -107,8 +171,6 @@ const RESET: Record<ResetReasonName, ResetReason> = {
   POSITION_UNKNOWN: ResetReason.RESET_REASON_POSITION_UNKNOWN,
   SUBSCRIBER_BEHIND: ResetReason.RESET_REASON_SUBSCRIBER_BEHIND,
 };
-
-const duration = (ms: number): Duration => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
 
 function toWatchResponse(m: FeedMessage): WatchKeyChangesResponse {
   switch (m.type) {
@@ -136,12 +198,15 @@ export interface VerifyServiceDeps {
  */
 export function verifyService({ verifier, feed, usageReports, logger, metrics }: VerifyServiceDeps) {
   const answers = new VerifyAnswers();
+  const answer = (result: VerifyResult): VerifyKeyResponse => {
+    metrics?.verifyResult(result.code);
+    return answers.sendable(result);
+  };
   const handlers: VerifyServiceServer = {
-    verifyKey: unary(logger, async (req, ctx) => {
+    verifyKey: unary(logger, (req, ctx) => {
       authorizeVerify(ctx);
-      const result = await verifier.verify(req.key, req.requiredScopes);
-      metrics?.verifyResult(result.code);
-      return answers.answer(result);
+      const result = verifier.check(req.key, req.requiredScopes);
+      return result instanceof Promise ? result.then(answer) : answer(result);
     }),
 
     watchKeyChanges: serverStream(logger, (req, ctx, call) => {

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { outcomeOf, presentedKey, refusalResponse, type ApiKeyIdentity } from '../../client/http/apiKeyCheck';
 import type { Authenticator } from '../../domain/authentication';
 import { DomainError, type Reason } from '../../domain/errors';
-import type { Verifier } from '../../domain/verification';
+import type { VerifiedKey } from '../../domain/keyCache';
+import type { VerifyResult, Verifier } from '../../domain/verification';
 import type { Logger } from '../../logging/logger';
 import { splitHostPort, type Metrics } from '../../observability/metrics';
 import { httpStatusOf, toDomainError } from '../errors';
@@ -38,6 +39,21 @@ interface Answer {
 }
 
 export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
+  /**
+   * The 200 for each cache entry a VALID result came from, built once: it depends on the entry
+   * alone (immutable: a changed key is a new entry), and goes with it.
+   */
+  const allowedFor = new WeakMap<VerifiedKey, Answer>();
+  const answerFor = (result: VerifyResult, scopes: readonly string[]): Answer => {
+    const { key } = result;
+    const reusable = key && result.code === 'VALID' && !result.rate;
+    const kept = reusable ? allowedFor.get(key) : undefined;
+    if (kept) return kept;
+    const outcome = outcomeOf(verifyKeyResponse(result), scopes);
+    const a = outcome.ok ? allowed(outcome.identity) : refused(outcome.refusal);
+    if (reusable) allowedFor.set(key, a);
+    return a;
+  };
   // Bodies are never read: Node discards what arrives of one once the answer is sent.
   return (req, res) => {
     if (!isAuthorizePath(req.url ?? '')) {
@@ -55,18 +71,18 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
       return;
     }
     const scopes = requiredScopes(req.headers['x-required-scopes']);
-    // The same verification, cache and counting as VerifyKey, in process. No more promises than
-    // the Verifier's own: once the call scope's AsyncLocalStorage is active, each one costs.
-    deps.verifier.verify(presented.secret, scopes).then(
-      (result) => {
-        deps.metrics.verifyResult(result.code);
-        const outcome = outcomeOf(verifyKeyResponse(result), scopes);
-        send(res, outcome.ok ? allowed(outcome.identity) : refused(outcome.refusal));
-      },
-      (err: unknown) => {
+    // The same verification, cache and counting as VerifyKey, in process; answered at once when
+    // the key is cached (no promise), after the read otherwise.
+    const answer = (result: VerifyResult) => {
+      deps.metrics.verifyResult(result.code);
+      send(res, answerFor(result, scopes));
+    };
+    const result = deps.verifier.check(presented.secret, scopes);
+    if (!(result instanceof Promise)) answer(result);
+    else
+      result.then(answer, (err: unknown) => {
         send(res, refused(toDomainError(err, deps.logger)));
-      },
-    );
+      });
   };
 }
 

@@ -3,7 +3,7 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import type { Logger } from '../../logging/logger';
 import { attachedContext } from '../callContext';
 import { decodeStatusDetails } from '../../client/statusDetails';
-import { InterceptorCall } from './interceptorCall';
+import { interceptor, InterceptorCall } from './interceptorCall';
 import { answeredRequestIdOf } from './requestId';
 
 function reasonOf(metadata: Metadata | null | undefined): string | undefined {
@@ -71,5 +71,5 @@ class AccessLogCall extends InterceptorCall {
  * are logged too.
  */
 export function accessLogInterceptor(logger: Logger, shareOf: AccessLogShare): ServerInterceptor {
-  return (descriptor, call) => new AccessLogCall(call, logger, descriptor.path, shareOf(descriptor.path));
+  return interceptor((descriptor, call) => new AccessLogCall(call, logger, descriptor.path, shareOf(descriptor.path)));
 }

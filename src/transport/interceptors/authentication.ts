@@ -5,7 +5,7 @@ import type { Principal } from '../../domain/principal';
 import type { Logger } from '../../logging/logger';
 import { attachContext, RpcContext } from '../callContext';
 import { toDomainError, toStatus } from '../errors';
-import { InterceptorCall } from './interceptorCall';
+import { interceptor, InterceptorCall } from './interceptorCall';
 import { requestIdOf } from './requestId';
 
 /** A text header's values: grpc-js holds them as strings (only "-bin" headers hold Buffers). */
@@ -142,5 +142,5 @@ class AuthenticationCall extends InterceptorCall {
  */
 export function authenticationInterceptor(authenticator: Authenticator, logger: Logger): ServerInterceptor {
   const services = new ServiceCallers();
-  return (descriptor, call) => new AuthenticationCall(call, authenticator, services, logger, descriptor.path);
+  return interceptor((descriptor, call) => new AuthenticationCall(call, authenticator, services, logger, descriptor.path));
 }

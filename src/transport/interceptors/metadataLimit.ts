@@ -2,7 +2,7 @@ import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } fro
 import { DomainError } from '../../domain/errors';
 import type { Metrics } from '../../observability/metrics';
 import { toStatus } from '../errors';
-import { InterceptorCall } from './interceptorCall';
+import { interceptor, InterceptorCall } from './interceptorCall';
 
 /**
  * Header bytes as HTTP/2 counts them (RFC 7540 §6.5.2): name + value + 32 per entry, values as
@@ -45,5 +45,5 @@ class MetadataLimitCall extends InterceptorCall {
  * grpc.max_metadata_size, so this is the limit, under Node's own 64 KiB HTTP/2 cap.
  */
 export function metadataLimitInterceptor(maxBytes: number, metrics?: Metrics): ServerInterceptor {
-  return (_descriptor, call) => new MetadataLimitCall(call, maxBytes, metrics);
+  return interceptor((_descriptor, call) => new MetadataLimitCall(call, maxBytes, metrics));
 }

@@ -1,7 +1,7 @@
 import { status as grpcStatus, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
 import type { MethodCalls, Metrics } from '../../observability/metrics';
-import { InterceptorCall } from './interceptorCall';
+import { interceptor, InterceptorCall } from './interceptorCall';
 
 class MetricsCall extends InterceptorCall {
   private readonly started = performance.now();
@@ -37,5 +37,5 @@ class MetricsCall extends InterceptorCall {
 
 /** Calls started, handled (by final code), their duration and how many are in flight, for every service. */
 export function metricsInterceptor(metrics: Metrics): ServerInterceptor {
-  return (descriptor, call) => new MetricsCall(call, metrics, metrics.method(descriptor.path));
+  return interceptor((descriptor, call) => new MetricsCall(call, metrics, metrics.method(descriptor.path)));
 }

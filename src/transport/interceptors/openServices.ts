@@ -1,5 +1,5 @@
 import type { ServerInterceptor } from '@grpc/grpc-js';
-import { InterceptorCall } from './interceptorCall';
+import { interceptor, InterceptorCall } from './interceptorCall';
 
 /** Health checks and reflection: load balancers and grpcurl call them unauthenticated. */
 const OPEN_SERVICE = /^\/(grpc\.health\.v1\.Health\/|grpc\.reflection\.)/;
@@ -9,6 +9,7 @@ class PassingCall extends InterceptorCall {}
 
 /** `first` and `rest`, in order, for this service's own methods; health and reflection calls pass by them all. */
 export function exceptOpenServices(first: ServerInterceptor, ...rest: ServerInterceptor[]): ServerInterceptor {
+  const passing = interceptor((_descriptor, call) => new PassingCall(call));
   return (descriptor, call) =>
-    OPEN_SERVICE.test(descriptor.path) ? new PassingCall(call) : rest.reduce((c, next) => next(descriptor, c), first(descriptor, call));
+    OPEN_SERVICE.test(descriptor.path) ? passing(descriptor, call) : rest.reduce((c, next) => next(descriptor, c), first(descriptor, call));
 }

@@ -1,4 +1,4 @@
-import { cachedAnswer, decide, toVerifierResult, type CachedAnswer } from '../../../src/client/answers';
+import { answerCurrentAt, cachedAnswer, decide, toVerifierResult, type CachedAnswer } from '../../../src/client/answers';
 import { VerifyCode, VerifyKeyResponse } from '../../../src/gen/apikeys/v1/verify_service';
 
 const NOW = Date.parse('2025-06-01T12:00:00.000Z');
@@ -66,6 +66,13 @@ describe('client answers', () => {
     expect(codeOf(narrow, ['read'])).toBe('ASK THE SERVER');
     const expired = answerOf({ code: VerifyCode.VERIFY_CODE_EXPIRED, expireTime: new Date(NOW - 1) });
     expect(codeOf(expired, [])).toBe('EXPIRED');
+  });
+
+  it('dates an answer by the server’s age of the key state, or by the whole bound when a server gave none', () => {
+    const aged = response({ code: VerifyCode.VERIFY_CODE_VALID, keyStateAge: { seconds: 0, nanos: 420_000_000 } });
+    expect(answerCurrentAt(aged, NOW, 1_000)).toBe(NOW - 420);
+    expect(answerCurrentAt(response({ code: VerifyCode.VERIFY_CODE_VALID, keyStateAge: { seconds: 0, nanos: 0 } }), NOW, 1_000)).toBe(NOW);
+    expect(answerCurrentAt(response({ code: VerifyCode.VERIFY_CODE_VALID }), NOW, 1_000)).toBe(NOW - 1_000);
   });
 
   it('keeps revoked and archived keys as such, with their fields', () => {

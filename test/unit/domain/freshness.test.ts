@@ -132,6 +132,23 @@ describe('invalidationTask: the change log applied to the Verify cache', () => {
     expect(t.verifier.lagMs()).toBe(0);
   });
 
+  it('tells how old the key state behind each answer is: a cached entry is current as of its read or the last poll, whichever is later; a read as of itself', async () => {
+    const t = setup();
+    const secret = generateSecret('sk', 'live');
+    t.put(secret);
+    expect((await t.verifier.verify(secret, [])).stateAgeMs).toBe(0); // read now
+    t.advance(300);
+    expect((await t.verifier.verify(secret, [])).stateAgeMs).toBe(300); // the read, 300 ms ago; no poll since
+    await t.poll();
+    t.advance(200);
+    expect((await t.verifier.verify(secret, [])).stateAgeMs).toBe(200); // the poll, 200 ms ago
+    t.advance(900);
+    // Past the bound without a poll: re-read, current as of that read, revoked or not.
+    t.put(secret, { status: 'revoked' });
+    expect(await t.verifier.verify(secret, [])).toMatchObject({ code: 'REVOKED', stateAgeMs: 0 });
+    expect((await t.verifier.verify(generateSecret('sk', 'live'), [])).stateAgeMs).toBeUndefined(); // no key, no state
+  });
+
   it('logs once when the log falls behind the bound, and once when it is read again', async () => {
     const t = setup();
     t.changeLog.failing = true;

@@ -84,7 +84,12 @@ describe('Verifier: lookups and caching', () => {
     const { storage, verify } = setup();
     const secret = generateSecret('sk', 'live');
     const doc = storage.put(secret);
-    await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined });
+    await expect(verify(secret, ['read'])).resolves.toEqual({
+      code: 'VALID',
+      key: verifiedKey(doc, NOW.getTime()),
+      rate: undefined,
+      stateAgeMs: 0,
+    });
     await expect(verify(secret, ['read'])).resolves.toMatchObject({ code: 'VALID' });
     expect(storage.reads).toEqual([hashSecret(secret)]);
   });
@@ -98,7 +103,7 @@ describe('Verifier: lookups and caching', () => {
     // After the negative TTL storage is asked again (and may know the key by now).
     const doc = storage.put(secret);
     wallClock += CACHE.negativeTtlMs;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, wallClock), rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, wallClock), rate: undefined, stateAgeMs: 0 });
     expect(storage.reads).toHaveLength(2);
   });
 
@@ -251,7 +256,7 @@ describe('Verifier: storage failures', () => {
     expect(deps.usage.pending).toBe(0);
     // Recovery: the failure was not cached as "not found".
     storage.failing = false;
-    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined });
+    await expect(verify(secret)).resolves.toEqual({ code: 'VALID', key: verifiedKey(doc, NOW.getTime()), rate: undefined, stateAgeMs: 0 });
   });
 
   it('an expired negative entry is not used once storage fails', async () => {
@@ -527,6 +532,7 @@ describe('Verifier: rate limits', () => {
       code: 'RATE_LIMITED',
       key: verifiedKey(doc, NOW.getTime()),
       rate: { allowed: false, limit: 2, remaining: 0, resetAt },
+      stateAgeMs: 0,
     });
   });
 

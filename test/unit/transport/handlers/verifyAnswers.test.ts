@@ -34,6 +34,18 @@ describe('VerifyAnswers', () => {
     }
   });
 
+  it('sends the age of the key state with a kept answer, as the generated encoder would with the field set', () => {
+    const answers = new VerifyAnswers();
+    const key = entry({ metadata: { plan: 'pro' } });
+    for (const stateAgeMs of [0, 1, 999, 1_000, 2_345]) {
+      const sent = answers.sendable({ code: 'VALID', key, stateAgeMs });
+      const expected = VerifyKeyResponse.decode(reference({ ...answers.answer({ code: 'VALID', key }), keyStateAge: sent.keyStateAge }));
+      expect(VerifyKeyResponse.decode(answers.serialize(sent))).toEqual(expected);
+      expect(expected.keyStateAge).toEqual({ seconds: Math.floor(stateAgeMs / 1000), nanos: (stateAgeMs % 1000) * 1e6 });
+    }
+    expect(VerifyKeyResponse.decode(answers.serialize(answers.sendable({ code: 'NOT_FOUND' }))).keyStateAge).toBeUndefined();
+  });
+
   it('keeps one answer per entry and code; a changed key is a new entry with its own answer', () => {
     const answers = new VerifyAnswers();
     const v1 = entry();

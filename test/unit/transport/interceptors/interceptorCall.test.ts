@@ -2,7 +2,7 @@
 // and responder machinery: what a handler and a client see must not change for it.
 import { Metadata, status, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
-import { InterceptorCall } from '../../../../src/transport/interceptors/interceptorCall';
+import { interceptor, InterceptorCall } from '../../../../src/transport/interceptors/interceptorCall';
 import { exceptOpenServices } from '../../../../src/transport/interceptors/openServices';
 import { HEALTH_PATH, serve } from './harness';
 
@@ -41,10 +41,8 @@ class Recording extends InterceptorCall {
   }
 }
 
-const recording =
-  (seen: string[], holdMetadata = false): ServerInterceptor =>
-  (_descriptor, call) =>
-    new Recording(call, seen, holdMetadata);
+const recording = (seen: string[], holdMetadata = false): ServerInterceptor =>
+  interceptor((_descriptor, call) => new Recording(call, seen, holdMetadata));
 
 describe('InterceptorCall', () => {
   it('sends the headers an interceptor adds before a unary answer, and its trailers', async () => {
