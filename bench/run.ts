@@ -281,7 +281,8 @@ async function profile(uri: string, seconds: number): Promise<void> {
     const [secret] = await createKeys(server, 1);
     const request = { key: secret, requiredScopes: ['read'] };
     const of = opts['profile-of'];
-    const s = of === 'health' ? health() : of === 'empty' ? authenticatedEmpty(server, request) : verify(server, 'cached VerifyKey', request);
+    const s =
+      of === 'health' ? health() : of === 'empty' ? authenticatedEmpty(server, request) : verify(server, 'cached VerifyKey', request);
     say(`profile: warm-up ${DURATION}, then ${seconds} s of ${s.name}`);
     const warm = await runGhz(ghz, addr, s.call, LOAD);
     const r = await runGhz(ghz, addr, s.call, { ...LOAD, duration: `${seconds}s` });
