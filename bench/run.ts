@@ -16,7 +16,7 @@
  * --concurrency 50, --connections 4, --rate N (calls/s cap), --quick (2 rounds of 2 s, for
  * development), --storage (also the storage-bound group: cache off, distinct unknown keys),
  * --profile SECONDS (instead of the rounds: a CPU profile of the server under cached-Verify load,
- * or --profile-of health, summarised by bench/cpuprofile.ts), --label NAME (results file name,
+ * or --profile-of health | empty: a floor, summarised by bench/cpuprofile.ts), --label NAME (results file name,
  * default "latest"), --no-build (reuse dist/). bench/README.md has the method and figures.
  * MONGODB_URI: use that server instead of an ephemeral FerretDB. Writes bench/results/<label>.json.
  */
@@ -269,8 +269,8 @@ function print(group: string, rows: Summary): void {
 }
 
 /**
- * The server's CPU under load of one call (--profile-of: cached VerifyKey, or the health Check
- * floor): --cpu-prof over a warm-up and `seconds` of load.
+ * The server's CPU under load of one call (--profile-of: cached VerifyKey, or the health Check or
+ * the empty authenticated handler, the two floors): --cpu-prof over a warm-up and `seconds` of load.
  */
 async function profile(uri: string, seconds: number): Promise<void> {
   const dir = join(RESULTS, 'profiles', opts.label);
@@ -279,7 +279,10 @@ async function profile(uri: string, seconds: number): Promise<void> {
   let calls: number;
   try {
     const [secret] = await createKeys(server, 1);
-    const s = opts['profile-of'] === 'health' ? health() : verify(server, 'cached VerifyKey', { key: secret, requiredScopes: ['read'] });
+    const request = { key: secret, requiredScopes: ['read'] };
+    const of = opts['profile-of'];
+    const s =
+      of === 'health' ? health() : of === 'empty' ? authenticatedEmpty(server, request) : verify(server, 'cached VerifyKey', request);
     say(`profile: warm-up ${DURATION}, then ${seconds} s of ${s.name}`);
     const warm = await runGhz(ghz, addr, s.call, LOAD);
     const r = await runGhz(ghz, addr, s.call, { ...LOAD, duration: `${seconds}s` });
