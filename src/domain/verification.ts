@@ -17,9 +17,10 @@ export interface VerifyResult {
   /** Present for keys with a rate limit that reached that check. */
   rate?: RateDecision;
   /**
-   * Present whenever the key was found: how long before this result the key's state was last
-   * known current here (the start of the read that produced the entry, or of the last change-log
-   * poll that confirmed it). A caller caching the answer must count its age from there.
+   * Present whenever the key was found: how long before this verification began the key's state
+   * was last known current here (the start of the read that produced the entry, or of the last
+   * change-log poll that confirmed it; 0 for a read this verification started). A caller caching
+   * the answer dates it that much before its call.
    */
   stateAgeMs?: number;
 }
@@ -96,12 +97,17 @@ export class Verifier {
     const hash = this.lookupHash(secret);
     if (hash === null) return MALFORMED;
     const now = this.d.now();
-    const cached = this.d.cache.lookup(hash, now.getTime(), this.trustReadsFrom(now.getTime()));
-    // A cached entry is current as of its read, or of the last poll, which would have dropped it
-    // had the key changed. A read's result only as of that read: a poll may have dropped it meanwhile.
-    if (cached.state === 'found') return this.decide(cached.key, Math.max(cached.key.read_at, this.syncedAt), now, requiredScopes, opts);
+    const askedAt = now.getTime();
+    const cached = this.d.cache.lookup(hash, askedAt, this.trustReadsFrom(askedAt));
+    // The key state's age is counted back from when this verification began (a caller dates the
+    // answer from before its call). A cached entry is current as of its read, or of the last poll,
+    // which would have dropped it had the key changed; a read's result only as of that read (a
+    // poll may have dropped it meanwhile), which began then or, shared, a little earlier.
+    if (cached.state === 'found') {
+      return this.decide(cached.key, askedAt - Math.max(cached.key.read_at, this.syncedAt), now, requiredScopes, opts);
+    }
     if (cached.state === 'absent') return NOT_FOUND;
-    return this.load(hash).then((key) => (key ? this.decide(key, key.read_at, this.d.now(), requiredScopes, opts) : NOT_FOUND));
+    return this.load(hash).then((key) => (key ? this.decide(key, askedAt - key.read_at, this.d.now(), requiredScopes, opts) : NOT_FOUND));
   }
 
   /** check(), always as a promise. */
@@ -109,16 +115,16 @@ export class Verifier {
     return this.check(secret, requiredScopes, opts);
   }
 
-  /** The checks after NOT_FOUND, for a key current as of `asOf`. */
+  /** The checks after NOT_FOUND, for a key whose state was current `age` ms before the verification began. */
   private decide(
     key: VerifiedKey,
-    asOf: number,
+    age: number,
     now: Date,
     requiredScopes: readonly string[],
     opts: VerifyOptions,
   ): VerifyResult | Promise<VerifyResult> {
     const nowMs = now.getTime();
-    const stateAgeMs = Math.max(0, nowMs - asOf);
+    const stateAgeMs = Math.max(0, age);
     const state = keyState(key.status, key.expires_at_ms, nowMs);
     if (state !== 'ACTIVE') return this.counted(state, key, now, stateAgeMs);
     for (const s of requiredScopes) if (!key.scopes.includes(s)) return this.counted('INSUFFICIENT_SCOPE', key, now, stateAgeMs);

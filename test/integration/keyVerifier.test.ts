@@ -61,8 +61,8 @@ describe('KeyVerifier', () => {
     await a?.stop();
   });
 
-  const create = async (fields: { scopes?: string[]; rateLimit?: { limit: number; windowSeconds: number } } = {}) => {
-    const { key, secret } = await a.clients.keys.createKey(
+  const create = async (fields: { scopes?: string[]; rateLimit?: { limit: number; windowSeconds: number } } = {}, through = () => a) => {
+    const { key, secret } = await through().clients.keys.createKey(
       { name: 'client', scopes: ['read'], metadata: { tier: 'pro' }, expireTime: new Date(Date.now() + 3_600_000), ...fields },
       admin,
     );
@@ -70,12 +70,19 @@ describe('KeyVerifier', () => {
   };
   const viaServer = async (secret: string, requiredScopes: string[]) =>
     toVerifierResult(await a.clients.verify.verifyKey({ key: secret, requiredScopes }, bearer(a.verifyToken)));
-  /** A key the client holds in its cache: verified once (a call), then answered locally. */
+  /**
+   * A key the client holds in its cache: verified (a call), then answered locally. The key's
+   * creation event may reach the client while that call is out, which keeps its answer out of the
+   * cache (it might predate the change): then it is verified again.
+   */
   const cached = async (v: KeyVerifier, secret: string) => {
-    expect((await v.verify(secret)).code).toBe('VALID');
-    const calls = v.stats.remote;
-    expect((await v.verify(secret)).code).toBe('VALID');
-    expect(v.stats.remote).toBe(calls);
+    for (let attempt = 1; ; attempt++) {
+      expect((await v.verify(secret)).code).toBe('VALID');
+      const calls = v.stats.remote;
+      expect((await v.verify(secret)).code).toBe('VALID');
+      if (v.stats.remote === calls) return;
+      expect(attempt).toBeLessThan(3);
+    }
   };
 
   interface Outcome {
@@ -161,7 +168,8 @@ describe('KeyVerifier', () => {
 
   it('keeps a new key’s cached answer when the feed announces its creation (only a cached "no such key" would be stale)', async () => {
     const from = notices.length;
-    const key = await create();
+    // Through the other instance: the watched one learns of it at its next poll, after the client cached it.
+    const key = await create({}, () => b);
     await cached(verifier, key.secret);
     await until('the creation event', () =>
       notices.slice(from).some((n) => n.type === 'change' && n.keyId === key.id && n.kind === 'created'),
@@ -302,8 +310,10 @@ describe('KeyVerifier', () => {
   });
 
   it('reports the verifications it answered from its cache: last_used_time and the daily count include them after a flush', async () => {
-    const { v } = makeVerifier(a.address);
     const key = await create();
+    // Watching from after the creation: its event cannot keep the first answer out of the cache.
+    const { v, seen } = makeVerifier(a.address);
+    await heartbeatAfter(seen, 0);
     expect((await v.verify(key.secret)).code).toBe('VALID'); // a call: the server counts it
     let lastLocal = 0;
     for (let i = 0; i < 9; i++) {

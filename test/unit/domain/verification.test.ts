@@ -94,6 +94,27 @@ describe('Verifier: lookups and caching', () => {
     expect(storage.reads).toEqual([hashSecret(secret)]);
   });
 
+  it('dates the key state from when each verification began: a read it started is current, one it joined is as old as that read', async () => {
+    const { storage, verify } = setup();
+    const secret = generateSecret('sk', 'live');
+    const doc = storage.put(secret);
+    let land!: () => void;
+    storage.findByHash = (hash) => {
+      storage.reads.push(hash);
+      return new Promise((resolve) => (land = () => resolve(doc)));
+    };
+    const first = verify(secret);
+    wallClock += 40;
+    const joined = verify(secret);
+    wallClock += 300; // the read takes its time: that does not age what it read
+    land();
+    await expect(first).resolves.toMatchObject({ code: 'VALID', stateAgeMs: 0 });
+    await expect(joined).resolves.toMatchObject({ code: 'VALID', stateAgeMs: 40 });
+    expect(storage.reads).toHaveLength(1);
+    wallClock += 10;
+    await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID', stateAgeMs: 350 }); // cached since the read began
+  });
+
   it('NOT_FOUND is cached: a second call does not read storage', async () => {
     const { storage, verify } = setup();
     const secret = generateSecret('sk', 'test');
