@@ -1,3 +1,4 @@
+import { DAY_MS } from '../domain/utcDays';
 import { UsageRecorder } from '../domain/usageRecorder';
 import { LIMITS } from '../domain/validation';
 import type { UsageEntries } from '../domain/model';
@@ -15,8 +16,6 @@ export interface UsageReporterSettings {
   onError(err: unknown): void;
   now: () => number;
 }
-
-const DAY_MS = 86_400_000;
 
 /**
  * One ReportUsage entry per key and UTC day. The last use of a key falls on one day; the counts

@@ -1,3 +1,4 @@
+import { DAY_MS, utcDay } from './utcDays';
 import type { AuditLog } from './audit';
 import { authorize } from './authorization';
 import { keyNotFound } from './errors';
@@ -40,7 +41,6 @@ export class KeyUsageReader {
   }
 }
 
-const DAY_MS = 86_400_000;
 /** Old counts one run looks at, at most (each names a key whose old counts are all attributed). */
 const ATTRIBUTED_PER_RUN = 5_000;
 
@@ -52,7 +52,7 @@ const ATTRIBUTED_PER_RUN = 5_000;
  */
 export function oldUsageAttributionTask(store: Pick<UsageStore, 'attributeOldCounts'>, now: Clock): () => Promise<void> {
   return async () => {
-    const yesterday = new Date(now().getTime() - DAY_MS).toISOString().slice(0, 10);
+    const yesterday = utcDay(now().getTime() - DAY_MS);
     await store.attributeOldCounts(yesterday, ATTRIBUTED_PER_RUN);
   };
 }

@@ -1,3 +1,4 @@
+import { DAY_MS, utcDay } from './utcDays';
 import type { Clock, OnDeleted, RetentionStore } from './ports';
 
 export interface RetentionPolicy {
@@ -16,8 +17,6 @@ const CLAIMS_FINISHED_AFTER_MS = 3_600_000;
  * database) is worked off over several runs instead of one long one.
  */
 const DELETES_PER_RUN = 5_000;
-
-const DAY_MS = 86_400_000;
 
 /** Rate-limit counters are read only during their window; a minute past its end covers clock skew between instances. */
 export const RATE_COUNTERS_KEPT_AFTER_WINDOW_MS = 60_000;
@@ -60,8 +59,4 @@ export function retentionSweepTask(
     }
     if (failures.length > 0) throw failures[0];
   };
-}
-
-function utcDay(at: Date): string {
-  return at.toISOString().slice(0, 10);
 }

@@ -1,3 +1,4 @@
+import { DAY_MS, utcDay } from './utcDays';
 import type { DailyCount, UsageCode, UsageEntries } from './model';
 import type { UsageSink, UsageWriteOutcome } from './ports';
 
@@ -44,8 +45,8 @@ export class UsageRecorder {
 
   private dayLabel(ms: number): string {
     if (ms < this.day.start || ms >= this.day.end) {
-      const start = ms - (ms % 86_400_000);
-      this.day = { start, end: start + 86_400_000, label: new Date(start).toISOString().slice(0, 10) };
+      const start = ms - (ms % DAY_MS);
+      this.day = { start, end: start + DAY_MS, label: utcDay(start) };
     }
     return this.day.label;
   }

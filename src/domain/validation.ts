@@ -1,3 +1,4 @@
+import { DAY_MS, utcDay } from './utcDays';
 import { validationError, type FieldViolation, type Reason } from './errors';
 import { isId } from './ids';
 import type { Environment } from './keyFormat';
@@ -377,11 +378,8 @@ export function validateKeyFilters(f: KeyFiltersInput): KeyFilters {
   return out;
 }
 
-const DAY_MS = 86_400_000;
 /** GetKeyUsage: the days counted by default before end_time's day, and the longest range. */
 export const USAGE_RANGE = { defaultDaysBefore: 30, maxDays: 366 } as const;
-
-const utcDay = (t: Date) => t.toISOString().slice(0, 10);
 
 /**
  * GetKeyUsage's request: a key id or none (the whole organization), and the UTC days from
