@@ -109,5 +109,5 @@ describe('nginx auth_request in front of an upstream, with the forward-auth endp
     expect((await through({ 'x-api-key': readOnly.secret })).status).toBe(200);
   });
 
-  sharedProxyCases(() => ({ endpoint, admin: admin.metadata, through }));
+  sharedProxyCases(() => ({ endpoint, admin, through }));
 });

@@ -2,33 +2,50 @@
 // docs/gateways.md as written (addresses and token substituted), in front of a small upstream that
 // records the headers it receives.
 import type { Metadata } from '@grpc/grpc-js';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeLoopbackPort } from '../../src/devdb/ephemeralDatabase';
 import { generateSecret } from '../../src/domain/keyFormat';
-import type { ForwardAuthServer } from './forwardAuth';
+import { startForwardAuthServer, type ForwardAuthServer } from './forwardAuth';
 import { startSecondInstance } from './server';
 
 const ROOT = join(__dirname, '..', '..');
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The proxy's binary: `$envVar`, else on PATH, else in /usr/sbin. Never skipped: missing, it fails and says how to install it. */
+/**
+ * The proxy's binary: `$envVar`, else tools/proxies/bin (tools/proxies/install.sh), else on PATH,
+ * else in /usr/sbin. Never skipped: missing, it fails and says how to install it.
+ */
 export function proxyBinary(name: string, envVar: string, install: string): string {
-  const candidates = [process.env[envVar], ...(process.env.PATH ?? '').split(':').map((d) => join(d, name)), `/usr/sbin/${name}`];
+  const candidates = [
+    process.env[envVar],
+    join(ROOT, 'tools', 'proxies', 'bin', name),
+    ...(process.env.PATH ?? '').split(':').map((d) => join(d, name)),
+    `/usr/sbin/${name}`,
+  ];
   const found = candidates.find((c): c is string => !!c && existsSync(c));
   if (!found) throw new Error(`${name} is not installed: ${install}, or set ${envVar}. This test never skips.`);
   return found;
 }
 
-/** The ```lang block of docs/gateways.md with each `[from, to]` applied; every `from` must be there exactly once. */
-export function documentedBlock(lang: string, substitutions: [string, string][]): string {
-  const page = readFileSync(join(ROOT, 'docs', 'gateways.md'), 'utf8');
+/**
+ * The first ```lang block of docs/gateways.md after the heading line `section` (the page's first
+ * without one) with each `[from, to]` applied; every `from` must be there exactly once.
+ */
+export function documentedBlock(lang: string, substitutions: [string, string][], section?: string): string {
+  const lines = readFileSync(join(ROOT, 'docs', 'gateways.md'), 'utf8').split('\n');
+  const at = section === undefined ? 0 : lines.indexOf(section);
+  if (at < 0) throw new Error(`docs/gateways.md has no heading "${section}"`);
+  const page = lines.slice(at).join('\n');
   let block = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(page)?.[1];
-  if (!block) throw new Error(`docs/gateways.md has no \`\`\`${lang} block`);
+  const where = `docs/gateways.md's ${lang} block${section ? ` under "${section}"` : ''}`;
+  if (!block) throw new Error(`${where} is missing`);
   for (const [from, to] of substitutions) {
-    if (block.split(from).length !== 2) throw new Error(`docs/gateways.md's ${lang} block must contain "${from}" exactly once`);
+    if (block.split(from).length !== 2) throw new Error(`${where} must contain "${from}" exactly once`);
     block = block.replace(from, to);
   }
   return block;
@@ -90,14 +107,93 @@ export async function startUpstream(): Promise<Upstream> {
 
 type Through = (headers: Record<string, string>, method?: string) => ReturnType<Upstream['through']>;
 
+export interface ProxyUnderTest {
+  endpoint: ForwardAuthServer;
+  admin: { orgId: string; metadata: Metadata };
+  /** A client's request through the proxy to the upstream. */
+  through: Through;
+}
+
+export interface Ports {
+  apikeys: number;
+  upstream: number;
+  proxy: number;
+}
+
+/** How to run a proxy once its configuration is written. */
+export interface Launch {
+  /** Arguments of a dry run that must accept the configuration first (`caddy validate`, `envoy --mode validate`). */
+  check?: string[];
+  run: string[];
+  env?: NodeJS.ProcessEnv;
+  /** What the configuration started besides the proxy, stopped after it. */
+  cleanup?: () => Promise<void>;
+}
+
+/**
+ * For the calling describe block: the service with its forward-auth endpoint, an upstream, and the
+ * proxy `binary()` run as `configure` (which writes its files into `dir`, a fresh temporary
+ * directory) says, on free loopback ports; ready once it refuses a request without a key, stopped
+ * in afterAll. Any failure to start says what the proxy printed. The getter is read by the tests.
+ */
+export function proxyInFront(
+  name: string,
+  binary: () => string,
+  configure: (at: { dir: string; ports: Ports; endpoint: ForwardAuthServer }) => Launch | Promise<Launch>,
+): () => ProxyUnderTest {
+  let under: ProxyUnderTest;
+  let upstream: Upstream | undefined;
+  let proxy: ChildProcess | undefined;
+  let launch: Launch | undefined;
+  let dir: string | undefined;
+  let endpoint: ForwardAuthServer | undefined;
+
+  beforeAll(async () => {
+    const bin = binary(); // first: a missing proxy fails before anything starts
+    endpoint = await startForwardAuthServer(name);
+    const admin = await endpoint.server.admin();
+    upstream = await startUpstream();
+    const ports = { apikeys: endpoint.server.app.httpAuthPort!, upstream: upstream.port, proxy: await freeLoopbackPort() };
+    dir = mkdtempSync(join(tmpdir(), `apikeys-${name}-`));
+    launch = await configure({ dir, ports, endpoint });
+    if (launch.check) {
+      const check = spawnSync(bin, launch.check, { encoding: 'utf8', env: launch.env });
+      if (check.status !== 0) throw new Error(`${name} refused the configuration:\n${check.stdout}${check.stderr}`);
+    }
+    let output = '';
+    proxy = spawn(bin, launch.run, { env: launch.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const stream of [proxy.stdout, proxy.stderr]) stream?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const base = `http://127.0.0.1:${ports.proxy}`;
+    const through: Through = (headers, method) => upstream!.through(base, headers, method);
+    // Listening is not enough: Traefik, for one, loads its routes after opening the port.
+    for (const deadline = Date.now() + 10_000; ; await sleep(50)) {
+      if (proxy.exitCode !== null) throw new Error(`${name} exited (${proxy.exitCode}):\n${output}`);
+      const status = await through({}).then((r) => r.status, () => 0);
+      if (status === 401) break;
+      if (Date.now() > deadline) throw new Error(`${name} did not refuse a request without a key within 10 s (last status ${status}):\n${output}`);
+    }
+    under = { endpoint, admin, through };
+  });
+
+  afterAll(async () => {
+    await stopProcess(proxy);
+    await launch?.cleanup?.();
+    await upstream?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await endpoint?.server.stop();
+  });
+
+  return () => under;
+}
+
 /**
  * The cases every documented proxy configuration must pass alike, as jest tests of the calling
  * describe block; `get` is read when they run (after its beforeAll).
  */
-export function sharedProxyCases(get: () => { endpoint: ForwardAuthServer; admin: Metadata; through: Through }): void {
+export function sharedProxyCases(get: () => ProxyUnderTest): void {
   const create = (scopes: string[], extra: Record<string, unknown> = {}) => {
     const { endpoint, admin } = get();
-    return endpoint.server.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin);
+    return endpoint.server.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin.metadata);
   };
 
   it('refuses a key revoked through another instance within the revocation bound (1 s) of RevokeKey answering', async () => {
@@ -107,7 +203,7 @@ export function sharedProxyCases(get: () => { endpoint: ForwardAuthServer; admin
     try {
       const { key, secret } = await create(['read']);
       expect((await through({ 'x-api-key': secret })).status).toBe(200); // cached by the instance the proxy asks
-      await other.clients.keys.revokeKey({ id: key!.id }, admin);
+      await other.clients.keys.revokeKey({ id: key!.id }, admin.metadata);
       const answered = Date.now();
       const bound = s.config.verify.revocationBoundMs;
       // Until the bound the key may still pass; from it on it must not, on every instance.
@@ -134,5 +230,56 @@ export function sharedProxyCases(get: () => { endpoint: ForwardAuthServer; admin
 
     const down = await endpoint.whileStorageDown(() => through({ 'x-api-key': generateSecret('sk', 'live') }));
     expect({ status: down.status, reachedUpstream: down.reachedUpstream }).toEqual({ status: 503, reachedUpstream: false });
+  });
+}
+
+/**
+ * The cases of a proxy configured, as docs/gateways.md's Caddy, Traefik and Envoy ones are, to
+ * require "read" on every request and to pass the service's refusals on as it answered them.
+ */
+export function passingOnProxyCases(get: () => ProxyUnderTest): void {
+  const create = (scopes: string[]) => {
+    const { endpoint, admin } = get();
+    return endpoint.server.clients.keys.createKey({ name: 'k', scopes }, admin.metadata);
+  };
+
+  it('lets a valid key through, with x-key-id, x-org-id and x-key-scopes replacing any the client sent', async () => {
+    const { admin, through } = get();
+    const { key, secret } = await create(['read', 'write']);
+    for (const credential of [{ 'x-api-key': secret }, { authorization: `Bearer ${secret}` }] as Record<string, string>[]) {
+      for (const method of ['GET', 'POST']) {
+        const r = await through({ ...credential, 'x-key-id': 'key_spoofed', 'x-org-id': 'org_spoofed', 'x-key-scopes': 'admin' }, method);
+        expect({ status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ status: 200, reachedUpstream: true });
+        expect([r.seen?.['x-key-id'], r.seen?.['x-org-id'], r.seen?.['x-key-scopes']]).toEqual([key!.id, admin.orgId, 'read,write']);
+        // What the proxy tells the service stays between them.
+        expect([r.seen?.['x-service-token'], r.seen?.['x-required-scopes']]).toEqual([undefined, undefined]);
+      }
+    }
+  });
+
+  it('refuses missing, malformed, archived and under-scoped keys before the upstream, passing on the JSON envelope', async () => {
+    const { endpoint, admin, through } = get();
+    const archived = await create(['read']);
+    await endpoint.server.clients.keys.archiveKey({ id: archived.key!.id }, admin.metadata);
+    const writeOnly = await create(['write']);
+    const cases: [string, Record<string, string>, number, string][] = [
+      ['missing', {}, 401, 'UNAUTHENTICATED'],
+      ['malformed', { 'x-api-key': 'sk_live_not_a_key' }, 401, 'INVALID_API_KEY'],
+      ['archived', { authorization: `Bearer ${archived.secret}` }, 401, 'INVALID_API_KEY'],
+      // The documented configurations require "read".
+      ['under-scoped', { 'x-api-key': writeOnly.secret }, 403, 'INSUFFICIENT_SCOPE'],
+      // A client cannot lower the scopes the proxy asks for: the proxy's value replaces its own.
+      ['under-scoped, asking for less', { 'x-api-key': writeOnly.secret, 'x-required-scopes': 'write' }, 403, 'INSUFFICIENT_SCOPE'],
+    ];
+    for (const [name, headers, status, reason] of cases) {
+      const r = await through(headers);
+      const envelope = JSON.parse(r.body) as { error?: { reason?: string } };
+      expect({ name, status: r.status, reachedUpstream: r.reachedUpstream, reason: envelope.error?.reason }).toEqual({
+        name,
+        status,
+        reachedUpstream: false,
+        reason,
+      });
+    }
   });
 }

@@ -1,0 +1,43 @@
+// A real Traefik (pinned PyPI wheel, tools/proxies/install.sh) with the forwardAuth configuration
+// of docs/gateways.md as its dynamic configuration, run as written (addresses and token
+// substituted), in front of a small upstream, pointing at the forward-auth endpoint of a real
+// service. Never skipped: without Traefik it fails and says how to install it.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { documentedBlock, passingOnProxyCases, proxyBinary, proxyInFront, sharedProxyCases } from '../support/gateway';
+
+describe('Traefik forwardAuth in front of an upstream, with the forward-auth endpoint', () => {
+  const proxy = proxyInFront(
+    'traefik',
+    () => proxyBinary('traefik', 'TRAEFIK_BIN', 'run tools/proxies/install.sh (as .ci/run does)'),
+    ({ dir, ports, endpoint }) => {
+      const dynamic = join(dir, 'dynamic.yml');
+      writeFileSync(
+        dynamic,
+        documentedBlock(
+          'yaml',
+          [
+            ['url: http://127.0.0.1:3000', `url: http://127.0.0.1:${ports.upstream}`],
+            ['address: http://127.0.0.1:8080/authorize', `address: http://127.0.0.1:${ports.apikeys}/authorize`],
+            ['"<one of VERIFY_TOKENS>"', JSON.stringify(endpoint.server.verifyToken)],
+          ],
+          '### Traefik (`forwardAuth`)',
+        ),
+      );
+      // The static configuration: one plain-HTTP entry point, the file above, and no calls home.
+      return {
+        run: [
+          `--entryPoints.web.address=127.0.0.1:${ports.proxy}`,
+          `--providers.file.filename=${dynamic}`,
+          '--global.checkNewVersion=false',
+          '--global.sendAnonymousUsage=false',
+          '--log.level=INFO',
+        ],
+        env: { ...process.env, HOME: dir },
+      };
+    },
+  );
+
+  passingOnProxyCases(proxy);
+  sharedProxyCases(proxy);
+});
