@@ -24,17 +24,18 @@ describe('Traefik forwardAuth in front of an upstream, with the forward-auth end
           '### Traefik (`forwardAuth`)',
         ),
       );
-      // The static configuration: one plain-HTTP entry point, the file above, and no calls home.
-      return {
-        run: [
-          `--entryPoints.web.address=127.0.0.1:${ports.proxy}`,
-          `--providers.file.filename=${dynamic}`,
-          '--global.checkNewVersion=false',
-          '--global.sendAnonymousUsage=false',
-          '--log.level=INFO',
+      // The static configuration of the page, with no calls home; Traefik reads no flags beside a file.
+      const staticConfig = join(dir, 'traefik.yml');
+      const entryPoint = documentedBlock(
+        'yaml',
+        [
+          ['address: ":80"', `address: "127.0.0.1:${ports.proxy}"`],
+          ['filename: /etc/traefik/dynamic.yml', `filename: ${dynamic}`],
         ],
-        env: { ...process.env, HOME: dir },
-      };
+        'The static configuration (`traefik.yml`): an entry point that drops aliased header names.',
+      );
+      writeFileSync(staticConfig, `${entryPoint}global: { checkNewVersion: false, sendAnonymousUsage: false }\nlog: { level: INFO }\n`);
+      return { run: [`--configFile=${staticConfig}`], env: { ...process.env, HOME: dir } };
     },
   );
 

@@ -4,7 +4,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,22 +73,34 @@ export async function stopProcess(child: ChildProcess | undefined): Promise<void
   await exited;
 }
 
+/** A request's headers as they went over the wire: name (its case kept) and value, in order, repeats kept. */
+export type RawHeaders = [string, string][];
+
+/** A client's request: a record, or raw pairs to send odd-cased, repeated or underscored names as written. */
+export type ClientHeaders = Record<string, string> | RawHeaders;
+
+/** The values of `name` (any case) in `raw`, one per header line. */
+export const valuesOf = (raw: RawHeaders | undefined, name: string): string[] =>
+  (raw ?? []).filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
+
 export interface Upstream {
   port: number;
   close(): Promise<void>;
   /** A client's request through the proxy at `base`: its answer, and what the upstream saw if it got there. */
   through(
     base: string,
-    headers: Record<string, string>,
+    headers: ClientHeaders,
     method?: string,
-  ): Promise<{ status: number; headers: Headers; body: string; reachedUpstream: boolean; seen?: IncomingHttpHeaders }>;
+  ): Promise<{ status: number; headers: Headers; body: string; reachedUpstream: boolean; seen?: RawHeaders }>;
 }
 
-/** An upstream that answers 200 to everything and remembers the headers of each request. */
+const pairs = (flat: string[]): RawHeaders => flat.flatMap((v, i) => (i % 2 ? [] : [[v, flat[i + 1]] as [string, string]]));
+
+/** An upstream that answers 200 to everything and remembers the raw headers of each request. */
 export async function startUpstream(): Promise<Upstream> {
-  const reached: IncomingHttpHeaders[] = [];
+  const reached: RawHeaders[] = [];
   const server: Server = createServer((req, res) => {
-    reached.push(req.headers);
+    reached.push(pairs(req.rawHeaders));
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: true }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -97,15 +109,26 @@ export async function startUpstream(): Promise<Upstream> {
     close: () => new Promise<void>((r) => server.close(() => r())),
     async through(base, headers, method = 'GET') {
       const before = reached.length;
-      const res = await fetch(`${base}/v1/orders?page=2`, { method, headers, body: method === 'POST' ? '{"order":1}' : undefined });
-      const body = await res.text();
+      const body = method === 'POST' ? '{"order":1}' : undefined;
+      const url = new URL(`${base}/v1/orders?page=2`);
+      // Node sends an array of headers as written (fetch would lowercase and merge them), adding nothing: host and length here.
+      const raw: RawHeaders = [['host', url.host], ...(Array.isArray(headers) ? headers : Object.entries(headers))];
+      if (body) raw.push(['content-type', 'application/json'], ['content-length', String(Buffer.byteLength(body))]);
+      const answer = await new Promise<{ status: number; headers: Headers; body: string }>((resolve, reject) => {
+        const req = request(url, { method, headers: raw.flat(), agent: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: new Headers(pairs(res.rawHeaders)), body: text }));
+        });
+        req.on('error', reject).end(body);
+      });
       const seen = reached.length > before ? reached.at(-1) : undefined;
-      return { status: res.status, headers: res.headers, body, reachedUpstream: seen !== undefined, seen };
+      return { ...answer, reachedUpstream: seen !== undefined, seen };
     },
   };
 }
 
-type Through = (headers: Record<string, string>, method?: string) => ReturnType<Upstream['through']>;
+type Through = (headers: ClientHeaders, method?: string) => ReturnType<Upstream['through']>;
 
 export interface ProxyUnderTest {
   endpoint: ForwardAuthServer;
@@ -197,6 +220,99 @@ export function sharedProxyCases(get: () => ProxyUnderTest): void {
     return endpoint.server.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin.metadata);
   };
 
+  // What a client would like the upstream to believe: odd cases, a repeat, and the names that CGI,
+  // WSGI, PHP and others read as the dash forms (X_Key_Id is their HTTP_X_KEY_ID too).
+  const forged: RawHeaders = [
+    ['X-Key-Id', 'key_forged'],
+    ['x-ORG-id', 'org_forged'],
+    ['X-KEY-SCOPES', 'admin'],
+    ['x-key-id', 'key_forged'],
+  ];
+  const underscored: RawHeaders = [
+    ['X_Key_Id', 'key_forged'],
+    ['x_org_id', 'org_forged'],
+    ['X_KEY_SCOPES', 'admin'],
+  ];
+  // What the proxy tells the service and nobody else, as a client would send it.
+  const proxyOnly: RawHeaders = [
+    ['X-Service-Token', 'client_token'],
+    ['x-required-scopes', 'none'],
+  ];
+  const credentials = (secret: string): RawHeaders[] => [[['x-api-key', secret]], [['Authorization', `Bearer ${secret}`]]];
+  // GET and POST: nginx's configuration asks for "read" and "write" respectively.
+  const methods = ['GET', 'POST'];
+
+  it('lets a valid key through with its own identity, once per header, whatever identity the client sent', async () => {
+    const { admin, through } = get();
+    const { key, secret } = await create(['read', 'write']);
+    for (const credential of credentials(secret)) {
+      for (const method of methods) {
+        const r = await through([...credential, ...forged], method);
+        expect({ method, status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ method, status: 200, reachedUpstream: true });
+        // One line each with the service's value: neither the client's, nor both, nor both joined by a comma.
+        expect(['x-key-id', 'x-org-id', 'x-key-scopes'].map((n) => valuesOf(r.seen, n))).toEqual([
+          [key!.id],
+          [admin.orgId],
+          ['read,write'],
+        ]);
+      }
+    }
+  });
+
+  it('refuses a forged identity without a valid key before the upstream', async () => {
+    const { through } = get();
+    for (const credential of [[], [['x-api-key', 'sk_live_not_a_key']], [['Authorization', 'Bearer nonsense']]] as RawHeaders[]) {
+      const r = await through([...credential, ...forged, ...underscored]);
+      expect({ credential, status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({
+        credential,
+        status: 401,
+        reachedUpstream: false,
+      });
+    }
+  });
+
+  it('passes no underscored alias of the identity headers to the upstream', async () => {
+    const { admin, through } = get();
+    const { key, secret } = await create(['read', 'write']);
+    for (const credential of credentials(secret)) {
+      const r = await through([...credential, ...underscored]);
+      expect({ status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ status: 200, reachedUpstream: true });
+      expect(r.seen!.map(([name]) => name).filter((name) => name.includes('_'))).toEqual([]);
+      expect(['x-key-id', 'x-org-id', 'x-key-scopes'].map((n) => valuesOf(r.seen, n))).toEqual([[key!.id], [admin.orgId], ['read,write']]);
+    }
+  });
+
+  it("never passes x-service-token or x-required-scopes to the upstream, its own or a client's", async () => {
+    const { endpoint, through } = get();
+    const { secret } = await create(['read', 'write']);
+    for (const method of methods) {
+      const r = await through([['x-api-key', secret], ...proxyOnly], method);
+      expect({ method, status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ method, status: 200, reachedUpstream: true });
+      expect([valuesOf(r.seen, 'x-service-token'), valuesOf(r.seen, 'x-required-scopes')]).toEqual([[], []]);
+      expect(r.seen!.filter(([, value]) => value.includes(endpoint.server.verifyToken))).toEqual([]);
+    }
+  });
+
+  it("ignores a client's x-service-token, even the right one: the outcome is the one the key has", async () => {
+    const { endpoint, through } = get();
+    const { secret } = await create(['read', 'write']);
+    for (const token of ['client_token', endpoint.server.verifyToken]) {
+      const cases: [RawHeaders, number][] = [
+        [[['x-api-key', secret]], 200],
+        [[], 401],
+        [[['x-api-key', 'sk_live_not_a_key']], 401],
+      ];
+      for (const [credential, status] of cases) {
+        const r = await through([...credential, ['X-Service-Token', token]]);
+        expect({ credential, status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({
+          credential,
+          status,
+          reachedUpstream: status === 200,
+        });
+      }
+    }
+  });
+
   it('refuses a key revoked through another instance within the revocation bound (1 s) of RevokeKey answering', async () => {
     const { endpoint, admin, through } = get();
     const s = endpoint.server;
@@ -243,20 +359,6 @@ export function passingOnProxyCases(get: () => ProxyUnderTest): void {
     const { endpoint, admin } = get();
     return endpoint.server.clients.keys.createKey({ name: 'k', scopes }, admin.metadata);
   };
-
-  it('lets a valid key through, with x-key-id, x-org-id and x-key-scopes replacing any the client sent', async () => {
-    const { admin, through } = get();
-    const { key, secret } = await create(['read', 'write']);
-    for (const credential of [{ 'x-api-key': secret }, { authorization: `Bearer ${secret}` }] as Record<string, string>[]) {
-      for (const method of ['GET', 'POST']) {
-        const r = await through({ ...credential, 'x-key-id': 'key_spoofed', 'x-org-id': 'org_spoofed', 'x-key-scopes': 'admin' }, method);
-        expect({ status: r.status, reachedUpstream: r.reachedUpstream }).toEqual({ status: 200, reachedUpstream: true });
-        expect([r.seen?.['x-key-id'], r.seen?.['x-org-id'], r.seen?.['x-key-scopes']]).toEqual([key!.id, admin.orgId, 'read,write']);
-        // What the proxy tells the service stays between them.
-        expect([r.seen?.['x-service-token'], r.seen?.['x-required-scopes']]).toEqual([undefined, undefined]);
-      }
-    }
-  });
 
   it('refuses missing, malformed, archived and under-scoped keys before the upstream, passing on the JSON envelope', async () => {
     const { endpoint, admin, through } = get();
