@@ -34,5 +34,5 @@ describe('Caddy forward_auth in front of an upstream, with the forward-auth endp
   );
 
   passingOnProxyCases(proxy);
-  sharedProxyCases(proxy);
+  sharedProxyCases(proxy, { passesPunctuatedNames: true });
 });

@@ -64,5 +64,5 @@ describe('Envoy ext_authz in front of an upstream, with the forward-auth endpoin
   });
 
   passingOnProxyCases(proxy);
-  sharedProxyCases(proxy);
+  sharedProxyCases(proxy, { passesPunctuatedNames: true });
 });

@@ -1,5 +1,5 @@
 // A real Traefik (pinned PyPI wheel, tools/proxies/install.sh) with the forwardAuth configuration
-// of docs/gateways.md as its dynamic configuration, run as written (addresses and token
+// and static configuration of docs/gateways.md, run as written (addresses and token
 // substituted), in front of a small upstream, pointing at the forward-auth endpoint of a real
 // service. Never skipped: without Traefik it fails and says how to install it.
 import { writeFileSync } from 'node:fs';

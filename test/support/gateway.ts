@@ -212,9 +212,10 @@ export function proxyInFront(
 
 /**
  * The cases every documented proxy configuration must pass alike, as jest tests of the calling
- * describe block; `get` is read when they run (after its beforeAll).
+ * describe block; `get` is read when they run (after its beforeAll). `passesPunctuatedNames`: the
+ * proxy passes X.Key.Id and the like on, as docs/gateways.md says Caddy and Envoy do.
  */
-export function sharedProxyCases(get: () => ProxyUnderTest): void {
+export function sharedProxyCases(get: () => ProxyUnderTest, { passesPunctuatedNames = false } = {}): void {
   const create = (scopes: string[], extra: Record<string, unknown> = {}) => {
     const { endpoint, admin } = get();
     return endpoint.server.clients.keys.createKey({ name: 'k', scopes, ...extra }, admin.metadata);
@@ -271,7 +272,7 @@ export function sharedProxyCases(get: () => ProxyUnderTest): void {
     }
   });
 
-  it('passes no underscored alias of the identity headers to the upstream', async () => {
+  it('drops every header name with an underscore, so no alias of the identity headers reaches the upstream', async () => {
     const { admin, through } = get();
     const { key, secret } = await create(['read', 'write']);
     for (const credential of credentials(secret)) {
@@ -280,6 +281,20 @@ export function sharedProxyCases(get: () => ProxyUnderTest): void {
       expect(r.seen!.map(([name]) => name).filter((name) => name.includes('_'))).toEqual([]);
       expect(['x-key-id', 'x-org-id', 'x-key-scopes'].map((n) => valuesOf(r.seen, n))).toEqual([[key!.id], [admin.orgId], ['read,write']]);
     }
+  });
+
+  it(`${passesPunctuatedNames ? 'passes' : 'drops'} names with other punctuation, as the page says`, async () => {
+    const { through } = get();
+    const { secret } = await create(['read', 'write']);
+    const punctuated: RawHeaders = [
+      ['X.Key.Id', 'key_forged'],
+      ['X~Org~Id', 'org_forged'],
+      ['X+Key+Scopes', 'admin'],
+    ];
+    const r = await through([['x-api-key', secret], ...punctuated]);
+    expect(r.status).toBe(200);
+    const names = (raw: RawHeaders) => raw.map(([name]) => name.toLowerCase()).filter((name) => /[^a-z0-9-]/.test(name));
+    expect(names(r.seen!).sort()).toEqual(passesPunctuatedNames ? names(punctuated).sort() : []);
   });
 
   it("never passes x-service-token or x-required-scopes to the upstream, its own or a client's", async () => {
