@@ -52,7 +52,7 @@ const { values: opts } = parseArgs({
     duration: { type: 'string' },
     slices: { type: 'string' },
     connections: { type: 'string', default: '4' },
-    streams: { type: 'string', default: '64' },
+    streams: { type: 'string', default: '16' },
     rate: { type: 'string' },
     quick: { type: 'boolean', default: false },
     storage: { type: 'boolean', default: false },
@@ -65,7 +65,8 @@ const { values: opts } = parseArgs({
 const ROUNDS = Number(opts.rounds ?? (opts.quick ? 2 : 5));
 const DURATION = opts.duration ?? (opts.quick ? '2s' : '5s');
 const SECONDS = Number(DURATION.replace(/s$/, ''));
-const SLICES = Number(opts.slices ?? (opts.quick ? 2 : 5));
+/** Slices of 0.25 s unless said: the shorter, the closer in time the runs a ratio compares. */
+const SLICES = Number(opts.slices ?? Math.max(1, Math.round(SECONDS / 0.25)));
 
 /** The server alone on core 0, everything else on the other cores; nothing pinned on one core or without taskset. */
 const PIN = spawnSync('taskset', ['--version']).status === 0 && cpus().length >= 2;
@@ -89,6 +90,8 @@ interface Scenario {
 
 /** A server (its settings) and the scenarios measured on it, one round after another. */
 interface Group {
+  /** Turns per round (`--slices`). */
+  slices: number;
   name: string;
   server: ServiceProcess;
   scenarios: Scenario[];
@@ -141,7 +144,19 @@ async function createKeys(server: ServiceProcess, n: number): Promise<string[]> 
 
 /** The server's counts for `path`, and its key reads from storage (Verify cache misses and unconfirmed entries). */
 async function counts(server: ServiceProcess, path: string) {
-  const samples = await scrape(server.metricsPort!);
+  let samples = await scrape(server.metricsPort!);
+  // The calls h2load cut at the end of its run count once the server has finished them, and a
+  // cut VerifyKey counts its result when its key read returns, maybe later: wait (10 s at most;
+  // what is still missing then shows in the run's check) until every call started has both.
+  const settled = () => {
+    const started = sampleValue(samples, 'grpc_server_started_total', { grpc_method: 'VerifyKey' }) ?? 0;
+    const verified = samples.filter((x) => x.name === 'apikeys_verify_results_total').reduce((a, x) => a + x.value, 0);
+    return sampleValue(samples, 'grpc_server_in_flight') === 0 && verified >= started;
+  };
+  for (let waited = 0; !settled() && waited < 10_000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    samples = await scrape(server.metricsPort!);
+  }
   const n = (result: string) => sampleValue(samples, 'apikeys_verify_cache_lookups_total', { result }) ?? 0;
   return { ...serverCounts(samples, path), keyLookups: n('miss') + n('unconfirmed') };
 }
@@ -168,7 +183,10 @@ interface Run extends SliceFigures {
    * other work on a shared machine: what that work takes from the server's core lowers req/s.
    */
   cpuUsPerCall: number;
-  /** The server's CPU time over the runs' wall time: ~1 when it was the bottleneck and had its core. */
+  /**
+   * The server's CPU time over the time h2load measured: ~1 when the server was the bottleneck and
+   * had its core (a little more: the calls cut at the end, the counters read around each slice).
+   */
   serverCoreShare: number;
   /** h2load's CPU time per answered call, µs: it must stay well below the server's. */
   clientCpuUsPerCall: number;
@@ -183,7 +201,6 @@ interface Run extends SliceFigures {
 interface Slice {
   r: H2Result;
   serverCpu: number;
-  wall: number;
   serverCalls: number;
   keyLookups: number;
   logBytes: number;
@@ -194,15 +211,15 @@ async function measure(g: Group, s: Scenario): Promise<Slice> {
   const pid = g.server.child.pid!;
   const before = await counts(g.server, s.call.path);
   const logBytes = g.server.logBytes;
-  const [cpu, start] = [cpuSeconds(pid), performance.now()];
-  const r = await runH2load(`http://127.0.0.1:${g.server.port}`, s.call, { ...LOAD, seconds: SECONDS / SLICES });
-  const [serverCpu, wall] = [cpuSeconds(pid) - cpu, (performance.now() - start) / 1000];
+  const cpu = cpuSeconds(pid);
+  const r = await runH2load(`http://127.0.0.1:${g.server.port}`, s.call, { ...LOAD, seconds: SECONDS / g.slices });
   const after = await counts(g.server, s.call.path);
+  // After the calls h2load cut have finished, as they are counted (and one read of the counters, ~1 ms).
+  const serverCpu = cpuSeconds(pid) - cpu;
   const d = countsDelta(before, after);
   return {
     r,
     serverCpu,
-    wall,
     serverCalls: handledCalls(d),
     keyLookups: after.keyLookups - before.keyLookups,
     logBytes: g.server.logBytes - logBytes,
@@ -222,7 +239,7 @@ function combine(scenario: string, round: number, slices: Slice[]): Run {
     p99ms: quantile(durations, 0.99) / 1000,
     calls,
     cpuUsPerCall: (sum((x) => x.serverCpu) / sum((x) => x.serverCalls)) * 1e6,
-    serverCoreShare: sum((x) => x.serverCpu) / sum((x) => x.wall),
+    serverCoreShare: sum((x) => x.serverCpu) / sum((x) => x.r.seconds),
     clientCpuUsPerCall: (sum((x) => x.r.cpuSeconds) / calls) * 1e6,
     keyLookups: sum((x) => x.keyLookups),
     logBytes: sum((x) => x.logBytes),
@@ -249,10 +266,10 @@ const errors: { group: string; round: number; scenario: string; problem: string 
 async function runRounds(g: Group): Promise<Run[]> {
   const runs: Run[] = [];
   for (let round = 0; round <= ROUNDS; round++) {
-    const what = `${g.scenarios.length} × ${SLICES} × ${SECONDS / SLICES} s`;
+    const what = `${g.scenarios.length} × ${g.slices} × ${SECONDS / g.slices} s`;
     say(`${g.name}: ${round === 0 ? 'warm-up round' : `round ${round}/${ROUNDS}`} (${what})`);
     const slices = g.scenarios.map((): Slice[] => []);
-    for (let i = 0; i < SLICES; i++) for (const [j, s] of g.scenarios.entries()) slices[j].push(await measure(g, s));
+    for (let i = 0; i < g.slices; i++) for (const [j, s] of g.scenarios.entries()) slices[j].push(await measure(g, s));
     const mine = g.scenarios.map((s, j) => combine(s.name, round, slices[j]));
     for (const r of mine) {
       if (r.problem) {
@@ -445,6 +462,7 @@ async function main(): Promise<void> {
     const [secret] = await createKeys(hot.server, 1);
     const unknown = generateSecret('sk', 'live');
     const hotGroup: Group = {
+      slices: SLICES,
       name: 'hot path (cache on)',
       server: hot.server,
       scenarios: [
@@ -473,6 +491,8 @@ async function main(): Promise<void> {
       const keys = await createKeys(cold.server, COLD_KEYS);
       const unknownKeys = Array.from({ length: COLD_KEYS }, () => verifyRequest(generateSecret('sk', 'live')));
       const coldGroup: Group = {
+        // Calls here take hundreds of milliseconds, and each key has its own h2load: one run per round.
+        slices: 1,
         name: 'storage-bound (cache off)',
         server: cold.server,
         scenarios: [
