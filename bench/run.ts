@@ -2,10 +2,11 @@
  * `npm run bench [-- options]`: VerifyKey against the transport's floor, on the production build
  * run as production runs it (`node dist/main.js`, default settings: LOG_LEVEL=info, metrics on).
  *
- * Every scenario of a group is measured in interleaved rounds (A B C … A B C …) after one
- * discarded warm-up round, so no scenario pays for warming up the process and a drift of the
- * machine hits all of them alike; ratios are taken within each round, then summarised as median
- * and min–max over the rounds, with the server's CPU time per call beside req/s and p99. Two
+ * Every scenario of a group is measured in interleaved rounds after one discarded warm-up round,
+ * so no scenario pays for warming up the process; within a round the scenarios take turns in
+ * slices of 0.25 s (A B C … A B C …), so that a change in what else runs on the machine falls on
+ * all of them alike. A round's ratio is the median of its slices' ratios; the rounds' are
+ * summarised as median and min–max, with the server's CPU time per call beside req/s and p99. Two
  * floors: grpc.health.v1.Health/Check, unauthenticated and outside our interceptors (the
  * transport), and an empty handler on VerifyKey's path, called with a service token (transport
  * and our interceptors; bench/authenticatedFloor.cjs adds it to the server without shipping it).
@@ -15,9 +16,9 @@
  * server's own counters, and a run that does not add up is an error, not a figure.
  *
  * Options: --rounds N (measured rounds, default 5), --duration 5s (per scenario and round),
- * --connections 4 and --streams 64 (HTTP/2 connections, and calls in flight on each), --rate N
- * (calls/s cap), --quick (2 rounds of 2 s, for development), --storage (also the storage-bound
- * group: cache off, distinct keys),
+ * --slices N (turns per round, default one per 0.25 s), --connections 4 and --streams 16 (HTTP/2
+ * connections, and calls in flight on each), --rate N (calls/s cap), --quick (2 rounds of 2 s,
+ * for development), --storage (also the storage-bound group: cache off, distinct keys),
  * --profile SECONDS (instead of the rounds: a CPU profile of the server under cached-Verify load,
  * or --profile-of health | empty: a floor, summarised by bench/cpuprofile.ts), --label NAME (results file name,
  * default "latest"), --no-build (reuse dist/). bench/README.md has the method and figures.
@@ -223,7 +224,8 @@ async function measure(g: Group, s: Scenario): Promise<Slice> {
     serverCalls: handledCalls(d),
     keyLookups: after.keyLookups - before.keyLookups,
     logBytes: g.server.logBytes - logBytes,
-    problem: (r.failed > 0 ? `h2load: ${r.failed} calls failed or answered with an HTTP error` : undefined) ?? runProblem(d, r, s.verifyResult),
+    problem:
+      (r.failed > 0 ? `h2load: ${r.failed} calls failed or answered with an HTTP error` : undefined) ?? runProblem(d, r, s.verifyResult),
   };
 }
 
@@ -498,7 +500,12 @@ async function main(): Promise<void> {
         scenarios: [
           health(),
           authenticatedEmpty(cold.server, keys[0]),
-          verify(cold.server, `VerifyKey cold (${COLD_KEYS} keys)`, keys.map((key) => verifyRequest(key)), 'VALID'),
+          verify(
+            cold.server,
+            `VerifyKey cold (${COLD_KEYS} keys)`,
+            keys.map((key) => verifyRequest(key)),
+            'VALID',
+          ),
           verify(cold.server, `VerifyKey unknown (${COLD_KEYS} distinct)`, unknownKeys, 'NOT_FOUND'),
         ],
       };

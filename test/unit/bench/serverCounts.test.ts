@@ -8,7 +8,11 @@ const scrape = (...lines: string[]) => parseMetrics(lines.join('\n'));
 
 describe("the server's counts of a run", () => {
   const before = serverCounts(
-    scrape(handled('VerifyKey', 'OK', 10), handled('Check', 'OK', 99, 'grpc.health.v1.Health'), 'apikeys_verify_results_total{code="VALID"} 10'),
+    scrape(
+      handled('VerifyKey', 'OK', 10),
+      handled('Check', 'OK', 99, 'grpc.health.v1.Health'),
+      'apikeys_verify_results_total{code="VALID"} 10',
+    ),
     VERIFY,
   );
 
