@@ -11,7 +11,7 @@
  * transport), and an empty handler on VerifyKey's path, called with a service token (transport
  * and our interceptors; bench/authenticatedFloor.cjs adds it to the server without shipping it).
  *
- * The server gets core 0 to itself (taskset); h2load (bench/h2load.ts), this script and the
+ * The server gets core 0 (taskset); h2load (bench/h2load.ts), this script and the
  * database get the others. h2load cannot read gRPC statuses: every run is checked against the
  * server's own counters, and a run that does not add up is an error, not a figure.
  *
