@@ -45,7 +45,7 @@ export default defineConfig(
   {
     files: ['bench/**'],
     rules: {
-      // Benchmarks read what other programs print (explain plans of two database engines, ghz reports) as plain JSON.
+      // Benchmarks read what other programs print (explain plans of two database engines) as plain JSON.
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/restrict-template-expressions': 'off',
