@@ -129,12 +129,14 @@ const accessLogShare =
  * Health and reflection stay open: no access log, request id or authentication.
  */
 function interceptors(d: ServerDeps): ServerInterceptor[] {
+  const share = accessLogShare(d.accessLog);
   return [
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
     exceptOpenServices(
-      accessLogInterceptor(d.logger, accessLogShare(d.accessLog)),
-      requestIdInterceptor(),
+      accessLogInterceptor(d.logger, share),
+      // A sampled method's successful calls that are not logged carry no id unless the caller sent one.
+      requestIdInterceptor((path) => share(path) < 1),
       authenticationInterceptor(d.authenticator, d.logger),
     ),
   ];

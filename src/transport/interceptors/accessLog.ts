@@ -4,7 +4,7 @@ import type { Logger } from '../../logging/logger';
 import { attachedContext } from '../callContext';
 import { decodeStatusDetails } from '../../client/statusDetails';
 import { interceptor, InterceptorCall } from './interceptorCall';
-import { answeredRequestIdOf } from './requestId';
+import { echoedRequestIdOf } from './requestId';
 
 function reasonOf(metadata: Metadata | null | undefined): string | undefined {
   try {
@@ -45,7 +45,7 @@ class AccessLogCall extends InterceptorCall {
     const ctx = this.request && attachedContext(this.request);
     this.logger.info(
       {
-        requestId: answeredRequestIdOf(status),
+        requestId: echoedRequestIdOf(status),
         method: this.method,
         callerKind: ctx?.principal.kind ?? 'anonymous',
         callerId: ctx?.principal.id,
