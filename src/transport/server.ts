@@ -45,6 +45,8 @@ export interface ServerDeps {
   now: () => Date;
   limits: TransportLimits;
   accessLog: Config['accessLog'];
+  /** Where sampled access-log lines go (batched): `logger` by default. */
+  sampledLog?: Logger;
   metrics?: Metrics;
 }
 
@@ -134,7 +136,7 @@ function interceptors(d: ServerDeps): ServerInterceptor[] {
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
     exceptOpenServices(
-      accessLogInterceptor(d.logger, share),
+      accessLogInterceptor(d.logger, share, d.sampledLog),
       // A sampled method's successful calls that are not logged carry no id unless the caller sent one.
       requestIdInterceptor((path) => share(path) < 1),
       authenticationInterceptor(d.authenticator, d.logger),
