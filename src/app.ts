@@ -23,7 +23,7 @@ import { UsageRecorder, usageFlushTask } from './domain/usageRecorder';
 import { UsageReports } from './domain/usageReports';
 import type { KeyLookup } from './domain/ports';
 import { Verifier } from './domain/verification';
-import type { Logger } from './logging/logger';
+import { batchedLogger, type Logger } from './logging/logger';
 import { Metrics, serveMetrics, type MetricsEndpoint } from './observability/metrics';
 import { StorageHealthMonitor } from './observability/storageHealth';
 import { AuditRepository } from './storage/auditRepository';
@@ -208,6 +208,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     new Periodic('usage-attribution', config.retention.sweepIntervalMs, oldUsageAttributionTask(usageStore, now), logger),
   ];
   const usageReports = new UsageReports({ keys: keyRepo, usage, now });
+  const sampledLines = batchedLogger(logger);
   const { server, health } = buildServer({
     authenticator,
     keys,
@@ -222,6 +223,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     now,
     limits: config.grpc,
     accessLog: config.accessLog,
+    sampledLog: sampledLines.logger,
     metrics,
   });
   options.beforeBind?.(server);
@@ -241,6 +243,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       );
     port = await bind(server, config.grpcAddr);
   } catch (err) {
+    sampledLines.close();
     await forwardAuth?.close(0);
     await metricsEndpoint?.close();
     await storage.close();
@@ -282,6 +285,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
           forwardAuth?.close(config.shutdownGraceMs),
         ]);
         await monitorStopped;
+        sampledLines.close(); // no call is left to log
         // In-flight calls are done: stop polling, then write the last usage batch.
         const [invalidation, usageFlush, rateLimitSync, retention, attribution] = background;
         await invalidation.stop({ finalRun: false });

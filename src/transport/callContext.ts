@@ -1,6 +1,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { Authenticated } from '../domain/authentication';
 import type { CallContext, Principal } from '../domain/principal';
+import type { RequestIdSource } from './interceptors/requestId';
 
 /**
  * A call's context as the authentication interceptor builds it. The caller is known before the
@@ -16,10 +17,15 @@ export class RpcContext implements CallContext {
 
   constructor(
     readonly principal: Principal,
-    readonly requestId: string,
+    private readonly ids: RequestIdSource | string,
     readonly method: string,
     readonly deadline: number,
   ) {}
+
+  /** Asked for lazily: a VerifyKey answered without a request id never has one made (requestIdInterceptor). */
+  get requestId(): string {
+    return typeof this.ids === 'string' ? this.ids : this.ids.requestId();
+  }
 
   admit(a: Authenticated): void {
     this.orgId = a.orgId;

@@ -45,6 +45,8 @@ export interface ServerDeps {
   now: () => Date;
   limits: TransportLimits;
   accessLog: Config['accessLog'];
+  /** Where sampled access-log lines go (batched): `logger` by default. */
+  sampledLog?: Logger;
   metrics?: Metrics;
 }
 
@@ -129,12 +131,14 @@ const accessLogShare =
  * Health and reflection stay open: no access log, request id or authentication.
  */
 function interceptors(d: ServerDeps): ServerInterceptor[] {
+  const share = accessLogShare(d.accessLog);
   return [
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
     exceptOpenServices(
-      accessLogInterceptor(d.logger, accessLogShare(d.accessLog)),
-      requestIdInterceptor(),
+      accessLogInterceptor(d.logger, share, d.sampledLog),
+      // A sampled method's successful calls that are not logged carry no id unless the caller sent one.
+      requestIdInterceptor((path) => share(path) < 1),
       authenticationInterceptor(d.authenticator, d.logger),
     ),
   ];

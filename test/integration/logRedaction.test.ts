@@ -8,6 +8,7 @@ import { newId } from '../../src/domain/ids';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { KeyServiceClient, ListKeysRequest } from '../../src/gen/apikeys/v1/key_service';
 import { GetKeyRequest } from '../../src/gen/apikeys/v1/key_service';
+import { VerifyKeyRequest, VerifyServiceClient } from '../../src/gen/apikeys/v1/verify_service';
 import { outcome } from '../support/calls';
 import { rawConnection } from '../support/rawGrpc';
 import { startTestServer, type TestServer } from '../support/server';
@@ -209,5 +210,31 @@ describe('access-log sampling (ACCESS_LOG_VERIFY_SAMPLE_RATE)', () => {
     } finally {
       await quiet.stop();
     }
+  });
+
+  it('a sampled line is written in a batch, by shutdown at the latest, under the id the call got back in its trailers', async () => {
+    const sampled = await startTestServer('logs_batched', { ACCESS_LOG_VERIFY_SAMPLE_RATE: '0.999999999' });
+    let trailer: string | undefined;
+    try {
+      const { metadata: admin } = await sampled.admin();
+      const { secret } = await sampled.clients.keys.createKey({ name: 'k', scopes: ['read'] }, admin);
+      const client = new VerifyServiceClient(sampled.address, credentials.createInsecure());
+      const verify = (md: Metadata) =>
+        new Promise<{ header?: string; trailer?: string }>((resolve) => {
+          let header: string | undefined;
+          const call = client.verifyKey(VerifyKeyRequest.fromPartial({ key: secret }), md, () => undefined);
+          call.on('metadata', (m: Metadata) => (header = m.get('x-request-id')[0] as string | undefined));
+          call.on('status', (st: StatusObject) => resolve({ header, trailer: st.metadata.get('x-request-id')[0] as string | undefined }));
+        });
+      ({ trailer } = await verify(bearer(sampled.verifyToken)));
+      client.close();
+      expect(trailer).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await sampled.stop();
+    }
+    const verifyLines = sampled.logs
+      .filter((l) => l.includes('"msg":"rpc"') && l.includes('VerifyKey'))
+      .map((l) => JSON.parse(l) as LogLine);
+    expect(verifyLines).toEqual([expect.objectContaining({ code: 'OK', requestId: trailer, sampleRate: 0.999999999 })]);
   });
 });

@@ -102,7 +102,8 @@ async function serve(
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
-      logs.push(String(chunk));
+      // One entry per line: batched lines (the access log's sampled ones) arrive several per write.
+      for (const line of String(chunk).split(/(?<=\n)/)) logs.push(line);
       cb();
     },
   });

@@ -4,7 +4,7 @@ import type { Logger } from '../../logging/logger';
 import { attachedContext } from '../callContext';
 import { decodeStatusDetails } from '../../client/statusDetails';
 import { interceptor, InterceptorCall } from './interceptorCall';
-import { answeredRequestIdOf } from './requestId';
+import { echoedRequestIdOf } from './requestId';
 
 function reasonOf(metadata: Metadata | null | undefined): string | undefined {
   try {
@@ -24,6 +24,7 @@ class AccessLogCall extends InterceptorCall {
   constructor(
     next: ServerInterceptingCallInterface,
     private readonly logger: Logger,
+    private readonly sampledLog: Logger,
     private readonly method: string,
     private readonly share: number,
   ) {
@@ -43,9 +44,10 @@ class AccessLogCall extends InterceptorCall {
 
   private log(status: PartialStatusObject, ok: boolean): void {
     const ctx = this.request && attachedContext(this.request);
-    this.logger.info(
+    const sampled = ok && this.share < 1;
+    (sampled ? this.sampledLog : this.logger).info(
       {
-        requestId: answeredRequestIdOf(status),
+        requestId: echoedRequestIdOf(status),
         method: this.method,
         callerKind: ctx?.principal.kind ?? 'anonymous',
         callerId: ctx?.principal.id,
@@ -55,7 +57,7 @@ class AccessLogCall extends InterceptorCall {
         reason: ok ? undefined : reasonOf(status.metadata),
         durationMs: performance.now() - this.started,
         // A sampled line stands for 1/sampleRate calls like it.
-        sampleRate: ok && this.share < 1 ? this.share : undefined,
+        sampleRate: sampled ? this.share : undefined,
       },
       'rpc',
     );
@@ -68,8 +70,8 @@ class AccessLogCall extends InterceptorCall {
  * service:N), the effective organization, and for failures the ErrorInfo reason. A caller whose
  * credential was refused is "anonymous"; one refused acting-as keeps its identity (and has no
  * orgId). Placed outside requestIdInterceptor and authenticationInterceptor, so their refusals
- * are logged too.
+ * are logged too. Sampled lines go to `sampledLog` (batched in production: batchedLogger).
  */
-export function accessLogInterceptor(logger: Logger, shareOf: AccessLogShare): ServerInterceptor {
-  return interceptor((descriptor, call) => new AccessLogCall(call, logger, descriptor.path, shareOf(descriptor.path)));
+export function accessLogInterceptor(logger: Logger, shareOf: AccessLogShare, sampledLog: Logger = logger): ServerInterceptor {
+  return interceptor((descriptor, call) => new AccessLogCall(call, logger, sampledLog, descriptor.path, shareOf(descriptor.path)));
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../../logging/logger';
 import { attachContext, RpcContext } from '../callContext';
 import { toDomainError, toStatus } from '../errors';
 import { interceptor, InterceptorCall } from './interceptorCall';
-import { requestIdOf } from './requestId';
+import { requestIdSourceOf } from './requestId';
 
 /** A text header's values: grpc-js holds them as strings (only "-bin" headers hold Buffers). */
 const text = (metadata: Metadata, key: string) => metadata.get(key) as string[];
@@ -110,7 +110,7 @@ class AuthenticationCall extends InterceptorCall {
 
   private admit(metadata: Metadata, credentials: Credentials, principal: Principal): void {
     try {
-      this.ctx = new RpcContext(principal, requestIdOf(metadata), this.method, this.deadlineMs());
+      this.ctx = new RpcContext(principal, requestIdSourceOf(metadata), this.method, this.deadlineMs());
       attachContext(metadata, this.ctx);
       this.ctx.admit(this.authenticator.effectiveOrganization(principal, credentials.organizationId));
       super.onReceiveMetadata(metadata);

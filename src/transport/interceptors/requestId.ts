@@ -1,4 +1,4 @@
-import { Metadata, type ServerInterceptor } from '@grpc/grpc-js';
+import { Metadata, status as grpcStatus, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
 import { randomUUID } from 'node:crypto';
 import { DomainError } from '../../domain/errors';
@@ -13,9 +13,14 @@ const invalid = () =>
     { field: HEADER, reason: 'INVALID_REQUEST_ID_HEADER', description: 'must match ^[A-Za-z0-9._:-]{1,128}$' },
   ]);
 
-/** A generated id rides on the request metadata under a symbol, as the call context does, rather than as a header set (and checked) there. */
-const GENERATED = Symbol('generated request id');
-type Carrying = Metadata & { [GENERATED]?: string };
+/** A call's request id: the caller's, or one generated when first asked for. */
+export interface RequestIdSource {
+  requestId(): string;
+}
+
+/** The call's source of its id rides on the request metadata under a symbol, as the call context does. */
+const SOURCE = Symbol('request id source');
+type Carrying = Metadata & { [SOURCE]?: RequestIdSource };
 
 /**
  * Response metadata holding x-request-id, set without grpc-js's checks of the name and value (two
@@ -29,58 +34,88 @@ class Echo extends Metadata {
   }
 }
 
-class RequestIdCall extends InterceptorCall {
+/** Adds `id` to a status's trailers. grpc-js makes a status object per call and hands it down: adding to it copies nothing. */
+function echoIn(status: PartialStatusObject, id: string): void {
+  if (status.metadata) status.metadata.set(HEADER, id);
+  else status.metadata = new Echo(id);
+}
+
+/** Whether a successful call of a method needs no request id unless the caller sent one (see requestIdInterceptor). */
+export type QuietOnSuccess = (path: string) => boolean;
+
+class RequestIdCall extends InterceptorCall implements RequestIdSource {
   private id?: string;
 
-  /** Generated when first needed: the caller sent none, or one this call refuses. */
-  private echoedId(): string {
+  constructor(
+    below: ServerInterceptingCallInterface,
+    private readonly quiet: boolean,
+  ) {
+    super(below);
+  }
+
+  /** The caller's, or generated when first needed. */
+  requestId(): string {
     return (this.id ??= randomUUID());
   }
 
   override onReceiveMetadata(metadata: Metadata): void {
     const given = metadata.get(HEADER);
-    if (given.length === 0) {
-      (metadata as Carrying)[GENERATED] = this.echoedId();
-    } else if (given.length === 1 && typeof given[0] === 'string' && REQUEST_ID.test(given[0])) {
+    if (given.length === 1 && typeof given[0] === 'string' && REQUEST_ID.test(given[0])) {
       this.id = given[0];
-    } else {
+    } else if (given.length !== 0) {
       this.sendStatus(toStatus(invalid()));
       return;
     }
+    (metadata as Carrying)[SOURCE] = this;
     super.onReceiveMetadata(metadata);
   }
 
   override sendMetadata(metadata: Metadata): void {
-    const echo = new Echo(this.echoedId());
+    // A quiet call without an id yet may still fail or be logged: its trailers will say.
+    if (this.quiet && this.id === undefined) {
+      super.sendMetadata(metadata);
+      return;
+    }
+    const echo = new Echo(this.requestId());
     echo.merge(metadata); // whatever the handler sent (usually nothing), unchecked as grpc-js's merge is
     super.sendMetadata(echo);
   }
 
   override sendStatus(status: PartialStatusObject): void {
-    // grpc-js makes a status object per call and hands it down: adding to it copies nothing.
-    if (status.metadata) status.metadata.set(HEADER, this.echoedId());
-    else status.metadata = new Echo(this.echoedId());
+    if (!this.quiet || this.id !== undefined || status.code !== grpcStatus.OK) echoIn(status, this.requestId());
     super.sendStatus(status);
   }
 }
 
 /**
- * Takes the caller's x-request-id (one value, ^[A-Za-z0-9._:-]{1,128}$) or generates one, and
- * echoes it in headers and trailers, refusals included. An invalid one is refused with
- * INVALID_REQUEST_ID_HEADER (answered under a generated id). Past this interceptor the request
- * metadata carries exactly one valid id, the caller's header or the generated one: requestIdOf
- * reads it.
+ * Takes the caller's x-request-id (one value, ^[A-Za-z0-9._:-]{1,128}$) and echoes it in headers
+ * and trailers, refusals included; an invalid one is refused with INVALID_REQUEST_ID_HEADER
+ * (answered under a generated id). A call that sent none gets a generated one, echoed the same
+ * way, except a successful call of a method `quietOnSuccess` names (the access log samples its
+ * successes): that one gets an id only if something needed it — a handler, or the access log
+ * logging it (echoedRequestIdOf) — and then in its trailers. Past this interceptor the request
+ * metadata carries the call's source of its id: requestIdSourceOf reads it.
  */
-export function requestIdInterceptor(): ServerInterceptor {
-  return interceptor((_descriptor, call) => new RequestIdCall(call));
+export function requestIdInterceptor(quietOnSuccess: QuietOnSuccess = () => false): ServerInterceptor {
+  return interceptor((descriptor, call) => new RequestIdCall(call, quietOnSuccess(descriptor.path)));
 }
 
-/** The call's request id, as requestIdInterceptor left it in the request metadata. */
-export function requestIdOf(metadata: Metadata): string {
-  return (metadata as Carrying)[GENERATED] ?? (metadata.get(HEADER)[0] as string);
+/** The call's source of its request id, as requestIdInterceptor left it on the request metadata. */
+export function requestIdSourceOf(metadata: Metadata): RequestIdSource {
+  const source = (metadata as Carrying)[SOURCE];
+  if (!source) throw new Error('no request id: requestIdInterceptor did not run for this call');
+  return source;
 }
 
-/** The request id a status carries back to the client (requestIdInterceptor put it there). */
-export function answeredRequestIdOf(status: PartialStatusObject): string | undefined {
-  return status.metadata?.get(HEADER)[0] as string | undefined;
+/**
+ * The request id a status carries back to the client (requestIdInterceptor put it there). A quiet
+ * method's successful call may carry none: it gets one generated, added to its trailers, as the
+ * access log logs it.
+ */
+export function echoedRequestIdOf(status: PartialStatusObject): string {
+  const id = status.metadata?.get(HEADER)[0] as string | undefined;
+  if (id !== undefined) return id;
+  const generated = randomUUID();
+  echoIn(status, generated);
+  return generated;
 }

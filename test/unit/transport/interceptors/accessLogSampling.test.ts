@@ -2,6 +2,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from '../../../../src/logging/logger';
 import { accessLogInterceptor, type AccessLogShare } from '../../../../src/transport/interceptors/accessLog';
+import { requestIdInterceptor } from '../../../../src/transport/interceptors/requestId';
 import { HEALTH_PATH, PATH, serve } from './harness';
 
 async function linesFor(shareOf: AccessLogShare, calls: Array<{ fail?: boolean; path?: string }>) {
@@ -50,5 +51,24 @@ describe('access-log policy', () => {
   it('asks the policy per method', async () => {
     const lines = await linesFor((path) => (path === PATH ? 0 : 1), [{}, { path: HEALTH_PATH }]);
     expect(lines.map((l) => l.method)).toEqual([HEALTH_PATH]);
+  });
+});
+
+describe('request ids of sampled methods', () => {
+  it('a logged success the caller sent no id for gets one in its trailers, the one its line names; an unlogged one gets none', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = { info: (line: Record<string, unknown>) => lines.push(line) } as unknown as Logger;
+    let share = 1 - 1e-9;
+    const srv = await serve([accessLogInterceptor(logger, () => share), requestIdInterceptor(() => true)], () => 'ok');
+    try {
+      const logged = await srv.call();
+      share = 0;
+      const unlogged = await srv.call();
+      expect(lines).toEqual([expect.objectContaining({ code: 'OK', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) })]);
+      expect(logged.trailers.get('x-request-id')).toEqual([lines[0].requestId]);
+      expect(unlogged.trailers.get('x-request-id')).toEqual([]);
+    } finally {
+      srv.stop();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import { requestIdInterceptor, requestIdOf } from '../../../../src/transport/interceptors/requestId';
-import { headers, serve } from './harness';
+import { requestIdInterceptor, requestIdSourceOf } from '../../../../src/transport/interceptors/requestId';
+import { HEALTH_PATH, headers, PATH, serve } from './harness';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -9,7 +9,7 @@ describe('requestIdInterceptor', () => {
   let handled: string[];
   beforeAll(async () => {
     srv = await serve([requestIdInterceptor()], (call) => {
-      const id = requestIdOf(call.metadata);
+      const id = requestIdSourceOf(call.metadata).requestId();
       handled.push(id);
       if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
       return id;
@@ -50,5 +50,56 @@ describe('requestIdInterceptor', () => {
     expect(a).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST_ID_HEADER' });
     expect(a.trailers.get('x-request-id')).toEqual([expect.stringMatching(UUID)]);
     expect(handled).toEqual([]);
+  });
+});
+
+describe('requestIdInterceptor on a method quiet on success (its successes are sampled by the access log)', () => {
+  let srv: Awaited<ReturnType<typeof serve>>;
+  beforeAll(async () => {
+    srv = await serve([requestIdInterceptor((path) => path === PATH)], (call) => {
+      if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
+      return call.metadata.get('x-ask').length > 0 ? requestIdSourceOf(call.metadata).requestId() : 'ok';
+    });
+  });
+  afterAll(() => srv.stop());
+
+  const ids = (a: { headers?: { get(k: string): unknown[] }; trailers: { get(k: string): unknown[] } }) => ({
+    header: a.headers?.get('x-request-id'),
+    trailer: a.trailers.get('x-request-id'),
+  });
+
+  it('sends no id with a successful answer when the caller sent none and nothing asked for one', async () => {
+    const a = await srv.call();
+    expect(a).toMatchObject({ code: status.OK, value: 'ok' });
+    expect(ids(a)).toEqual({ header: [], trailer: [] });
+  });
+
+  it('still echoes the caller’s own id in headers and trailers', async () => {
+    const a = await srv.call(headers({ 'x-request-id': 'gw-7' }));
+    expect(ids(a)).toEqual({ header: ['gw-7'], trailer: ['gw-7'] });
+  });
+
+  it('generates one for a failed call, in its trailers', async () => {
+    const a = await srv.call(headers({ 'x-fail': 'yes' }));
+    expect(a.code).toBe(status.INTERNAL);
+    expect(a.trailers.get('x-request-id')).toEqual([expect.stringMatching(UUID)]);
+  });
+
+  it('echoes one the handler asked for, the same it was given', async () => {
+    const a = await srv.call(headers({ 'x-ask': 'yes' }));
+    expect(a.value).toMatch(UUID);
+    expect(ids(a)).toEqual({ header: [a.value], trailer: [a.value] });
+  });
+
+  it('refuses an invalid one as before, under a generated id', async () => {
+    const a = await srv.call(headers({ 'x-request-id': 'has spaces' }));
+    expect(a).toMatchObject({ code: status.INVALID_ARGUMENT, reason: 'INVALID_REQUEST_ID_HEADER' });
+    expect(a.trailers.get('x-request-id')).toEqual([expect.stringMatching(UUID)]);
+  });
+
+  it('leaves other methods as they were: a generated id in headers and trailers', async () => {
+    const a = await srv.call(undefined, { path: HEALTH_PATH });
+    expect(a.code).toBe(status.OK);
+    expect(ids(a)).toEqual({ header: [expect.stringMatching(UUID)], trailer: a.headers?.get('x-request-id') });
   });
 });
