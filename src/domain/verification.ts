@@ -4,7 +4,6 @@ import { keyState } from './keyState';
 import type { UsageCode } from './model';
 import type { Clock, KeyLookup } from './ports';
 import type { RateDecision, RateLimiter } from './rateLimiter';
-import { SecretHashes } from './secretHashes';
 import { classifySecret, type ForeignKeyFormat, type SecretFormats } from './secretFormats';
 import type { UsageRecorder } from './usageRecorder';
 
@@ -83,8 +82,6 @@ export class Verifier {
    */
   private readonly announced = new Map<string, { etag: string; at: number }>();
   private readonly formats: SecretFormats;
-  /** Lookup hashes of secrets the cache found, so a hot key is not hashed again on every call. */
-  readonly hashes = new SecretHashes();
 
   constructor(private readonly d: VerifierDeps) {
     this.formats = { keyPrefix: d.keyPrefix, foreign: d.foreignFormats ?? [] };
@@ -97,12 +94,11 @@ export class Verifier {
    * a rate limit: the hot path makes no promise), or a promise of it when one is.
    */
   check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
-    const hash = this.hashes.get(secret) ?? this.lookupHash(secret);
+    const hash = this.lookupHash(secret);
     if (hash === null) return MALFORMED;
     const now = this.d.now();
     const askedAt = now.getTime();
     const cached = this.d.cache.lookup(hash, askedAt, this.trustReadsFrom(askedAt));
-    if (cached.state === 'found') this.hashes.remember(secret, hash);
     // The key state's age is counted back from when this verification began (a caller dates the
     // answer from before its call). A cached entry is current as of its read, or of the last poll,
     // which would have dropped it had the key changed; a read's result only as of that read (a
