@@ -8,10 +8,15 @@
  * each, so drift on a shared machine hits all alike. Reports medians and the spread (min–max) of
  * requests/s, p50 and p99, and this process's CPU time per request.
  * Writes bench/results/forwardAuth.json. MONGODB_URI, else an ephemeral FerretDB.
+ *
+ * `--profile`: instead of the rounds, a CPU profile of this process (the servers) under one round of
+ * each scenario after the warm-up, summarised by bench/cpuprofile.ts with self time per request, so
+ * forward auth's frames can be read against the empty handler's. Profiles in bench/results/profiles/.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { RequestListener, Server } from 'node:http';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -23,11 +28,13 @@ import { startEphemeralDatabase } from '../src/devdb/ephemeralDatabase';
 import { newId } from '../src/domain/ids';
 import { createLogger } from '../src/logging/logger';
 import { forwardAuthServer } from '../src/transport/http/forwardAuth';
+import { summariseProfile } from './cpuprofile';
 
 const ROOT = join(__dirname, '..');
 const ROUNDS = Number(process.env.BENCH_FA_ROUNDS ?? 6);
 const SECONDS = Number(process.env.BENCH_FA_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_FA_CONCURRENCY ?? 32);
+const PROFILE = process.argv.includes('--profile');
 const say = (s: string) => process.stdout.write(`[bench] ${s}\n`);
 // As bench/run.ts: the server (this process) on core 0, the load generator on the others.
 const PIN = spawnSync('taskset', ['--version']).status === 0 && cpus().length >= 2;
@@ -169,6 +176,13 @@ async function main(): Promise<void> {
 
   say(`warm-up, then ${ROUNDS} rounds of each, ${SECONDS} s, ${CONCURRENCY} connections${PIN ? ', server on core 0' : ''}`);
   for (const name of names) await runLoad(scenarios[name], headers, 1000);
+  if (PROFILE) {
+    for (const name of names) await profileRound(name, () => runLoad(scenarios[name], headers, SECONDS * 1000));
+    await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
+    await app.stop();
+    await db?.stop();
+    return;
+  }
   const rounds = { empty: [] as Round[], sameAnswer: [] as Round[], forwardAuth: [] as Round[] };
   for (let i = 0; i < ROUNDS; i++) {
     for (const name of names) {
@@ -216,6 +230,29 @@ async function main(): Promise<void> {
   );
   console.log('forward auth ÷ ceiling, req/s per round pair:', JSON.stringify(result.forwardAuthRpsRatio));
   writeFileSync(join(ROOT, 'bench', 'results', 'forwardAuth.json'), JSON.stringify(result, null, 2));
+}
+
+/** One round of `name` under V8's sampling profiler: its frames by self time, in µs per request. */
+async function profileRound(name: string, round: () => Promise<Round>): Promise<void> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  const r = await round();
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  const dir = join(ROOT, 'bench', 'results', 'profiles');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `forwardAuth-${name}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const s = summariseProfile(file, 25);
+  // The load's warm-up half-second is in the profile too: a slight overestimate, alike for all.
+  const perRequest = (ms: number) => +((ms * 1000) / r.ok).toFixed(2);
+  say(`profile ${name}: ${r.rps.toFixed(0)} req/s, busy ${perRequest(s.busyMs)} µs per request; by self time (${file}):`);
+  console.table(s.frames.map((f) => ({ function: f.function, where: f.where, 'µs/req': perRequest(f.ms), pct: f.pct })));
+  console.table(s.files.map((f) => ({ file: f.file, 'µs/req': perRequest(f.ms), pct: f.pct })));
+  console.table(s.ours.map((f) => ({ function: f.function, where: f.where, 'µs/req inclusive': perRequest(f.ms) })));
 }
 
 async function listen(handler: RequestListener): Promise<Server> {

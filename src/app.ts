@@ -235,7 +235,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     if (config.metricsAddr) metricsEndpoint = await serveMetrics(metrics, config.metricsAddr, logger);
     if (config.httpAuthAddr)
       forwardAuth = await serveForwardAuth(
-        { verifier, authenticator, metrics, logger },
+        { verifier, authenticator, metrics, logger, cacheMaxEntries: config.verify.cacheMaxEntries },
         config.httpAuthAddr,
         config.httpAuthMaxConnections,
       );

@@ -94,7 +94,11 @@ export class Verifier {
    * a rate limit: the hot path makes no promise), or a promise of it when one is.
    */
   check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
-    const hash = this.lookupHash(secret);
+    return this.checkHash(this.lookupHash(secret), requiredScopes, opts);
+  }
+
+  /** check() of a secret whose lookupHash() the caller already has (null: malformed). */
+  checkHash(hash: string | null, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
     if (hash === null) return MALFORMED;
     const now = this.d.now();
     const askedAt = now.getTime();

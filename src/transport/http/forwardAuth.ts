@@ -22,6 +22,8 @@ export interface ForwardAuthDeps {
   authenticator: Authenticator;
   metrics: Metrics;
   logger: Logger;
+  /** The Verify cache's capacity (VERIFY_CACHE_MAX_ENTRIES): KnownSecrets never holds more keys than it. */
+  cacheMaxEntries: number;
 }
 
 /**
@@ -54,6 +56,20 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
     if (reusable) allowedFor.set(key, a);
     return a;
   };
+  const answer = (res: ServerResponse, result: VerifyResult, scopes: readonly string[]) => {
+    deps.metrics.verifyResult(result.code);
+    send(res, answerFor(result, scopes));
+  };
+  const known = new KnownSecrets(Math.min(KNOWN_SECRETS_MAX, deps.cacheMaxEntries));
+  // The same verification, cache and counting as VerifyKey, in process; answered at once when
+  // the key is cached (no promise), after the read otherwise.
+  const verify = (secret: string, scopes: readonly string[]) => {
+    const remembered = known.hashOf(secret);
+    const hash = remembered ?? deps.verifier.lookupHash(secret);
+    const result = deps.verifier.checkHash(hash, scopes);
+    if (remembered === undefined && hash !== null && !(result instanceof Promise) && result.key) known.remember(secret, hash);
+    return result;
+  };
   // Bodies are never read: Node discards what arrives of one once the answer is sent.
   return (req, res) => {
     if (!isAuthorizePath(req.url ?? '')) {
@@ -65,32 +81,61 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
       send(res, unknownProxy);
       return;
     }
+    // req.headers, not a scan of req.rawHeaders: Node's server builds it for every request anyway.
     const presented = presentedKey(req.headers);
     if ('reason' in presented) {
       send(res, refused(presented));
       return;
     }
     const scopes = requiredScopes(req.headers['x-required-scopes']);
-    // The same verification, cache and counting as VerifyKey, in process; answered at once when
-    // the key is cached (no promise), after the read otherwise.
-    const answer = (result: VerifyResult) => {
-      deps.metrics.verifyResult(result.code);
-      send(res, answerFor(result, scopes));
-    };
-    const result = deps.verifier.check(presented.secret, scopes);
-    if (!(result instanceof Promise)) answer(result);
+    const result = verify(presented.secret, scopes);
+    if (!(result instanceof Promise)) answer(res, result, scopes);
     else
-      result.then(answer, (err: unknown) => {
-        send(res, refused(toDomainError(err, deps.logger)));
-      });
+      result.then(
+        (r) => answer(res, r, scopes),
+        (err: unknown) => send(res, refused(toDomainError(err, deps.logger))),
+      );
   };
+}
+
+/** A proxy's hot keys, not the whole cache: a plaintext secret stays in memory only while it is in use. */
+const KNOWN_SECRETS_MAX = 1024;
+
+/**
+ * Lookup hashes (SHA-256, after the format and checksum checks) of secrets whose keys were just
+ * found in the Verify cache, by the exact secret presented: a proxy presents the same few keys over
+ * and over, and hashing is most of what verifying a cached key costs. Only the pure secret → hash
+ * step is remembered, never a result: every request still goes through the cache and its
+ * invalidation, so a revoked key is refused as soon as without this. Keys not found (a flood of
+ * made-up secrets) are never remembered; at most `max` entries, the oldest dropped first.
+ */
+export class KnownSecrets {
+  private readonly hashes = new Map<string, string>();
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.hashes.size;
+  }
+
+  hashOf(secret: string): string | undefined {
+    return this.hashes.get(secret);
+  }
+
+  remember(secret: string, hash: string): void {
+    if (this.max <= 0) return;
+    if (this.hashes.size >= this.max) this.hashes.delete(this.hashes.keys().next().value as string);
+    this.hashes.set(secret, hash);
+  }
 }
 
 /** /authorize, /authorize/ and anything under it, with or without a query. */
 function isAuthorizePath(url: string): boolean {
-  const path = url.split('?', 1)[0];
-  return path === '/authorize' || path.startsWith('/authorize/');
+  if (!url.startsWith(AUTHORIZE)) return false;
+  const next = url.charAt(AUTHORIZE.length);
+  return next === '' || next === '/' || next === '?';
 }
+const AUTHORIZE = '/authorize';
 
 /**
  * The service token each connection has proven. A proxy sends the same token on every request of
