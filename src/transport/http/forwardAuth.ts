@@ -176,7 +176,13 @@ function refused(r: { reason: Reason; message: string; retryAfterSeconds?: numbe
 
 /** `x-required-scopes: read, write` (repeated headers count together); none: any valid key passes. */
 function requiredScopes(header: string | string[] | undefined): string[] {
-  const raw = Array.isArray(header) ? header.join(',') : (header ?? '');
+  // One scope, or none: the usual cases, without split, map and filter.
+  if (header === undefined) return [];
+  if (typeof header === 'string' && !header.includes(',')) {
+    const scope = header.trim();
+    return scope ? [scope] : [];
+  }
+  const raw = Array.isArray(header) ? header.join(',') : header;
   return raw
     .split(',')
     .map((s) => s.trim())
