@@ -98,13 +98,13 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
   };
 }
 
-/** A proxy's hot keys, not the whole cache: a plaintext secret stays in memory only while it is in use. */
+/** A proxy's hot keys, not the whole cache: the fewer plaintext secrets held (docs/decisions/forward-auth-known-secrets.md). */
 const KNOWN_SECRETS_MAX = 1024;
 
 /**
  * Lookup hashes (SHA-256, after the format and checksum checks) of secrets whose keys were just
  * found in the Verify cache, by the exact secret presented: a proxy presents the same few keys over
- * and over, and hashing is most of what verifying a cached key costs. Only the pure secret → hash
+ * and over, and checking and hashing one was a third of what verifying a cached key cost. Only the pure secret → hash
  * step is remembered, never a result: every request still goes through the cache and its
  * invalidation, so a revoked key is refused as soon as without this. Keys not found (a flood of
  * made-up secrets) are never remembered; at most `max` entries, the oldest dropped first.
@@ -129,13 +129,14 @@ export class KnownSecrets {
   }
 }
 
+const AUTHORIZE = '/authorize';
+
 /** /authorize, /authorize/ and anything under it, with or without a query. */
 function isAuthorizePath(url: string): boolean {
   if (!url.startsWith(AUTHORIZE)) return false;
   const next = url.charAt(AUTHORIZE.length);
   return next === '' || next === '/' || next === '?';
 }
-const AUTHORIZE = '/authorize';
 
 /**
  * The service token each connection has proven. A proxy sends the same token on every request of
