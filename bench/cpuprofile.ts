@@ -34,7 +34,7 @@ export interface ProfileSummary {
   frames: Frame[];
   /** Self time by file (package, for dependencies; Node's own modules by name). */
   files: { file: string; ms: number; pct: number }[];
-  /** Our functions (dist/) by inclusive time: themselves and everything they called. */
+  /** Our functions (dist/, or src/ when run from source) by inclusive time: themselves and everything they called. */
   ours: Frame[];
 }
 
@@ -53,7 +53,7 @@ function fileOf(where: string, fn: string): string {
   if (!where) return fn.startsWith('(') ? fn : '(native)';
   const file = where.replace(/:\d+$/, '');
   const pkg = /^(@[^/]+\/[^/]+|[^/.][^/]*)\/(build|lib|dist|index)/.exec(file);
-  return pkg && !file.startsWith('dist/') ? pkg[1] : file;
+  return pkg && !/^(dist|src)\//.test(file) ? pkg[1] : file;
 }
 
 const top = <T extends { us: number }>(m: Map<string, T>, n: number, busyUs: number) =>
@@ -99,7 +99,7 @@ export function summariseProfile(file: string, n = 15): ProfileSummary {
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
       const g = frameOf(at);
       const key = `${g.function}@${g.where}`;
-      if (!g.where.startsWith('dist/') || seen.has(key)) continue;
+      if (!/^(dist|src)\//.test(g.where) || seen.has(key)) continue;
       seen.add(key);
       add(inclusive, key, () => g, us);
     }

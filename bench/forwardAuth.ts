@@ -8,12 +8,23 @@
  * each, so drift on a shared machine hits all alike. Reports medians and the spread (min–max) of
  * requests/s, p50 and p99, and this process's CPU time per request.
  * Writes bench/results/forwardAuth.json. MONGODB_URI, else an ephemeral FerretDB.
+ *
+ * `--profile`: instead of the rounds, a CPU profile of this process (the servers) under one round of
+ * each scenario after the warm-up, summarised by bench/cpuprofile.ts with self time per request, so
+ * forward auth's frames can be read against the empty handler's. Profiles in bench/results/profiles/.
+ *
+ * `--handler`: instead of the rounds, forward auth's request handler alone, called in a loop with
+ * the bench's request (a stand-in request object carrying the headers Node would have parsed, and a
+ * response that discards what it is sent): the CPU time per call of verifying and choosing the
+ * answer, without Node's HTTP work, which a machine shared with other work makes noisy.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type { RequestListener, Server } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { cpus } from 'node:os';
+import { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { startApp } from '../src/app';
 import { bearer, connectClients } from '../src/client/promiseClient';
@@ -23,11 +34,14 @@ import { startEphemeralDatabase } from '../src/devdb/ephemeralDatabase';
 import { newId } from '../src/domain/ids';
 import { createLogger } from '../src/logging/logger';
 import { forwardAuthServer } from '../src/transport/http/forwardAuth';
+import { summariseProfile } from './cpuprofile';
 
 const ROOT = join(__dirname, '..');
 const ROUNDS = Number(process.env.BENCH_FA_ROUNDS ?? 6);
 const SECONDS = Number(process.env.BENCH_FA_SECONDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_FA_CONCURRENCY ?? 32);
+const PROFILE = process.argv.includes('--profile');
+const HANDLER_ONLY = process.argv.includes('--handler');
 const say = (s: string) => process.stdout.write(`[bench] ${s}\n`);
 // As bench/run.ts: the server (this process) on core 0, the load generator on the others.
 const PIN = spawnSync('taskset', ['--version']).status === 0 && cpus().length >= 2;
@@ -167,8 +181,22 @@ async function main(): Promise<void> {
   const scenarios = { empty: port(empty), sameAnswer: port(sameAnswer), forwardAuth: app.httpAuthPort! };
   const names = Object.keys(scenarios) as (keyof typeof scenarios)[];
 
+  if (HANDLER_ONLY) {
+    await handlerAlone(app.httpAuthPort!, headers);
+    await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
+    await app.stop();
+    await db?.stop();
+    return;
+  }
   say(`warm-up, then ${ROUNDS} rounds of each, ${SECONDS} s, ${CONCURRENCY} connections${PIN ? ', server on core 0' : ''}`);
   for (const name of names) await runLoad(scenarios[name], headers, 1000);
+  if (PROFILE) {
+    for (const name of names) await profileRound(name, () => runLoad(scenarios[name], headers, SECONDS * 1000));
+    await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
+    await app.stop();
+    await db?.stop();
+    return;
+  }
   const rounds = { empty: [] as Round[], sameAnswer: [] as Round[], forwardAuth: [] as Round[] };
   for (let i = 0; i < ROUNDS; i++) {
     for (const name of names) {
@@ -216,6 +244,84 @@ async function main(): Promise<void> {
   );
   console.log('forward auth ÷ ceiling, req/s per round pair:', JSON.stringify(result.forwardAuthRpsRatio));
   writeFileSync(join(ROOT, 'bench', 'results', 'forwardAuth.json'), JSON.stringify(result, null, 2));
+}
+
+/**
+ * The forward-auth endpoint's request listener, called synchronously (a cached key answers without
+ * a promise): rounds of 20 000 calls, each followed by a pause so the change-log poll runs and the
+ * key stays trusted (VERIFY_REVOCATION_BOUND_MS); CPU µs per call over the rounds after the first.
+ */
+async function handlerAlone(port: number, headers: Record<string, string>): Promise<void> {
+  // The app does not hand its HTTP server out; the bench finds it among the process's listening handles.
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const server = handles.find(
+    (h): h is Server => h instanceof NetServer && h.listening && (h.address() as { port: number } | null)?.port === port,
+  );
+  const listener = server!.listeners('request')[0] as RequestListener;
+  const socket = {};
+  // Each request brings its headers as new strings (V8 caches a string's hash in the string, so
+  // reusing one would make every lookup by it cheaper than a real request's).
+  const raw = Object.entries({ host: '127.0.0.1', ...headers }).map(([k, v]) => [k, Buffer.from(v, 'latin1')] as const);
+  const request = () =>
+    ({
+      url: '/authorize',
+      method: 'GET',
+      headers: Object.fromEntries(raw.map(([k, v]) => [k, v.toString('latin1')])),
+      socket,
+    }) as unknown as IncomingMessage;
+  let allowed = 0;
+  const res = {
+    writeHead(code: number) {
+      if (code === 200) allowed++;
+      return res;
+    },
+    end() {},
+  } as unknown as ServerResponse;
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  listener(request(), res); // the first call reads the key and caches it
+  await pause(200);
+  const CALLS = 20_000;
+  /** CPU µs per call of `call`, over rounds after a warm-up one, each followed by a pause for the poll. */
+  const measure = async (call: () => void) => {
+    const rounds: Round[] = [];
+    for (let round = 0; round <= ROUNDS * 5; round++) {
+      const cpu = process.cpuUsage();
+      for (let i = 0; i < CALLS; i++) call();
+      const used = process.cpuUsage(cpu);
+      if (round > 0) rounds.push({ cpuUsPerRequest: (used.user + used.system) / CALLS } as Round);
+      await pause(20);
+    }
+    return summary(rounds, (r) => r.cpuUsPerRequest);
+  };
+  const building = await measure(request);
+  allowed = 0;
+  const handling = await measure(() => listener(request(), res));
+  if (allowed !== CALLS * (ROUNDS * 5 + 1)) throw new Error('some calls were not answered 200 at once');
+  say(`building the request alone, CPU µs per call: ${JSON.stringify(building)}`);
+  say(`forward auth's handler, the request built included, CPU µs per call: ${JSON.stringify(handling)}`);
+}
+
+/** One round of `name` under V8's sampling profiler: its frames by self time, in µs per request. */
+async function profileRound(name: string, round: () => Promise<Round>): Promise<void> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  const r = await round();
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  const dir = join(ROOT, 'bench', 'results', 'profiles');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `forwardAuth-${name}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const s = summariseProfile(file, 25);
+  // The load's warm-up half-second is in the profile too: a slight overestimate, alike for all.
+  const perRequest = (ms: number) => +((ms * 1000) / r.ok).toFixed(2);
+  say(`profile ${name}: ${r.rps.toFixed(0)} req/s, busy ${perRequest(s.busyMs)} µs per request; by self time (${file}):`);
+  console.table(s.frames.map((f) => ({ function: f.function, where: f.where, 'µs/req': perRequest(f.ms), pct: f.pct })));
+  console.table(s.files.map((f) => ({ file: f.file, 'µs/req': perRequest(f.ms), pct: f.pct })));
+  console.table(s.ours.map((f) => ({ function: f.function, where: f.where, 'µs/req inclusive': perRequest(f.ms) })));
 }
 
 async function listen(handler: RequestListener): Promise<Server> {

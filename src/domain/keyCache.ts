@@ -154,6 +154,8 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
   private readonly found = new Map<string, E>();
   /** hash → when the read that found nothing started. */
   private readonly absent = new Map<string, number>();
+  /** The hash last put or moved to the end of `found`: while `found` holds it, it is the most recently used. */
+  private newest: string | undefined;
   readonly stats: KeyCacheStats = { hits: 0, misses: 0, unconfirmed: 0, evictions: { capacity: 0, invalidated: 0, expired: 0 } };
 
   constructor(private readonly s: KeyCacheSettings) {}
@@ -176,8 +178,12 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
         this.stats.unconfirmed++;
         return { state: 'miss' };
       } else {
-        this.found.delete(hash);
-        this.found.set(hash, e);
+        // A repeat hit on the most recently used entry (a caller's hot key) is already in place.
+        if (hash !== this.newest) {
+          this.found.delete(hash);
+          this.found.set(hash, e);
+          this.newest = hash;
+        }
         this.stats.hits++;
         return { state: 'found', key: e };
       }
@@ -213,6 +219,7 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
     this.absent.delete(hash);
     if (max <= 0) return;
     map.set(hash, value);
+    if (map === (this.found as Map<string, unknown>)) this.newest = hash;
     this.stats.evictions.capacity += trim(map, max);
   }
 

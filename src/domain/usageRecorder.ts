@@ -16,14 +16,11 @@ export interface KeyUse {
  */
 export class UsageRecorder {
   private lastUsed = new Map<string, Date>();
-  /** This batch's counts, in the order first noted. */
-  private daily: DailyCount[] = [];
   /**
-   * The same counts by day, code and key, to merge notes of one key, day and code. Nested maps
-   * rather than one keyed by a `key|day|code` string: that string, and the count object, were
-   * made on every verification, ~3 µs of a cached VerifyKey with the collection they caused.
+   * Per key, its counts in this batch (one per day and result code: a few). Keyed by the key id
+   * alone, which Verify passes as the same string every time: no key string is built per note.
    */
-  private index = new Map<string, Map<UsageCode, Map<string, DailyCount>>>();
+  private daily = new Map<string, DailyCount[]>();
   /** Keys noted in this batch, whatever their results. */
   private keys = new Set<string>();
   // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
@@ -31,29 +28,33 @@ export class UsageRecorder {
 
   /** `count` uses with one result, the latest at `at`, all counted on the UTC day of `at` (as clients report them). */
   note(use: KeyUse, at: Date, count = 1): void {
-    if (use.code === 'VALID') this.noteLastUse(use.keyId, at);
-    this.addCount(use.keyId, use.orgId, this.dayLabel(at.getTime()), use.code, count);
+    const ms = at.getTime();
+    if (use.code === 'VALID') this.noteLastUse(use.keyId, at, ms);
+    this.addCount(use.keyId, use.orgId, this.dayLabel(ms), use.code, count);
   }
 
-  private noteLastUse(keyId: string, at: Date): void {
+  private noteLastUse(keyId: string, at: Date, ms: number): void {
     const prev = this.lastUsed.get(keyId);
-    if (!prev || prev < at) this.lastUsed.set(keyId, at);
-    this.keys.add(keyId);
+    if (prev && prev.getTime() >= ms) return;
+    this.lastUsed.set(keyId, at);
+    // Cleared with lastUsed: a key already there is already in the set.
+    if (!prev) this.keys.add(keyId);
   }
 
   private addCount(keyId: string, orgId: string, day: string, code: UsageCode, count: number): void {
-    let byCode = this.index.get(day);
-    if (!byCode) this.index.set(day, (byCode = new Map<UsageCode, Map<string, DailyCount>>()));
-    let byKey = byCode.get(code);
-    if (!byKey) byCode.set(code, (byKey = new Map<string, DailyCount>()));
-    const entry = byKey.get(keyId);
-    if (entry) entry.count += count;
-    else {
-      const c: DailyCount = { keyId, orgId, day, code, count };
-      byKey.set(keyId, c);
-      this.daily.push(c);
+    const counts = this.daily.get(keyId);
+    if (!counts) {
+      this.daily.set(keyId, [{ keyId, orgId, day, code, count }]);
       this.keys.add(keyId);
+      return;
     }
+    for (const c of counts) {
+      if (c.day === day && c.code === code) {
+        c.count += count;
+        return;
+      }
+    }
+    counts.push({ keyId, orgId, day, code, count });
   }
 
   private dayLabel(ms: number): string {
@@ -72,18 +73,17 @@ export class UsageRecorder {
   take(): UsageEntries {
     const out = {
       lastUsed: [...this.lastUsed].map(([keyId, at]) => ({ keyId, at })),
-      daily: this.daily,
+      daily: [...this.daily.values()].flat(),
     };
     this.lastUsed = new Map();
-    this.daily = [];
-    this.index = new Map();
+    this.daily = new Map();
     this.keys = new Set();
     return out;
   }
 
   /** Puts entries back after a failed write, so usage is not lost while storage is down. */
   restore(entries: UsageEntries): void {
-    for (const { keyId, at } of entries.lastUsed) this.noteLastUse(keyId, at);
+    for (const { keyId, at } of entries.lastUsed) this.noteLastUse(keyId, at, at.getTime());
     for (const c of entries.daily) this.addCount(c.keyId, c.orgId, c.day, c.code, c.count);
   }
 }

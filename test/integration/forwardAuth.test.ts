@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { generateSecret } from '../../src/domain/keyFormat';
 import { scrape, sampleValue } from '../support/prometheus';
 import { startForwardAuthServer, type ForwardAuthServer } from '../support/forwardAuth';
-import type { TestServer } from '../support/server';
+import { startSecondInstance, type TestServer } from '../support/server';
 
 interface Answer {
   status: number;
@@ -207,6 +207,36 @@ describe('forward-auth endpoint', () => {
     await authorize({ 'x-api-key': secret });
     await authorize({ 'x-api-key': 'nonsense' });
     expect([(await count('VALID')) - valid, (await count('MALFORMED')) - malformed]).toEqual([2, 1]);
+  });
+
+  it('refuses a key revoked through another instance within 1 s, though this one presented it just before', async () => {
+    // The product's promise (VERIFY_REVOCATION_BOUND_MS), on the instance that remembers the key's lookup hash.
+    const b = await startSecondInstance(s, { HTTP_AUTH_ADDR: '127.0.0.1:0' });
+    try {
+      const { key, secret } = await create();
+      const onB = async () =>
+        (
+          await fetch(`http://127.0.0.1:${b.app.httpAuthPort!}/authorize`, {
+            headers: { 'x-service-token': s.verifyToken, 'x-api-key': secret },
+          })
+        ).status;
+      for (let i = 0; i < 3; i++) expect(await onB()).toBe(200);
+      await s.clients.keys.revokeKey({ id: key!.id }, admin.metadata);
+      const revokedAt = Date.now();
+      const outcomes: { sentAt: number; status: number }[] = [];
+      while (Date.now() < revokedAt + 1_600) {
+        const sentAt = Date.now();
+        outcomes.push({ sentAt, status: await onB() });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const late = outcomes.filter((o) => o.sentAt > revokedAt + 1_000);
+      expect(late.length).toBeGreaterThan(5);
+      expect(new Set(late.map((o) => o.status))).toEqual(new Set([401]));
+      const firstRefused = outcomes.findIndex((o) => o.status !== 200);
+      expect(outcomes.slice(firstRefused).filter((o) => o.status === 200)).toEqual([]);
+    } finally {
+      await b.stop();
+    }
   });
 
   it('never logs the key or the service token', async () => {

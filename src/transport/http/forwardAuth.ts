@@ -54,6 +54,10 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
     if (reusable) allowedFor.set(key, a);
     return a;
   };
+  const answer = (res: ServerResponse, result: VerifyResult, scopes: readonly string[]) => {
+    deps.metrics.verifyResult(result.code);
+    send(res, answerFor(result, scopes));
+  };
   // Bodies are never read: Node discards what arrives of one once the answer is sent.
   return (req, res) => {
     if (!isAuthorizePath(req.url ?? '')) {
@@ -65,6 +69,7 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
       send(res, unknownProxy);
       return;
     }
+    // req.headers, not a scan of req.rawHeaders: Node's server builds it for every request anyway.
     const presented = presentedKey(req.headers);
     if ('reason' in presented) {
       send(res, refused(presented));
@@ -73,23 +78,23 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
     const scopes = requiredScopes(req.headers['x-required-scopes']);
     // The same verification, cache and counting as VerifyKey, in process; answered at once when
     // the key is cached (no promise), after the read otherwise.
-    const answer = (result: VerifyResult) => {
-      deps.metrics.verifyResult(result.code);
-      send(res, answerFor(result, scopes));
-    };
     const result = deps.verifier.check(presented.secret, scopes);
-    if (!(result instanceof Promise)) answer(result);
+    if (!(result instanceof Promise)) answer(res, result, scopes);
     else
-      result.then(answer, (err: unknown) => {
-        send(res, refused(toDomainError(err, deps.logger)));
-      });
+      result.then(
+        (r) => answer(res, r, scopes),
+        (err: unknown) => send(res, refused(toDomainError(err, deps.logger))),
+      );
   };
 }
 
+const AUTHORIZE = '/authorize';
+
 /** /authorize, /authorize/ and anything under it, with or without a query. */
 function isAuthorizePath(url: string): boolean {
-  const path = url.split('?', 1)[0];
-  return path === '/authorize' || path.startsWith('/authorize/');
+  if (!url.startsWith(AUTHORIZE)) return false;
+  const next = url.charAt(AUTHORIZE.length);
+  return next === '' || next === '/' || next === '?';
 }
 
 /**
@@ -131,7 +136,13 @@ function refused(r: { reason: Reason; message: string; retryAfterSeconds?: numbe
 
 /** `x-required-scopes: read, write` (repeated headers count together); none: any valid key passes. */
 function requiredScopes(header: string | string[] | undefined): string[] {
-  const raw = Array.isArray(header) ? header.join(',') : (header ?? '');
+  // One scope, or none: the usual cases, without split, map and filter.
+  if (header === undefined) return [];
+  if (typeof header === 'string' && !header.includes(',')) {
+    const scope = header.trim();
+    return scope ? [scope] : [];
+  }
+  const raw = Array.isArray(header) ? header.join(',') : header;
   return raw
     .split(',')
     .map((s) => s.trim())

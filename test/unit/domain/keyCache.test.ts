@@ -118,6 +118,22 @@ describe('KeyCache LRU', () => {
     for (const h of ['a', 'd', 'e']) expect(c.lookup(h, 5, ANY).state).toBe('found');
   });
 
+  it('repeat hits on the most recent entry, and on one evicted and stored again, keep the order least recently used first', () => {
+    const c = cache();
+    for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));
+    for (let i = 0; i < 3; i++) expect(c.lookup('c', 1, ANY).state).toBe('found'); // already last: stays last
+    c.evict('c');
+    c.store('c', entry(1, { hash: 'c' })); // order a, b, c
+    expect(c.lookup('a', 2, ANY).state).toBe('found'); // order b, c, a
+    expect(c.lookup('a', 2, ANY).state).toBe('found');
+    c.store('d', entry(3, { hash: 'd' })); // b goes: c, a, d
+    expect(c.lookup('a', 4, ANY).state).toBe('found'); // no longer last since d came: c, d, a
+    c.storeAbsent('x', 4); // the other map: found's order is unchanged
+    c.store('e', entry(5, { hash: 'e' })); // c goes
+    for (const h of ['b', 'c']) expect(c.lookup(h, 6, ANY).state).toBe('miss');
+    for (const h of ['a', 'd', 'e']) expect(c.lookup(h, 6, ANY).state).toBe('found');
+  });
+
   it('re-storing an entry makes it most recent without evicting anything', () => {
     const c = cache();
     for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));

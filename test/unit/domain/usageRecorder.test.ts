@@ -74,6 +74,21 @@ describe('UsageRecorder.note', () => {
     ]);
   });
 
+  it('keeps one count per key, day and code, however the notes of several keys interleave', () => {
+    const u = new UsageRecorder();
+    for (const [key, code, at] of [
+      ['a', 'VALID', '2025-03-01T10:00:00Z'],
+      ['b', 'VALID', '2025-03-01T10:00:01Z'],
+      ['a', 'REVOKED', '2025-03-01T10:00:02Z'],
+      ['b', 'VALID', '2025-03-02T00:00:00Z'],
+      ['a', 'VALID', '2025-03-01T10:00:03Z'],
+      ['b', 'VALID', '2025-03-01T23:00:00Z'],
+    ] as const)
+      u.note(use(key, code), t(at));
+    const daily = u.take().daily.map((d) => `${d.keyId} ${d.day} ${d.code} ${d.count}`);
+    expect(daily.sort()).toEqual(['a 2025-03-01 REVOKED 1', 'a 2025-03-01 VALID 2', 'b 2025-03-01 VALID 2', 'b 2025-03-02 VALID 1']);
+  });
+
   it('pending counts distinct keys', () => {
     const u = new UsageRecorder();
     expect(u.pending).toBe(0);
