@@ -146,17 +146,26 @@ function trim(map: Map<string, unknown>, max: number): number {
 }
 
 /**
+ * How often at most a hit moves an entry to the most recent end. Moving it (delete + set) was a
+ * fixed cost of every cached VerifyKey (~0.4 µs); a key hit again within this interval keeps its
+ * place, so eviction order is least recently used to within this interval.
+ */
+export const RECENCY_INTERVAL_MS = 1000;
+
+/**
  * Two LRU + TTL caches by secret hash: found keys, and hashes storage does not know. A Map keeps
- * insertion order, so re-inserting on access makes the first entry the least recently used one.
+ * insertion order, so re-inserting on access makes the first entry the least recently used one
+ * (at most once per entry and RECENCY_INTERVAL_MS: see refresh).
  * Verify's cache holds VerifiedKeys; the client's (src/client/verifier.ts) holds what VerifyKey answered.
  */
 export class KeyCache<E extends CachedEntry = VerifiedKey> {
   private readonly found = new Map<string, E>();
   /** hash → when the read that found nothing started. */
   private readonly absent = new Map<string, number>();
-  /** The hash last put or moved to the end of `found`: while `found` holds it, it is the most recently used. */
-  private newest: string | undefined;
   readonly stats: KeyCacheStats = { hits: 0, misses: 0, unconfirmed: 0, evictions: { capacity: 0, invalidated: 0, expired: 0 } };
+  /** Hashes moved to the most recent end since `refreshedSince`: at most one entry per hash of either map. */
+  private readonly refreshed = new Set<string>();
+  private refreshedSince = -Infinity;
 
   constructor(private readonly s: KeyCacheSettings) {}
 
@@ -178,12 +187,7 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
         this.stats.unconfirmed++;
         return { state: 'miss' };
       } else {
-        // A repeat hit on the most recently used entry (a caller's hot key) is already in place.
-        if (hash !== this.newest) {
-          this.found.delete(hash);
-          this.found.set(hash, e);
-          this.newest = hash;
-        }
+        this.refresh(this.found, hash, e, now);
         this.stats.hits++;
         return { state: 'found', key: e };
       }
@@ -191,8 +195,7 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
     const absentAt = this.absent.get(hash);
     if (absentAt !== undefined) {
       if (now - absentAt < this.s.negativeTtlMs) {
-        this.absent.delete(hash);
-        this.absent.set(hash, absentAt);
+        this.refresh(this.absent, hash, absentAt, now);
         this.stats.hits++;
         return { state: 'absent' };
       }
@@ -201,6 +204,27 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
     }
     this.stats.misses++;
     return { state: 'miss' };
+  }
+
+  /**
+   * Moves a hit entry to the most recent end, unless it was moved there less than
+   * RECENCY_INTERVAL_MS ago. The record of moves starts over each interval (or if the clock went
+   * back), and when it holds as many hashes as both maps can: it stays within the caches' size.
+   */
+  private refresh<V>(map: Map<string, V>, hash: string, value: V, now: number): void {
+    if (
+      now - this.refreshedSince >= RECENCY_INTERVAL_MS ||
+      now < this.refreshedSince ||
+      this.refreshed.size >= this.s.maxEntries + this.s.negativeMaxEntries
+    ) {
+      this.refreshed.clear();
+      this.refreshedSince = now;
+    } else if (this.refreshed.has(hash)) {
+      return;
+    }
+    map.delete(hash);
+    map.set(hash, value);
+    this.refreshed.add(hash);
   }
 
   /** Stores a key storage returned (current as of its `read_at`). */
@@ -219,7 +243,6 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
     this.absent.delete(hash);
     if (max <= 0) return;
     map.set(hash, value);
-    if (map === (this.found as Map<string, unknown>)) this.newest = hash;
     this.stats.evictions.capacity += trim(map, max);
   }
 

@@ -22,7 +22,7 @@ export class RpcContext implements CallContext {
     readonly deadline: number,
   ) {}
 
-  /** Asked for lazily: a VerifyKey answered without a request id never has one made (requestIdInterceptor). */
+  /** Asked for lazily: a VerifyKey answered without a request id never has one made (requestId.ts). */
   get requestId(): string {
     return typeof this.ids === 'string' ? this.ids : this.ids.requestId();
   }

@@ -21,12 +21,12 @@ import type { Logger } from '../logging/logger';
 import type { Metrics } from '../observability/metrics';
 import { keyServiceHandlers, type OrganizationAndLeakServices } from './handlers/keyService';
 import { verifyService } from './handlers/verifyService';
-import { accessLogInterceptor, type AccessLogShare } from './interceptors/accessLog';
-import { authenticationInterceptor } from './interceptors/authentication';
+import { AccessLog, type AccessLogShare } from './interceptors/accessLog';
+import { Authentication } from './interceptors/authentication';
 import { metadataLimitInterceptor } from './interceptors/metadataLimit';
 import { metricsInterceptor } from './interceptors/metrics';
 import { exceptOpenServices } from './interceptors/openServices';
-import { requestIdInterceptor } from './interceptors/requestId';
+import { serviceInterceptor } from './interceptors/serviceCall';
 import { withCheckedRequests } from './requestDecoding';
 
 export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService'] as const;
@@ -125,9 +125,9 @@ const accessLogShare =
  * - metrics first, so it counts every call, health and reflection included, with the status the
  *   client got, refusals by the others included;
  * - the metadata limit before anything reads metadata;
- * - the access log before the request id and authentication, so their refusals are logged too;
- * - the request id before authentication, so its refusals echo the id, and the context carries it;
- * - authentication last, next to the handlers it hands the context to.
+ * - then, in one part (serviceCall.ts), the access log, the request id and authentication: the
+ *   access log sees their refusals, the request id's refusals and the context carry the id, and
+ *   authentication hands the context to the handlers.
  * Health and reflection stay open: no access log, request id or authentication.
  */
 function interceptors(d: ServerDeps): ServerInterceptor[] {
@@ -136,10 +136,12 @@ function interceptors(d: ServerDeps): ServerInterceptor[] {
     ...(d.metrics ? [metricsInterceptor(d.metrics)] : []),
     metadataLimitInterceptor(d.limits.maxMetadataBytes, d.metrics),
     exceptOpenServices(
-      accessLogInterceptor(d.logger, share, d.sampledLog),
-      // A sampled method's successful calls that are not logged carry no id unless the caller sent one.
-      requestIdInterceptor((path) => share(path) < 1),
-      authenticationInterceptor(d.authenticator, d.logger),
+      serviceInterceptor({
+        accessLog: new AccessLog(d.logger, share, d.sampledLog),
+        // A sampled method's successful calls that are not logged carry no id unless the caller sent one.
+        requestIds: (path) => share(path) < 1,
+        authentication: new Authentication(d.authenticator, d.logger),
+      }),
     ),
   ];
 }

@@ -1,11 +1,10 @@
-import type { Metadata, ServerInterceptingCallInterface, ServerInterceptor } from '@grpc/grpc-js';
+import type { Metadata } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface';
 import type { Authenticator, Credentials } from '../../domain/authentication';
 import type { Principal } from '../../domain/principal';
 import type { Logger } from '../../logging/logger';
 import { attachContext, RpcContext } from '../callContext';
 import { toDomainError, toStatus } from '../errors';
-import { interceptor, InterceptorCall } from './interceptorCall';
 import { requestIdSourceOf } from './requestId';
 
 /** A text header's values: grpc-js holds them as strings (only "-bin" headers hold Buffers). */
@@ -26,7 +25,7 @@ class CallCredentials implements Credentials {
 
   constructor(
     metadata: Metadata,
-    private readonly call: InterceptorCall,
+    private readonly call: { getPeer(): string },
   ) {
     this.authorization = text(metadata, 'authorization');
     this.apiKey = text(metadata, 'x-api-key');
@@ -64,83 +63,74 @@ class ServiceCallers {
   }
 }
 
-class AuthenticationCall extends InterceptorCall {
-  private ctx?: RpcContext;
-  /** A status went out through here: a later onCancel is the call's end, not a cancellation. */
-  private answered = false;
+/** What authentication needs of a call: its one interceptor part (serviceCall.ts). */
+export interface AuthenticatingCall {
+  readonly method: string;
+  /** The context, once the caller is known: the call aborts it when cancelled. */
+  ctx?: RpcContext;
+  getPeer(): string;
+  deadlineMs(): number;
+  /** The caller is admitted: the metadata, carrying the context, goes on to the handler. */
+  admitted(metadata: Metadata): void;
+  sendStatus(status: PartialStatusObject): void;
+}
+
+/**
+ * Authenticates each call, resolves the organization it acts on, and hands handlers (and the
+ * access log) the context: caller, organization, request id, method, deadline, and a signal
+ * that aborts when the client cancels or the deadline passes (serviceCall.ts aborts it). Needs
+ * the request id part before it. Credentials are never logged.
+ */
+export class Authentication {
+  private readonly services = new ServiceCallers();
 
   constructor(
-    next: ServerInterceptingCallInterface,
     private readonly authenticator: Authenticator,
-    private readonly services: ServiceCallers,
     private readonly logger: Logger,
-    private readonly method: string,
-  ) {
-    super(next);
-  }
+  ) {}
 
   /**
    * Whatever throws, here or while passing the metadata on, answers the call: a throw escaping
-   * this listener would leave the call hanging, and a rejection nobody handles ends the process.
-   * A remembered service caller is admitted at once, without waiting a turn.
+   * the call's listener would leave the call hanging, and a rejection nobody handles ends the
+   * process. A remembered service caller is admitted at once, without waiting a turn.
    */
-  override onReceiveMetadata(metadata: Metadata): void {
+  authenticate(call: AuthenticatingCall, metadata: Metadata): void {
     let credentials: Credentials;
     try {
-      credentials = new CallCredentials(metadata, this);
+      credentials = new CallCredentials(metadata, call);
       const known = this.services.lookup(credentials);
       if (known) {
-        this.admit(metadata, credentials, known);
+        this.admit(call, metadata, credentials, known);
         return;
       }
     } catch (err) {
-      this.refuse(err);
+      this.refuse(call, err);
       return;
     }
     this.authenticator.principalOf(credentials).then(
       (principal) => {
         this.services.remember(credentials, principal);
-        this.admit(metadata, credentials, principal);
+        this.admit(call, metadata, credentials, principal);
       },
       (err: unknown) => {
-        this.refuse(err);
+        this.refuse(call, err);
       },
     );
   }
 
-  private admit(metadata: Metadata, credentials: Credentials, principal: Principal): void {
+  private admit(call: AuthenticatingCall, metadata: Metadata, credentials: Credentials, principal: Principal): void {
     try {
-      this.ctx = new RpcContext(principal, requestIdSourceOf(metadata), this.method, this.deadlineMs());
-      attachContext(metadata, this.ctx);
-      this.ctx.admit(this.authenticator.effectiveOrganization(principal, credentials.organizationId));
-      super.onReceiveMetadata(metadata);
+      const ctx = new RpcContext(principal, requestIdSourceOf(metadata), call.method, call.deadlineMs());
+      call.ctx = ctx;
+      attachContext(metadata, ctx);
+      ctx.admit(this.authenticator.effectiveOrganization(principal, credentials.organizationId));
+      call.admitted(metadata);
     } catch (err) {
-      this.refuse(err);
+      this.refuse(call, err);
     }
   }
 
-  private refuse(err: unknown): void {
-    this.sendStatus(toStatus(toDomainError(err, this.logger)));
+  private refuse(call: AuthenticatingCall, err: unknown): void {
+    call.sendStatus(toStatus(toDomainError(err, this.logger)));
   }
-
-  override sendStatus(status: PartialStatusObject): void {
-    this.answered = true;
-    super.sendStatus(status);
-  }
-
-  override onCancel(): void {
-    if (!this.answered) this.ctx?.abort(this.deadlinePassed());
-    super.onCancel();
-  }
-}
-
-/**
- * Authenticates the call, resolves the organization it acts on, and hands handlers (and the
- * access log) the context: caller, organization, request id, method, deadline, and a signal
- * that aborts when the client cancels or the deadline passes. Needs requestIdInterceptor before
- * it. Credentials are never logged.
- */
-export function authenticationInterceptor(authenticator: Authenticator, logger: Logger): ServerInterceptor {
-  const services = new ServiceCallers();
-  return interceptor((descriptor, call) => new AuthenticationCall(call, authenticator, services, logger, descriptor.path));
 }

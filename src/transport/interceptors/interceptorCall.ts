@@ -109,7 +109,7 @@ export abstract class InterceptorCall implements ServerInterceptingCallInterface
   }
 
   /** The deadline as milliseconds since the epoch; Infinity when the client set none. */
-  protected deadlineMs(): number {
+  deadlineMs(): number {
     const deadline = this.getDeadline();
     return deadline instanceof Date ? deadline.getTime() : deadline;
   }

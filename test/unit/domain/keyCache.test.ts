@@ -1,5 +1,5 @@
 import { BSON } from 'mongodb';
-import { KeyCache, verifiedKey, type KeyCacheSettings } from '../../../src/domain/keyCache';
+import { KeyCache, RECENCY_INTERVAL_MS, verifiedKey, type KeyCacheSettings } from '../../../src/domain/keyCache';
 import { fakeKey } from './fakeKey';
 
 const SETTINGS: KeyCacheSettings = { maxEntries: 3, negativeMaxEntries: 2, ttlMs: 1000, negativeTtlMs: 100 };
@@ -118,20 +118,37 @@ describe('KeyCache LRU', () => {
     for (const h of ['a', 'd', 'e']) expect(c.lookup(h, 5, ANY).state).toBe('found');
   });
 
-  it('repeat hits on the most recent entry, and on one evicted and stored again, keep the order least recently used first', () => {
-    const c = cache();
+  it('moves a hit entry to the most recent end at most once per RECENCY_INTERVAL_MS', () => {
+    const c = cache({ ttlMs: 60_000 });
     for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));
-    for (let i = 0; i < 3; i++) expect(c.lookup('c', 1, ANY).state).toBe('found'); // already last: stays last
-    c.evict('c');
-    c.store('c', entry(1, { hash: 'c' })); // order a, b, c
-    expect(c.lookup('a', 2, ANY).state).toBe('found'); // order b, c, a
-    expect(c.lookup('a', 2, ANY).state).toBe('found');
-    c.store('d', entry(3, { hash: 'd' })); // b goes: c, a, d
-    expect(c.lookup('a', 4, ANY).state).toBe('found'); // no longer last since d came: c, d, a
-    c.storeAbsent('x', 4); // the other map: found's order is unchanged
-    c.store('e', entry(5, { hash: 'e' })); // c goes
-    for (const h of ['b', 'c']) expect(c.lookup(h, 6, ANY).state).toBe('miss');
-    for (const h of ['a', 'd', 'e']) expect(c.lookup(h, 6, ANY).state).toBe('found');
+    c.lookup('a', 10, ANY); // moved: b, c, a
+    c.lookup('b', 20, ANY); // moved: c, a, b
+    c.lookup('a', 30, ANY); // moved at 10: keeps its place
+    c.store('d', entry(40, { hash: 'd' })); // c goes
+    c.store('e', entry(50, { hash: 'e' })); // then a, not moved at 30
+    expect(c.lookup('a', 60, ANY).state).toBe('miss');
+    expect(c.lookup('c', 60, ANY).state).toBe('miss');
+
+    const later = cache({ ttlMs: 60_000 });
+    for (const h of ['a', 'b', 'c']) later.store(h, entry(0, { hash: h }));
+    later.lookup('a', 10, ANY); // b, c, a
+    later.lookup('b', 20, ANY); // c, a, b
+    later.lookup('a', 10 + RECENCY_INTERVAL_MS, ANY); // a full interval on: moved again: c, b, a
+    later.store('d', entry(2000, { hash: 'd' })); // c goes
+    later.store('e', entry(2000, { hash: 'e' })); // then b
+    expect(later.lookup('b', 2001, ANY).state).toBe('miss');
+    expect(later.lookup('a', 2001, ANY).state).toBe('found');
+  });
+
+  it('remembers no more moves than both caches hold entries: past that, a hit moves its entry again', () => {
+    const c = cache({ ttlMs: 60_000, negativeTtlMs: 60_000 });
+    for (const h of ['a', 'b', 'c']) c.store(h, entry(0, { hash: h }));
+    for (const h of ['x', 'y']) c.storeAbsent(h, 0);
+    ['a', 'b', 'c', 'x', 'y'].forEach((h, i) => c.lookup(h, i + 1, ANY)); // 5 moves remembered: found order a, b, c
+    c.lookup('a', 6, ANY); // as many as both hold (3 + 2): the record starts over, and a moves: b, c, a
+    c.store('d', entry(7, { hash: 'd' })); // b goes
+    expect(c.lookup('b', 8, ANY).state).toBe('miss');
+    expect(c.lookup('a', 8, ANY).state).toBe('found');
   });
 
   it('re-storing an entry makes it most recent without evicting anything', () => {

@@ -31,6 +31,21 @@ describe('Metrics: RPC counts', () => {
     expect(sampleValue(s, 'grpc_server_started_total', VERIFY)).toBe(3);
   });
 
+  it('shows durations as a Prometheus histogram: cumulative buckets (a bound includes itself), +Inf, sum and count', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const verify = m.method('/apikeys.v1.VerifyService/VerifyKey');
+    m.method('/apikeys.v1.KeyService/GetKey'); // started, never finished
+    for (const seconds of [0.0005, 0.0004, 0.003, 0.01, 12]) m.rpcEnded(verify, status.OK, seconds);
+    const s = await scrape(m);
+    const bucket = (le: string) => sampleValue(s, 'grpc_server_handling_seconds_bucket', { ...VERIFY, le });
+    expect([bucket('0.0005'), bucket('0.001'), bucket('0.005'), bucket('0.01'), bucket('10'), bucket('+Inf')]).toEqual([2, 2, 3, 4, 4, 5]);
+    expect(sampleValue(s, 'grpc_server_handling_seconds_sum', VERIFY)).toBeCloseTo(12.0139);
+    expect(sampleValue(s, 'grpc_server_handling_seconds_count', VERIFY)).toBe(5);
+    expect(s.filter((x) => x.name.startsWith('grpc_server_handling_seconds') && x.labels.grpc_method === 'GetKey')).toEqual([]);
+    // One series per method and bound: 14 bounds and +Inf, then sum and count.
+    expect(s.filter((x) => x.name.startsWith('grpc_server_handling_seconds'))).toHaveLength(17);
+  });
+
   it('counts VerifyKey results by code, showing only codes that occurred', async () => {
     const m = new Metrics({ defaultMetrics: false });
     m.verifyResult('VALID');

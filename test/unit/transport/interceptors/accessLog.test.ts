@@ -1,12 +1,12 @@
 import { Writable } from 'node:stream';
 import { createLogger } from '../../../../src/logging/logger';
-import { accessLogInterceptor } from '../../../../src/transport/interceptors/accessLog';
-import { authenticationInterceptor } from '../../../../src/transport/interceptors/authentication';
-import { requestIdInterceptor } from '../../../../src/transport/interceptors/requestId';
+import { AccessLog } from '../../../../src/transport/interceptors/accessLog';
+import { Authentication } from '../../../../src/transport/interceptors/authentication';
+import { serviceInterceptor } from '../../../../src/transport/interceptors/serviceCall';
 import { authenticator, secrets, service } from './callers';
 import { headers, PATH, serve } from './harness';
 
-describe('accessLogInterceptor', () => {
+describe('the access log', () => {
   const written: string[] = [];
   const logger = createLogger('info', {
     destination: new Writable({
@@ -20,7 +20,13 @@ describe('accessLogInterceptor', () => {
   let srv: Awaited<ReturnType<typeof serve>>;
   beforeAll(async () => {
     srv = await serve(
-      [accessLogInterceptor(logger, () => 1), requestIdInterceptor(), authenticationInterceptor(authenticator, logger)],
+      [
+        serviceInterceptor({
+          accessLog: new AccessLog(logger, () => 1),
+          requestIds: () => false,
+          authentication: new Authentication(authenticator, logger),
+        }),
+      ],
       (call) => {
         if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
         return 'ok';
@@ -58,7 +64,7 @@ describe('accessLogInterceptor', () => {
     expect(line).toMatchObject({ code: 'INTERNAL', callerKind: 'service' });
   });
 
-  it('logs refusals by the interceptors inside it, under the id the client got back', async () => {
+  it('logs refusals by the request id and authentication parts, under the id the client got back', async () => {
     const badId = await logged(service(1, { 'x-request-id': 'has spaces' }));
     expect(badId.line).toMatchObject({
       requestId: badId.requestId,

@@ -1,14 +1,14 @@
 // The access log's policy: which answered calls get a line, and what a sampled line says.
 import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from '../../../../src/logging/logger';
-import { accessLogInterceptor, type AccessLogShare } from '../../../../src/transport/interceptors/accessLog';
-import { requestIdInterceptor } from '../../../../src/transport/interceptors/requestId';
+import { AccessLog, type AccessLogShare } from '../../../../src/transport/interceptors/accessLog';
+import { serviceInterceptor } from '../../../../src/transport/interceptors/serviceCall';
 import { HEALTH_PATH, PATH, serve } from './harness';
 
 async function linesFor(shareOf: AccessLogShare, calls: Array<{ fail?: boolean; path?: string }>) {
   const lines: Array<Record<string, unknown>> = [];
   const logger = { info: (line: Record<string, unknown>) => lines.push(line) } as unknown as Logger;
-  const srv = await serve([accessLogInterceptor(logger, shareOf)], (call) => {
+  const srv = await serve([serviceInterceptor({ accessLog: new AccessLog(logger, shareOf) })], (call) => {
     if (call.metadata.get('fail').length > 0) throw new Error('handler failed');
     return 'ok';
   });
@@ -59,7 +59,7 @@ describe('request ids of sampled methods', () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = { info: (line: Record<string, unknown>) => lines.push(line) } as unknown as Logger;
     let share = 1 - 1e-9;
-    const srv = await serve([accessLogInterceptor(logger, () => share), requestIdInterceptor(() => true)], () => 'ok');
+    const srv = await serve([serviceInterceptor({ accessLog: new AccessLog(logger, () => share), requestIds: () => true })], () => 'ok');
     try {
       const logged = await srv.call();
       share = 0;

@@ -2,15 +2,15 @@ import { status } from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { createLogger } from '../../../../src/logging/logger';
 import { contextOf } from '../../../../src/transport/callContext';
-import { authenticationInterceptor } from '../../../../src/transport/interceptors/authentication';
-import { requestIdInterceptor } from '../../../../src/transport/interceptors/requestId';
+import { Authentication } from '../../../../src/transport/interceptors/authentication';
+import { serviceInterceptor } from '../../../../src/transport/interceptors/serviceCall';
 import { rawConnection } from '../../../support/rawGrpc';
 import { authenticator, service } from './callers';
 import { headers, PATH, serve, type Handler } from './harness';
 
-const chain = [requestIdInterceptor(), authenticationInterceptor(authenticator, createLogger('silent'))];
+const chain = [serviceInterceptor({ requestIds: () => false, authentication: new Authentication(authenticator, createLogger('silent')) })];
 
-describe('authenticationInterceptor', () => {
+describe('authentication', () => {
   it('gives every concurrent call its own context: caller, organization, request id and method', async () => {
     const srv = await serve(chain, (call) => {
       const { principal, orgId, actingAs, requestId, method } = contextOf(call);

@@ -1,14 +1,15 @@
 import { status } from '@grpc/grpc-js';
-import { requestIdInterceptor, requestIdSourceOf } from '../../../../src/transport/interceptors/requestId';
+import { requestIdSourceOf } from '../../../../src/transport/interceptors/requestId';
+import { serviceInterceptor } from '../../../../src/transport/interceptors/serviceCall';
 import { HEALTH_PATH, headers, PATH, serve } from './harness';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-describe('requestIdInterceptor', () => {
+describe('request ids', () => {
   let srv: Awaited<ReturnType<typeof serve>>;
   let handled: string[];
   beforeAll(async () => {
-    srv = await serve([requestIdInterceptor()], (call) => {
+    srv = await serve([serviceInterceptor({ requestIds: () => false })], (call) => {
       const id = requestIdSourceOf(call.metadata).requestId();
       handled.push(id);
       if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
@@ -53,10 +54,10 @@ describe('requestIdInterceptor', () => {
   });
 });
 
-describe('requestIdInterceptor on a method quiet on success (its successes are sampled by the access log)', () => {
+describe('request ids on a method quiet on success (its successes are sampled by the access log)', () => {
   let srv: Awaited<ReturnType<typeof serve>>;
   beforeAll(async () => {
-    srv = await serve([requestIdInterceptor((path) => path === PATH)], (call) => {
+    srv = await serve([serviceInterceptor({ requestIds: (path) => path === PATH })], (call) => {
       if (call.metadata.get('x-fail').length > 0) throw new Error('handler failed');
       return call.metadata.get('x-ask').length > 0 ? requestIdSourceOf(call.metadata).requestId() : 'ok';
     });

@@ -6,8 +6,8 @@ import { Authenticator } from '../../../../src/domain/authentication';
 import type { Verifier } from '../../../../src/domain/verification';
 import type { Logger } from '../../../../src/logging/logger';
 import { contextOf } from '../../../../src/transport/callContext';
-import { authenticationInterceptor } from '../../../../src/transport/interceptors/authentication';
-import { requestIdInterceptor } from '../../../../src/transport/interceptors/requestId';
+import { Authentication } from '../../../../src/transport/interceptors/authentication';
+import { serviceInterceptor } from '../../../../src/transport/interceptors/serviceCall';
 import { headers, serve } from './harness';
 
 const token = `vt_${randomBytes(24).toString('base64url')}`;
@@ -21,14 +21,17 @@ async function setUp() {
   );
   const principalOf = jest.spyOn(authenticator, 'principalOf');
   const logger = { error: () => {}, warn: () => {} } as unknown as Logger;
-  const srv = await serve([requestIdInterceptor(), authenticationInterceptor(authenticator, logger)], (call) => {
-    const ctx = contextOf(call);
-    return { caller: ctx.principal.id, orgId: ctx.orgId };
-  });
+  const srv = await serve(
+    [serviceInterceptor({ requestIds: () => false, authentication: new Authentication(authenticator, logger) })],
+    (call) => {
+      const ctx = contextOf(call);
+      return { caller: ctx.principal.id, orgId: ctx.orgId };
+    },
+  );
   return { srv, principalOf, verify };
 }
 
-describe('authentication interceptor: service callers', () => {
+describe('authentication: service callers', () => {
   it('authenticates a service token once, then admits its exact header as that service', async () => {
     const { srv, principalOf } = await setUp();
     try {
