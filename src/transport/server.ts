@@ -8,18 +8,14 @@ import { join } from 'node:path';
 import { KeyServiceService } from '../gen/apikeys/v1/key_service';
 import { FileDescriptorSet } from '../gen/google/protobuf/descriptor';
 import type { Config } from '../config/config';
-import type { AuditLog } from '../domain/audit';
 import type { Authenticator } from '../domain/authentication';
 import type { ChangeFeed } from '../domain/changeFeed';
-import type { KeyImporter } from '../domain/keyImport';
-import type { KeyManager } from '../domain/keys';
-import type { KeyUsageReader } from '../domain/keyUsage';
 import type { UsageReports } from '../domain/usageReports';
 import type { Verifier } from '../domain/verification';
 import { routeGrpcLogs } from '../logging/grpcLogs';
 import type { Logger } from '../logging/logger';
 import type { Metrics } from '../observability/metrics';
-import { keyServiceHandlers, type OrganizationAndLeakServices } from './handlers/keyService';
+import { keyServiceHandlers, type KeyServiceDeps } from './handlers/keyService';
 import { verifyService } from './handlers/verifyService';
 import { AccessLog, type AccessLogShare } from './interceptors/accessLog';
 import { Authentication } from './interceptors/authentication';
@@ -31,18 +27,11 @@ import { withCheckedRequests } from './requestDecoding';
 
 export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService'] as const;
 
-export interface ServerDeps {
+export interface ServerDeps extends KeyServiceDeps {
   authenticator: Authenticator;
-  keys: KeyManager;
-  orgLeak: OrganizationAndLeakServices;
-  importer: KeyImporter;
-  audit: AuditLog;
   verifier: Verifier;
   feed: ChangeFeed;
   usageReports: UsageReports;
-  keyUsage: KeyUsageReader;
-  logger: Logger;
-  now: () => Date;
   limits: TransportLimits;
   accessLog: Config['accessLog'];
   /** Where sampled access-log lines go (batched): `logger` by default. */
@@ -150,10 +139,7 @@ export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
   const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
-  server.addService(
-    withCheckedRequests(KeyServiceService, ours),
-    keyServiceHandlers(d.keys, d.audit, d.logger, d.now, d.orgLeak, d.importer, d.keyUsage),
-  );
+  server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d));
   const verify = verifyService(d);
   server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });

@@ -38,16 +38,19 @@ export interface OrganizationAndLeakServices {
   leaks: LeakResponse;
 }
 
+/** What KeyService's handlers call. */
+export interface KeyServiceDeps {
+  keys: KeyManager;
+  audit: AuditLog;
+  orgLeak: OrganizationAndLeakServices;
+  importer: KeyImporter;
+  keyUsage: KeyUsageReader;
+  logger: Logger;
+  now: () => Date;
+}
+
 /** Thin: decode the request, call the domain, map the result. Errors are mapped by `unary`. */
-export function keyServiceHandlers(
-  keys: KeyManager,
-  audit: AuditLog,
-  logger: Logger,
-  now: () => Date,
-  orgLeak: OrganizationAndLeakServices,
-  importer: KeyImporter,
-  usage: KeyUsageReader,
-): KeyServiceServer {
+export function keyServiceHandlers({ keys, audit, orgLeak, importer, keyUsage: usage, logger, now }: KeyServiceDeps): KeyServiceServer {
   const key = (doc: Parameters<typeof toProtoKey>[0]) => toProtoKey(doc, now());
   // Storage bounds each query by the call's deadline and stops when the client has gone.
   const handle: Handle = <Req, Res>(fn: (req: Req, ctx: CallContext) => Promise<Res>) =>
