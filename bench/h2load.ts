@@ -67,6 +67,11 @@ export interface H2Result {
   notOk: number;
   /** h2load's own CPU time (user + system). */
   cpuSeconds: number;
+  /**
+   * Of which user time: the rest is the kernel's, most of it loopback TCP, which a sender pays for
+   * the receiving side's processing of its packets too.
+   */
+  userCpuSeconds: number;
   /** Of each answered call. */
   durationsUs: number[];
 }
@@ -124,10 +129,10 @@ export function grpcFrame(message: Uint8Array): Buffer {
 // Asynchronous: the caller reads the server's counters meanwhile.
 const execFileAsync = promisify(execFile);
 
-/** (user + system) CPU seconds of the reaped children of the shell that wrote this /proc/<pid>/stat. */
+/** User and system CPU seconds of the reaped children of the shell that wrote this /proc/<pid>/stat. */
 const childrenCpuSeconds = (stat: string) => {
   const fields = stat.split(') ')[1].split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / 100; // cutime, cstime; getconf CLK_TCK
+  return { user: Number(fields[13]) / 100, system: Number(fields[14]) / 100 }; // cutime, cstime; getconf CLK_TCK
 };
 
 export async function runH2load(origin: string, c: H2Call, load: H2Load): Promise<H2Result> {
@@ -172,7 +177,8 @@ export async function runH2load(origin: string, c: H2Call, load: H2Load): Promis
       started: sum((r) => r.summary.started),
       failed: sum((r) => r.summary.failed + r.summary.notOk),
       notOk: sum((r) => r.summary.notOk),
-      cpuSeconds: sum((r) => r.cpu),
+      cpuSeconds: sum((r) => r.cpu.user + r.cpu.system),
+      userCpuSeconds: sum((r) => r.cpu.user),
       durationsUs: results.flatMap((r) => r.durations),
     };
   } finally {
