@@ -295,13 +295,8 @@ async function main(): Promise<void> {
       JSON.stringify(
         {
           date: new Date().toISOString(),
-          rounds: ROUNDS,
-          seconds: SECONDS,
-          slices: SLICES,
-          load: LOAD,
-          pinned: PIN,
-          loadAverage: load,
-          loadByRound,
+          method: { rounds: ROUNDS, secondsPerScenarioAndRound: SECONDS, slices: SLICES, h2load: LOAD, pinned: PIN },
+          machineLoadAverage: { startAndEnd: load, byRound: loadByRound },
           errors,
           spreadsAboveLimit: over,
           scenarios,
