@@ -1,32 +1,39 @@
 /**
  * `npx tsx bench/forwardAuth.ts`: the forward-auth endpoint (a valid, cached key) against an empty
- * handler, and against one answering the same headers without verifying, each on an HTTP server
- * with the same settings (forwardAuthServer) in the same process, under the same closed-loop load:
- * a separate Node process holding BENCH_FA_CONCURRENCY (default 32) kept-alive connections, each
- * sending its next request as soon as the last one is answered. Rounds alternate A B C A B C …
- * (BENCH_FA_ROUNDS of each, default 6, BENCH_FA_SECONDS long, default 3) after one warm-up round of
- * each, so drift on a shared machine hits all alike. Reports medians and the spread (min–max) of
- * requests/s, p50 and p99, and this process's CPU time per request.
+ * handler, and against one answering the same headers without verifying, each on its own HTTP
+ * server with the same settings (forwardAuthServer) in this process, pinned to core 0. The load is
+ * h2load (bench/h2load.ts) over HTTP/1.1 on the other cores: BENCH_FA_CONNECTIONS (default 32)
+ * kept-alive connections, one request in flight on each (no pipelining), closed loop. As in
+ * `npm run bench` (bench/rounds.ts): one warm-up round, then BENCH_FA_ROUNDS (default 5) rounds of
+ * BENCH_FA_SECONDS (default 5) per scenario, in which the scenarios take turns in slices of 0.25 s
+ * (BENCH_FA_SLICES per round); a round's ratio is the median of its slices' ratios, the rounds'
+ * are summarised by median and min–max, and a spread (half the range over the median) above ±5 %
+ * is reported loudly. Beside req/s, p50 and p99: this process's CPU time per request (the
+ * servers', over the time h2load ran), its core share, and h2load's CPU time per request.
+ * Every slice is checked: all answers 2xx, and the app's VerifyKey results grown by VALID only, as
+ * many as the forward-auth requests (none for the other two). A round with a slice that does not
+ * add up is an error, left out, and the bench exits non-zero.
  * Writes bench/results/forwardAuth.json. MONGODB_URI, else an ephemeral FerretDB.
  *
- * `--profile`: instead of the rounds, a CPU profile of this process (the servers) under one round of
- * each scenario after the warm-up, summarised by bench/cpuprofile.ts with self time per request, so
- * forward auth's frames can be read against the empty handler's. Profiles in bench/results/profiles/.
+ * `--profile`: instead of the rounds, a CPU profile of this process (the servers) under one
+ * BENCH_FA_SECONDS run of each scenario after the warm-up, summarised by bench/cpuprofile.ts with
+ * self time per request, so forward auth's frames can be read against the empty handler's.
+ * Profiles in bench/results/profiles/.
  *
  * `--handler`: instead of the rounds, forward auth's request handler alone, called in a loop with
  * the bench's request (a stand-in request object carrying the headers Node would have parsed, and a
  * response that discards what it is sent): the CPU time per call of verifying and choosing the
  * answer, without Node's HTTP work, which a machine shared with other work makes noisy.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
-import { startApp } from '../src/app';
+import { startApp, type RunningApp } from '../src/app';
 import { bearer, connectClients } from '../src/client/promiseClient';
 import { loadConfig } from '../src/config/config';
 import { mintUserToken } from '../src/dev/tokens';
@@ -35,110 +42,111 @@ import { newId } from '../src/domain/ids';
 import { createLogger } from '../src/logging/logger';
 import { forwardAuthServer } from '../src/transport/http/forwardAuth';
 import { summariseProfile } from './cpuprofile';
+import { checkH2load, quantile, runH2load, type H2Call, type H2Load, type H2Result } from './h2load';
+import { formatRange, formatRatio, roundRatio, spread, SPREAD_LIMIT_PCT } from './rounds';
+import { httpRunProblem, minus } from './serverCounts';
 
 const ROOT = join(__dirname, '..');
-const ROUNDS = Number(process.env.BENCH_FA_ROUNDS ?? 6);
-const SECONDS = Number(process.env.BENCH_FA_SECONDS ?? 3);
-const CONCURRENCY = Number(process.env.BENCH_FA_CONCURRENCY ?? 32);
+const ROUNDS = Number(process.env.BENCH_FA_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_FA_SECONDS ?? 5);
+/** Slices of 0.25 s unless said: the shorter, the closer in time the runs a ratio compares. */
+const SLICES = Number(process.env.BENCH_FA_SLICES ?? Math.max(1, Math.round(SECONDS / 0.25)));
+const CONNECTIONS = Number(process.env.BENCH_FA_CONNECTIONS ?? 32);
 const PROFILE = process.argv.includes('--profile');
 const HANDLER_ONLY = process.argv.includes('--handler');
 const say = (s: string) => process.stdout.write(`[bench] ${s}\n`);
-// As bench/run.ts: the server (this process) on core 0, the load generator on the others.
+// As bench/run.ts: the servers (this process) on core 0, h2load and the database on the others.
 const PIN = spawnSync('taskset', ['--version']).status === 0 && cpus().length >= 2;
+const OTHER_CPUS = `1-${cpus().length - 1}`;
+const LOAD: H2Load = { seconds: SECONDS / SLICES, connections: CONNECTIONS, streams: 1, h1: true, cpus: PIN ? OTHER_CPUS : undefined };
 
-/**
- * The load generator, run by a separate `node`: closed loops over kept-alive connections, on raw
- * sockets so that one client process can outrun the server (an http.Agent client cannot: it,
- * not the server, would set the pace). Both handlers answer with an empty body, so a response
- * ends at its blank line. Prints one JSON line.
- */
-const LOAD = `
-const net = require('node:net');
-const { port, request, concurrency, ms } = JSON.parse(process.argv[1]);
-const latencies = [];
-let ok = 0, bad = 0, measuring = false, started = 0;
-let stopAt = Date.now() + 500; // the first half-second warms the connections up, unmeasured
-const conns = Array.from({ length: concurrency }, () => new Promise((resolve) => {
-  const socket = net.connect(port, '127.0.0.1');
-  socket.setNoDelay(true);
-  let response = '', sentAt = 0n;
-  const send = () => { sentAt = process.hrtime.bigint(); socket.write(request); };
-  socket.on('connect', send);
-  socket.on('data', (chunk) => {
-    response += chunk.toString('latin1');
-    if (!response.includes('\\r\\n\\r\\n')) return;
-    if (measuring) {
-      if (response.startsWith('HTTP/1.1 200 ')) ok++; else bad++;
-      latencies.push(Number(process.hrtime.bigint() - sentAt) / 1e6);
-    }
-    response = '';
-    if (Date.now() < stopAt) return send();
-    if (measuring) { socket.end(); return resolve(); }
-    measuring = true;
-    started = Date.now();
-    stopAt = started + ms;
-    send();
-  });
-  socket.on('error', () => { bad++; resolve(); });
-}));
-Promise.all(conns).then(() => {
-  const elapsed = (Date.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-  process.stdout.write(JSON.stringify({ rps: ok / elapsed, ok, bad, p50: at(0.5), p99: at(0.99) }) + '\\n');
-});
-`;
+const NAMES = ['empty', 'sameAnswer', 'forwardAuth'] as const;
+type Name = (typeof NAMES)[number];
 
-interface Round {
+/** The figures of one slice, those ratios are taken of. */
+interface SliceFigures {
   rps: number;
-  ok: number;
-  bad: number;
-  p50: number;
-  p99: number;
-  /** Server-process CPU (user + system) per answered request, microseconds. */
+  p99ms: number;
+  /** This process's CPU time (user + system) per answered request, µs. */
   cpuUsPerRequest: number;
 }
 
-function runLoad(port: number, headers: Record<string, string>, ms: number): Promise<Round> {
-  const request = ['GET /authorize HTTP/1.1', 'host: 127.0.0.1', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join(
-    '\r\n',
-  );
-  const spec = JSON.stringify({ port, request, concurrency: CONCURRENCY, ms });
-  const argv = ['-e', LOAD, spec];
-  const child = PIN
-    ? spawn('taskset', ['-c', `1-${cpus().length - 1}`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const cpu = process.cpuUsage();
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => {
-      const used = process.cpuUsage(cpu);
-      if (code !== 0) {
-        reject(new Error(`load generator exited ${String(code)}`));
-        return;
-      }
-      const r = JSON.parse(out) as Omit<Round, 'cpuUsPerRequest'>;
-      // The warm-up half-second is in the CPU time too; the same for both scenarios.
-      resolve({ ...r, cpuUsPerRequest: (used.user + used.system) / r.ok });
-    });
-  });
+/** One h2load run against one scenario, and this process's CPU time meanwhile. */
+interface Slice {
+  r: H2Result;
+  cpuSeconds: number;
+  problem?: string;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const summary = (rounds: Round[], pick: (r: Round) => number) => {
-  const xs = rounds.map(pick);
-  return { median: +median(xs).toFixed(2), min: +Math.min(...xs).toFixed(2), max: +Math.max(...xs).toFixed(2) };
-};
+/** One scenario's share of a round: its slices, and its figures over all of them together. */
+interface Run extends SliceFigures {
+  p50ms: number;
+  requests: number;
+  /** This process's CPU time over the time h2load measured: ~1 when the servers' core is saturated. */
+  coreShare: number;
+  /** h2load's CPU time per answered request, µs, and the user time of it (the rest is loopback TCP's, in the kernel). */
+  h2loadCpuUsPerRequest: number;
+  h2loadUserCpuUsPerRequest: number;
+  problem?: string;
+  slices: SliceFigures[];
+}
+
+/** The app's VerifyKey results so far, by code (forward auth counts its answers there too). */
+async function verifyResults(app: RunningApp): Promise<Record<string, number>> {
+  const metric = app.metrics.registry.getSingleMetric('apikeys_verify_results_total');
+  const { values } = await metric!.get();
+  return Object.fromEntries(values.map((v) => [String(v.labels.code), v.value]));
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function measure(app: RunningApp, port: number, call: H2Call, verifies: boolean): Promise<Slice> {
+  const before = await verifyResults(app);
+  const cpu = process.cpuUsage();
+  let used = cpu;
+  const r = await runH2load(`http://127.0.0.1:${port}`, call, { ...LOAD, ended: () => (used = process.cpuUsage(cpu)) });
+  // Requests h2load cut at the end are still answered, some later: a cached key is re-read from
+  // storage when the change-log poll falls behind, which it does on a saturated core. Wait (1 s at
+  // most) until every request started has its result, so none is counted in the next slice.
+  let grew = minus(await verifyResults(app), before);
+  for (let waited = 0; verifies && (grew.VALID ?? 0) < r.started && waited < 1000; waited += 5) {
+    await pause(5);
+    grew = minus(await verifyResults(app), before);
+  }
+  return { r, cpuSeconds: (used.user + used.system) / 1e6, problem: httpRunProblem(r, grew, verifies) };
+}
+
+function combine(slices: Slice[]): Run {
+  const sum = (f: (x: Slice) => number) => slices.reduce((a, x) => a + f(x), 0);
+  const durations = slices.flatMap((x) => x.r.durationsUs);
+  const requests = sum((x) => x.r.calls);
+  return {
+    rps: requests / sum((x) => x.r.seconds),
+    p50ms: quantile(durations, 0.5) / 1000,
+    p99ms: quantile(durations, 0.99) / 1000,
+    cpuUsPerRequest: (sum((x) => x.cpuSeconds) / requests) * 1e6,
+    requests,
+    coreShare: sum((x) => x.cpuSeconds) / sum((x) => x.r.seconds),
+    h2loadCpuUsPerRequest: (sum((x) => x.r.cpuSeconds) / requests) * 1e6,
+    h2loadUserCpuUsPerRequest: (sum((x) => x.r.userCpuSeconds) / requests) * 1e6,
+    problem: slices.find((x) => x.problem)?.problem,
+    slices: slices.map((x) => ({
+      rps: x.r.calls / x.r.seconds,
+      p99ms: quantile(x.r.durationsUs, 0.99) / 1000,
+      cpuUsPerRequest: (x.cpuSeconds / x.r.calls) * 1e6,
+    })),
+  };
+}
 
 async function main(): Promise<void> {
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  if (!HANDLER_ONLY) say(checkH2load());
   const db = process.env.MONGODB_URI ? undefined : await startEphemeralDatabase({ log: say });
   const uri = process.env.MONGODB_URI ?? db!.uri;
-  if (PIN) spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)]);
+  if (PIN) {
+    spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)]);
+    if (db?.pid) spawnSync('taskset', ['-a', '-cp', OTHER_CPUS, String(db.pid)]);
+  }
   const jwtSecret = randomBytes(32).toString('base64url');
   const verifyToken = `vt_${randomBytes(24).toString('base64url')}`;
   const config = loadConfig({
@@ -178,72 +186,131 @@ async function main(): Promise<void> {
       .end(),
   );
   const headers = { 'x-service-token': verifyToken, 'x-api-key': secret, 'x-required-scopes': 'read' };
-  const scenarios = { empty: port(empty), sameAnswer: port(sameAnswer), forwardAuth: app.httpAuthPort! };
-  const names = Object.keys(scenarios) as (keyof typeof scenarios)[];
+  const call: H2Call = { path: '/authorize', headers };
+  const ports: Record<Name, number> = { empty: port(empty), sameAnswer: port(sameAnswer), forwardAuth: app.httpAuthPort! };
+  const stop = async () => {
+    await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
+    await app.stop();
+    await db?.stop();
+  };
 
-  if (HANDLER_ONLY) {
-    await handlerAlone(app.httpAuthPort!, headers);
-    await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
-    await app.stop();
-    await db?.stop();
-    return;
-  }
-  say(`warm-up, then ${ROUNDS} rounds of each, ${SECONDS} s, ${CONCURRENCY} connections${PIN ? ', server on core 0' : ''}`);
-  for (const name of names) await runLoad(scenarios[name], headers, 1000);
-  if (PROFILE) {
-    for (const name of names) await profileRound(name, () => runLoad(scenarios[name], headers, SECONDS * 1000));
-    await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
-    await app.stop();
-    await db?.stop();
-    return;
-  }
-  const rounds = { empty: [] as Round[], sameAnswer: [] as Round[], forwardAuth: [] as Round[] };
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const name of names) {
-      const r = await runLoad(scenarios[name], headers, SECONDS * 1000);
-      if (r.bad > 0) throw new Error(`${name}: ${r.bad} requests failed or were not 200`);
-      rounds[name].push(r);
-      say(`round ${i + 1} ${name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, ${r.cpuUsPerRequest.toFixed(1)} µs CPU/req`);
+  try {
+    if (HANDLER_ONLY) {
+      await handlerAlone(app.httpAuthPort!, headers);
+      return;
     }
-  }
-  await Promise.all([empty, sameAnswer].map((server) => new Promise((r) => server.close(r))));
-  await app.stop();
-  await db?.stop();
+    if (PROFILE) {
+      for (const name of NAMES) await runH2load(`http://127.0.0.1:${ports[name]}`, call, { ...LOAD, seconds: 1 });
+      for (const name of NAMES)
+        await profileRun(name, () => runH2load(`http://127.0.0.1:${ports[name]}`, call, { ...LOAD, seconds: SECONDS }));
+      return;
+    }
+    say(
+      `one warm-up round, then ${ROUNDS} rounds of ${NAMES.length} × ${SLICES} × ${SECONDS / SLICES} s, ` +
+        `h2load --h1, ${CONNECTIONS} connections × 1 request; ${PIN ? `servers on core 0, h2load and the database on ${OTHER_CPUS}` : 'NOT PINNED'}`,
+    );
+    const load = [loadavg()[0]];
+    const rounds: Record<Name, Run>[] = [];
+    const loadByRound: number[] = [];
+    const errors: { round: number; scenario: Name; problem: string }[] = [];
+    for (let round = 0; round <= ROUNDS; round++) {
+      const slices: Record<Name, Slice[]> = { empty: [], sameAnswer: [], forwardAuth: [] };
+      for (let i = 0; i < SLICES; i++) {
+        for (const name of NAMES) slices[name].push(await measure(app, ports[name], call, name === 'forwardAuth'));
+      }
+      const runs = Object.fromEntries(NAMES.map((n) => [n, combine(slices[n])])) as Record<Name, Run>;
+      for (const name of NAMES) {
+        const problem = runs[name].problem;
+        if (problem) {
+          say(`ERROR in round ${round}, ${name}: ${problem}`);
+          errors.push({ round, scenario: name, problem });
+        }
+      }
+      const f = runs.forwardAuth;
+      say(
+        `${round === 0 ? 'warm-up' : `round ${round}/${ROUNDS}`}: ` +
+          NAMES.map((n) => `${n} ${runs[n].rps.toFixed(0)} req/s ${runs[n].cpuUsPerRequest.toFixed(1)} µs`).join(', ') +
+          `; forward auth ÷ empty ${roundRatio(f.slices, runs.empty.slices, (x) => x.rps).toFixed(3)}` +
+          (NAMES.some((n) => runs[n].problem) ? ' — ERROR, left out' : ''),
+      );
+      if (round > 0 && !NAMES.some((n) => runs[n].problem)) {
+        rounds.push(runs);
+        loadByRound.push(+loadavg()[0].toFixed(2));
+      }
+    }
+    load.push(loadavg()[0]);
+    if (rounds.length === 0) throw new Error('no round without errors');
 
-  // Each forward-auth round against the ceiling round just before it.
-  const ratios = (ceiling: Round[]) => {
-    const xs = rounds.forwardAuth.map((r, i) => r.rps / ceiling[i].rps);
-    return { median: +median(xs).toFixed(3), min: +Math.min(...xs).toFixed(3), max: +Math.max(...xs).toFixed(3) };
-  };
-  const result = {
-    date: new Date().toISOString(),
-    rounds: ROUNDS,
-    seconds: SECONDS,
-    concurrency: CONCURRENCY,
-    pinned: PIN,
-    scenarios: Object.fromEntries(
-      names.map((n) => [
-        n,
+    const of = (n: Name, f: (r: Run) => number) => spread(rounds.map((r) => f(r[n])));
+    const ratio = (ceiling: Name, f: (x: SliceFigures) => number) =>
+      rounds.map((r) => roundRatio(r.forwardAuth.slices, r[ceiling].slices, f));
+    const figures = (n: Name) => ({
+      rps: of(n, (r) => r.rps),
+      p50ms: of(n, (r) => r.p50ms),
+      p99ms: of(n, (r) => r.p99ms),
+      cpuUsPerRequest: of(n, (r) => r.cpuUsPerRequest),
+      coreShare: of(n, (r) => r.coreShare),
+      h2loadCpuUsPerRequest: of(n, (r) => r.h2loadCpuUsPerRequest),
+      h2loadUserCpuUsPerRequest: of(n, (r) => r.h2loadUserCpuUsPerRequest),
+    });
+    const scenarios = { empty: figures('empty'), sameAnswer: figures('sameAnswer'), forwardAuth: figures('forwardAuth') };
+    const ratios = {
+      rpsToEmpty: spread(ratio('empty', (x) => x.rps)),
+      rpsToSameAnswer: spread(ratio('sameAnswer', (x) => x.rps)),
+      cpuToEmpty: spread(ratio('empty', (x) => x.cpuUsPerRequest)),
+      cpuToSameAnswer: spread(ratio('sameAnswer', (x) => x.cpuUsPerRequest)),
+      p99ToEmpty: spread(ratio('empty', (x) => x.p99ms)),
+    };
+    say(`medians over ${rounds.length} rounds (min–max)`);
+    console.table(
+      Object.fromEntries(
+        NAMES.map((n) => {
+          const s = scenarios[n];
+          return [
+            n,
+            {
+              'req/s': formatRange(s.rps),
+              'p50 ms': formatRange(s.p50ms, 2),
+              'p99 ms': formatRange(s.p99ms, 2),
+              'CPU µs/req': formatRange(s.cpuUsPerRequest, 1),
+              'core %': (s.coreShare.median * 100).toFixed(0),
+              'h2load µs/req (user)': `${s.h2loadCpuUsPerRequest.median.toFixed(1)} (${s.h2loadUserCpuUsPerRequest.median.toFixed(1)})`,
+            },
+          ];
+        }),
+      ),
+    );
+    say('forward auth ÷ ceiling, per round (median of its slice ratios); min–max and spread over the rounds:');
+    for (const [k, v] of Object.entries(ratios)) say(`  ${k}: ${formatRatio(v)}`);
+    say(`machine load average (1 min) at start and end: ${load.map((l) => l.toFixed(2)).join(', ')} on ${cpus().length} cores`);
+    const over = Object.entries(ratios)
+      .filter(([k, v]) => !k.startsWith('p99') && v.spreadPct > SPREAD_LIMIT_PCT)
+      .map(([k, v]) => `${k} ±${v.spreadPct}%`);
+    if (over.length > 0) say(`!!! SPREAD ABOVE ±${SPREAD_LIMIT_PCT}%: ${over.join('; ')}: these ratios are not to be trusted`);
+    for (const e of errors) say(`!!! ERROR (round ${e.round} left out): ${e.scenario}: ${e.problem}`);
+    if (errors.length > 0) process.exitCode = 1;
+    const file = join(ROOT, 'bench', 'results', 'forwardAuth.json');
+    writeFileSync(
+      file,
+      JSON.stringify(
         {
-          rps: summary(rounds[n], (r) => r.rps),
-          p50ms: summary(rounds[n], (r) => r.p50),
-          p99ms: summary(rounds[n], (r) => r.p99),
-          cpuUsPerRequest: summary(rounds[n], (r) => r.cpuUsPerRequest),
+          date: new Date().toISOString(),
+          method: { rounds: ROUNDS, secondsPerScenarioAndRound: SECONDS, slices: SLICES, h2load: LOAD, pinned: PIN },
+          machineLoadAverage: { startAndEnd: load, byRound: loadByRound },
+          errors,
+          spreadsAboveLimit: over,
+          scenarios,
+          forwardAuthRatios: ratios,
+          runs: rounds,
         },
-      ]),
-    ),
-    forwardAuthRpsRatio: { toEmpty: ratios(rounds.empty), toSameAnswer: ratios(rounds.sameAnswer) },
-  };
-  console.table(
-    Object.fromEntries(
-      names.map((n) => [
-        n,
-        Object.fromEntries(Object.entries(result.scenarios[n]).map(([k, v]) => [k, `${v.median} (${v.min}–${v.max})`])),
-      ]),
-    ),
-  );
-  console.log('forward auth ÷ ceiling, req/s per round pair:', JSON.stringify(result.forwardAuthRpsRatio));
-  writeFileSync(join(ROOT, 'bench', 'results', 'forwardAuth.json'), JSON.stringify(result, null, 2));
+        null,
+        2,
+      ),
+    );
+    say(`wrote ${file}`);
+  } finally {
+    await stop();
+  }
 }
 
 /**
@@ -277,38 +344,37 @@ async function handlerAlone(port: number, headers: Record<string, string>): Prom
     },
     end() {},
   } as unknown as ServerResponse;
-  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   listener(request(), res); // the first call reads the key and caches it
   await pause(200);
-  const CALLS = 20_000;
+  const [CALLS, HANDLER_ROUNDS] = [20_000, 30];
   /** CPU µs per call of `call`, over rounds after a warm-up one, each followed by a pause for the poll. */
   const measure = async (call: () => void) => {
-    const rounds: Round[] = [];
-    for (let round = 0; round <= ROUNDS * 5; round++) {
+    const perCall: number[] = [];
+    for (let round = 0; round <= HANDLER_ROUNDS; round++) {
       const cpu = process.cpuUsage();
       for (let i = 0; i < CALLS; i++) call();
       const used = process.cpuUsage(cpu);
-      if (round > 0) rounds.push({ cpuUsPerRequest: (used.user + used.system) / CALLS } as Round);
+      if (round > 0) perCall.push((used.user + used.system) / CALLS);
       await pause(20);
     }
-    return summary(rounds, (r) => r.cpuUsPerRequest);
+    return spread(perCall);
   };
   const building = await measure(request);
   allowed = 0;
   const handling = await measure(() => listener(request(), res));
-  if (allowed !== CALLS * (ROUNDS * 5 + 1)) throw new Error('some calls were not answered 200 at once');
+  if (allowed !== CALLS * (HANDLER_ROUNDS + 1)) throw new Error('some calls were not answered 200 at once');
   say(`building the request alone, CPU µs per call: ${JSON.stringify(building)}`);
   say(`forward auth's handler, the request built included, CPU µs per call: ${JSON.stringify(handling)}`);
 }
 
-/** One round of `name` under V8's sampling profiler: its frames by self time, in µs per request. */
-async function profileRound(name: string, round: () => Promise<Round>): Promise<void> {
+/** One run of `name` under V8's sampling profiler: its frames by self time, in µs per request. */
+async function profileRun(name: string, run: () => Promise<H2Result>): Promise<void> {
   const session = new Session();
   session.connect();
   await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.enable');
   await session.post('Profiler.start');
-  const r = await round();
+  const r = await run();
   const { profile } = await session.post('Profiler.stop');
   session.disconnect();
   const dir = join(ROOT, 'bench', 'results', 'profiles');
@@ -316,9 +382,9 @@ async function profileRound(name: string, round: () => Promise<Round>): Promise<
   const file = join(dir, `forwardAuth-${name}.cpuprofile`);
   writeFileSync(file, JSON.stringify(profile));
   const s = summariseProfile(file, 25);
-  // The load's warm-up half-second is in the profile too: a slight overestimate, alike for all.
-  const perRequest = (ms: number) => +((ms * 1000) / r.ok).toFixed(2);
-  say(`profile ${name}: ${r.rps.toFixed(0)} req/s, busy ${perRequest(s.busyMs)} µs per request; by self time (${file}):`);
+  // Spawning h2load and reading its log are in the profile too: a slight overestimate, alike for all.
+  const perRequest = (ms: number) => +((ms * 1000) / r.calls).toFixed(2);
+  say(`profile ${name}: ${(r.calls / r.seconds).toFixed(0)} req/s, busy ${perRequest(s.busyMs)} µs per request; by self time (${file}):`);
   console.table(s.frames.map((f) => ({ function: f.function, where: f.where, 'µs/req': perRequest(f.ms), pct: f.pct })));
   console.table(s.files.map((f) => ({ file: f.file, 'µs/req': perRequest(f.ms), pct: f.pct })));
   console.table(s.ours.map((f) => ({ function: f.function, where: f.where, 'µs/req inclusive': perRequest(f.ms) })));

@@ -5,6 +5,7 @@
  * server, not the client, limits throughput (ghz, a Go gRPC client, spent about as much CPU per
  * call as the server did). h2load sees HTTP statuses only (200 whatever the gRPC status), so the
  * bench checks each run against the server's own counters (bench/serverCounts.ts).
+ * bench/forwardAuth.ts uses it over HTTP/1.1 (`h1`), for plain GETs without a body.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,16 +22,17 @@ export function checkH2load(): string {
   return r.stdout.trim();
 }
 
-/** One unary RPC as h2load sends it. */
+/** One unary RPC as h2load sends it, or a plain GET (no `messages`). */
 export interface H2Call {
-  /** "/package.Service/Method" */
+  /** "/package.Service/Method", or the GET's path */
   path: string;
   /**
    * Encoded request messages. One: every call sends it, on `connections` × `streams`. Several:
    * one h2load per message, with one connection and one stream each, so that no two calls in
-   * flight carry the same message (concurrent reads of one key would be shared).
+   * flight carry the same message (concurrent reads of one key would be shared). None: a GET
+   * without a body or gRPC headers.
    */
-  messages: Uint8Array[];
+  messages?: Uint8Array[];
   headers?: Record<string, string>;
 }
 
@@ -43,6 +45,13 @@ export interface H2Load {
   rps?: number;
   /** Run h2load under `taskset -c <cpus>`. */
   cpus?: string;
+  /** HTTP/1.1 (h2load --h1) on kept-alive connections; `streams` is then requests pipelined on each. */
+  h1?: boolean;
+  /**
+   * Called once h2load has exited, before its output is read: a server in the caller's process
+   * reads its CPU time there, without the parsing of h2load's log.
+   */
+  ended?: () => void;
 }
 
 export interface H2Result {
@@ -54,8 +63,15 @@ export interface H2Result {
   started: number;
   /** Streams that failed (errors and timeouts included) or were answered with an HTTP status other than 2xx. */
   failed: number;
+  /** Answers with an HTTP status other than 2xx (h2load may count them in `failed` too). */
+  notOk: number;
   /** h2load's own CPU time (user + system). */
   cpuSeconds: number;
+  /**
+   * Of which user time: the rest is the kernel's, most of it loopback TCP, which a sender pays for
+   * the receiving side's processing of its packets too.
+   */
+  userCpuSeconds: number;
   /** Of each answered call. */
   durationsUs: number[];
 }
@@ -113,27 +129,30 @@ export function grpcFrame(message: Uint8Array): Buffer {
 // Asynchronous: the caller reads the server's counters meanwhile.
 const execFileAsync = promisify(execFile);
 
-/** (user + system) CPU seconds of the reaped children of the shell that wrote this /proc/<pid>/stat. */
+/** User and system CPU seconds of the reaped children of the shell that wrote this /proc/<pid>/stat. */
 const childrenCpuSeconds = (stat: string) => {
   const fields = stat.split(') ')[1].split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / 100; // cutime, cstime; getconf CLK_TCK
+  return { user: Number(fields[13]) / 100, system: Number(fields[14]) / 100 }; // cutime, cstime; getconf CLK_TCK
 };
 
 export async function runH2load(origin: string, c: H2Call, load: H2Load): Promise<H2Result> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-h2load-'));
   try {
-    const n = c.messages.length;
+    const messages = c.messages ?? [undefined];
+    const n = messages.length;
     const [connections, streams] = n === 1 ? [load.connections, load.streams] : [1, 1];
-    const headers = { 'content-type': 'application/grpc', te: 'trailers', ...c.headers };
-    const runs = c.messages.map(async (message, i) => {
+    const headers = { ...(c.messages && { 'content-type': 'application/grpc', te: 'trailers' }), ...c.headers };
+    const runs = messages.map(async (message, i) => {
       const body = join(dir, `${i}.bin`);
       const log = join(dir, `${i}.log`);
       const stat = join(dir, `${i}.stat`);
-      writeFileSync(body, grpcFrame(message));
+      if (message) writeFileSync(body, grpcFrame(message));
       const args = [
         ...['-D', `${Math.round(load.seconds * 1000)}ms`, '-c', String(connections), '-m', String(streams)],
         ...(load.rps ? ['--rps', String(Math.max(1, Math.round(load.rps / n / connections)))] : []),
-        ...['-d', body, '--log-file', log],
+        ...(load.h1 ? ['--h1'] : []),
+        ...(message ? ['-d', body] : []),
+        ...['--log-file', log],
         ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
         `${origin}${c.path}`,
       ];
@@ -141,13 +160,15 @@ export async function runH2load(origin: string, c: H2Call, load: H2Load): Promis
       const sh = ['sh', '-c', 'h2load "$@" && cat /proc/$$/stat > "$0"', stat, ...args];
       const [command, ...rest] = load.cpus ? ['taskset', '-c', load.cpus, ...sh] : sh;
       const { stdout } = await execFileAsync(command, rest, { maxBuffer: 64 * 1024 * 1024 });
-      return {
-        summary: parseH2loadSummary(stdout),
-        durations: parseH2loadLog(readFileSync(log, 'utf8')),
-        cpu: childrenCpuSeconds(readFileSync(stat, 'utf8')),
-      };
+      return { stdout, log, stat };
     });
-    const results = await Promise.all(runs);
+    const exited = await Promise.all(runs);
+    load.ended?.();
+    const results = exited.map(({ stdout, log, stat }) => ({
+      summary: parseH2loadSummary(stdout),
+      durations: parseH2loadLog(readFileSync(log, 'utf8')),
+      cpu: childrenCpuSeconds(readFileSync(stat, 'utf8')),
+    }));
     const sum = (f: (r: (typeof results)[number]) => number) => results.reduce((a, r) => a + f(r), 0);
     return {
       calls: sum((r) => r.summary.succeeded),
@@ -155,7 +176,9 @@ export async function runH2load(origin: string, c: H2Call, load: H2Load): Promis
       seconds: sum((r) => r.summary.seconds) / n,
       started: sum((r) => r.summary.started),
       failed: sum((r) => r.summary.failed + r.summary.notOk),
-      cpuSeconds: sum((r) => r.cpu),
+      notOk: sum((r) => r.summary.notOk),
+      cpuSeconds: sum((r) => r.cpu.user + r.cpu.system),
+      userCpuSeconds: sum((r) => r.cpu.user),
       durationsUs: results.flatMap((r) => r.durations),
     };
   } finally {

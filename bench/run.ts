@@ -41,6 +41,7 @@ import { startServiceProcess, type ServiceProcess } from '../test/support/servic
 import { summariseProfile } from './cpuprofile';
 import { checkH2load, quantile, runH2load, type H2Call, type H2Load, type H2Result } from './h2load';
 import { cpuSeconds } from './procStats';
+import { formatRange, formatRatio, roundRatio, spread, SPREAD_LIMIT_PCT } from './rounds';
 import { countsDelta, handledCalls, runProblem, serverCounts } from './serverCounts';
 
 const say = (s: string) => process.stdout.write(`[bench] ${s}\n`);
@@ -288,26 +289,6 @@ async function runRounds(g: Group): Promise<Run[]> {
   return runs;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-interface Spread {
-  median: number;
-  min: number;
-  max: number;
-  /** Half the min–max range, relative to the median, in % */
-  spreadPct: number;
-}
-
-const spread = (xs: number[]): Spread => {
-  const m = median(xs);
-  const [min, max] = [Math.min(...xs), Math.max(...xs)];
-  const r = (x: number, d = 3) => +x.toFixed(d);
-  return { median: r(m), min: r(min), max: r(max), spreadPct: r(((max - min) / 2 / m) * 100, 1) };
-};
-
 /** Per scenario: absolute figures over the rounds, and its ratios to each floor taken within each round. */
 function summarise(g: Group, runs: Run[]) {
   const [transport, interceptors] = g.scenarios.map((s) => s.name);
@@ -315,13 +296,8 @@ function summarise(g: Group, runs: Run[]) {
   const rounds = [...new Set(runs.map((r) => r.round))];
   return g.scenarios.map((s) => {
     const mine = runs.filter((r) => r.scenario === s.name);
-    // A round's ratio: the median of its slices' ratios, each taken against the floor's slice of
-    // the same turn, seconds apart: a burst of other work during one turn does not make the round's.
     const ratio = (floor: string, f: (x: SliceFigures) => number) =>
-      rounds.map((n) => {
-        const [mineOf, floorOf] = [ofRound(s.name, n).slices, ofRound(floor, n).slices];
-        return median(mineOf.map((x, i) => f(x) / f(floorOf[i])));
-      });
+      rounds.map((n) => roundRatio(ofRound(s.name, n).slices, ofRound(floor, n).slices, f));
     return {
       scenario: s.name,
       rps: spread(mine.map((r) => r.rps)),
@@ -347,19 +323,17 @@ function summarise(g: Group, runs: Run[]) {
 type Summary = ReturnType<typeof summarise>;
 
 function print(group: string, rows: Summary): void {
-  const mm = (s: Spread, d = 0) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
-  const ratio = (s: Spread) => `${s.median.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)}, ±${s.spreadPct}%)`;
   say(`${group}: medians over ${rows[0].rpsRatioByRound.length} rounds (min–max); ratios per round, to the transport floor unless said`);
   console.table(
     rows.map((r) => ({
       scenario: r.scenario,
-      'req/s': mm(r.rps),
-      'p99 ms': mm(r.p99ms, 1),
-      '× req/s': ratio(r.rpsVsTransport),
-      '× p99': ratio(r.p99VsTransport),
+      'req/s': formatRange(r.rps),
+      'p99 ms': formatRange(r.p99ms, 1),
+      '× req/s': formatRatio(r.rpsVsTransport),
+      '× p99': formatRatio(r.p99VsTransport),
       '× interceptor floor req/s': r.rpsVsInterceptors.median.toFixed(3),
-      'CPU µs/call': mm(r.cpuUsPerCall),
-      '× CPU/call': ratio(r.cpuVsTransport),
+      'CPU µs/call': formatRange(r.cpuUsPerCall),
+      '× CPU/call': formatRatio(r.cpuVsTransport),
       'server core %': (r.serverCoreShare.median * 100).toFixed(0),
       'h2load µs/call': r.h2loadCpuUsPerCall.median.toFixed(1),
       'key lookups': r.keyLookups,
@@ -367,9 +341,6 @@ function print(group: string, rows: Summary): void {
     })),
   );
 }
-
-/** The acceptance: every ratio to the transport floor within ±5 % over the rounds. */
-const SPREAD_LIMIT_PCT = 5;
 
 /** The spread of each scenario's req/s and CPU-per-call ratios to the transport floor; loud when above the limit. */
 function checkSpreads(group: string, rows: Summary): string[] {

@@ -27,7 +27,8 @@ export function serverCounts(samples: Sample[], path: string): ServerCounts {
   return { handled, verifyResults };
 }
 
-const minus = (after: Record<string, number>, before: Record<string, number>) =>
+/** What grew between two readings of counters by label, leaving out what did not. */
+export const minus = (after: Record<string, number>, before: Record<string, number>): Record<string, number> =>
   Object.fromEntries(Object.entries(after).flatMap(([k, v]) => (v - (before[k] ?? 0) ? [[k, v - (before[k] ?? 0)]] : [])));
 
 export const countsDelta = (before: ServerCounts, after: ServerCounts): ServerCounts => ({
@@ -53,5 +54,27 @@ export function runProblem(d: ServerCounts, client: { calls: number; started: nu
   if (verifyResult === undefined ? results.length > 0 : results.some((r) => r !== verifyResult) || !(d.verifyResults[verifyResult] >= OK)) {
     return `VerifyKey results ${JSON.stringify(d.verifyResults)}, expected ${verifyResult ? `${OK} or more ${verifyResult}` : 'none'}`;
   }
+  return undefined;
+}
+
+/**
+ * What is wrong with an HTTP run of bench/forwardAuth.ts, or undefined. Every request must have
+ * been answered 2xx (forward auth answers 401 to a key it does not accept), and the app's VerifyKey
+ * results (`grew`, over the run) must be VALID only: for a scenario that verifies, at least as many
+ * as h2load counted answered and no more than it started (those it cut at the end may have been
+ * verified); none for the others.
+ */
+export function httpRunProblem(
+  client: { calls: number; started: number; failed: number; notOk: number },
+  grew: Record<string, number>,
+  verifies: boolean,
+): string | undefined {
+  if (client.notOk > 0) return `h2load: ${client.notOk} requests answered with a status other than 2xx`;
+  if (client.failed > 0) return `h2load: ${client.failed} requests failed`;
+  const { VALID = 0, ...other } = grew;
+  if (Object.keys(other).length > 0) return `VerifyKey results ${JSON.stringify(grew)}, expected VALID only`;
+  if (!verifies) return VALID > 0 ? `${VALID} VALID results from a scenario that does not verify` : undefined;
+  if (VALID < client.calls) return `${VALID} VALID results, h2load counted ${client.calls} requests answered`;
+  if (VALID > client.started) return `${VALID} VALID results, h2load started ${client.started} requests`;
   return undefined;
 }

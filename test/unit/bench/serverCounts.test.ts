@@ -1,4 +1,4 @@
-import { countsDelta, handledCalls, runProblem, serverCounts } from '../../../bench/serverCounts';
+import { countsDelta, handledCalls, httpRunProblem, minus, runProblem, serverCounts } from '../../../bench/serverCounts';
 import { parseMetrics } from '../../support/prometheus';
 
 const VERIFY = '/apikeys.v1.VerifyService/VerifyKey';
@@ -59,5 +59,38 @@ describe('runProblem', () => {
     expect(runProblem({ handled: ok, verifyResults: { VALID: 900 } }, client, 'VALID')).toMatch(/1000 or more VALID/);
     expect(runProblem({ handled: ok, verifyResults: {} }, client, 'VALID')).toMatch(/1000 or more VALID/);
     expect(runProblem({ handled: ok, verifyResults: { VALID: 3 } }, client)).toMatch(/expected none/);
+  });
+});
+
+describe('httpRunProblem', () => {
+  const client = { calls: 1000, started: 1032, failed: 0, notOk: 0 };
+
+  it('accepts a forward-auth run with as many VALID results as requests, those cut at the end included', () => {
+    expect(httpRunProblem(client, { VALID: 1000 }, true)).toBeUndefined();
+    expect(httpRunProblem(client, { VALID: 1032 }, true)).toBeUndefined();
+  });
+
+  it('accepts a ceiling run with no results at all', () => {
+    expect(httpRunProblem(client, {}, false)).toBeUndefined();
+  });
+
+  it('reports answers other than 2xx (a 401: the key was not accepted) and failed requests', () => {
+    expect(httpRunProblem({ ...client, failed: 3, notOk: 3 }, { VALID: 1000 }, true)).toMatch(
+      /3 requests answered with a status other than 2xx/,
+    );
+    expect(httpRunProblem({ ...client, failed: 2 }, { VALID: 1000 }, true)).toMatch(/2 requests failed/);
+  });
+
+  it('reports too few or too many VALID results, other results, or results from a scenario that does not verify', () => {
+    expect(httpRunProblem(client, { VALID: 999 }, true)).toMatch(/999 VALID results, h2load counted 1000/);
+    expect(httpRunProblem(client, { VALID: 1033 }, true)).toMatch(/h2load started 1032/);
+    expect(httpRunProblem(client, { VALID: 1000, NOT_FOUND: 1 }, true)).toMatch(/expected VALID only/);
+    expect(httpRunProblem(client, { VALID: 7 }, false)).toMatch(/7 VALID results from a scenario that does not verify/);
+  });
+});
+
+describe('minus', () => {
+  it('keeps what grew, including labels that appeared, and drops what did not change', () => {
+    expect(minus({ VALID: 15, NOT_FOUND: 2, REVOKED: 1 }, { VALID: 10, REVOKED: 1 })).toEqual({ VALID: 5, NOT_FOUND: 2 });
   });
 });
