@@ -42,13 +42,14 @@ export class AccessLog {
     private readonly sampledLog: Logger = logger,
   ) {}
 
-  /** The call is answered with `status` (its request id already echoed): its line, if it gets one. */
-  answered(call: LoggedCall, status: PartialStatusObject): void {
-    const ok = status.code === grpcStatus.OK;
-    if (!ok || call.share >= 1 || Math.random() < call.share) this.log(call, status, ok);
+  /** Whether the call answered with `status` gets a line: every failure, successes by the method's share. */
+  logs(call: LoggedCall, status: PartialStatusObject): boolean {
+    return status.code !== grpcStatus.OK || call.share >= 1 || Math.random() < call.share;
   }
 
-  private log(call: LoggedCall, status: PartialStatusObject, ok: boolean): void {
+  /** The line of a call answered with `status` (its request id already echoed), once logs() said it gets one. */
+  log(call: LoggedCall, status: PartialStatusObject): void {
+    const ok = status.code === grpcStatus.OK;
     const ctx = call.request && attachedContext(call.request);
     const sampled = ok && call.share < 1;
     (sampled ? this.sampledLog : this.logger).info(

@@ -48,7 +48,7 @@ export type QuietOnSuccess = (path: string) => boolean;
  * included; an invalid one is refused with INVALID_REQUEST_ID_HEADER (answered under a generated
  * id). A call that sent none gets a generated one, echoed the same way, except a successful call
  * of a `quiet` method (the access log samples its successes): that one gets an id only if
- * something needed it — a handler, or the access log logging it (echoedRequestIdOf) — and then in
+ * something needed it — a handler, or the access log logging it (serviceCall.ts) — and then in
  * its trailers. Past it the request metadata carries the call's source of its id:
  * requestIdSourceOf reads it.
  */
@@ -96,15 +96,7 @@ export function requestIdSourceOf(metadata: Metadata): RequestIdSource {
   return source;
 }
 
-/**
- * The request id a status carries back to the client (echoRequestId put it there). A quiet
- * method's successful call may carry none: it gets one generated, added to its trailers, as the
- * access log logs it.
- */
-export function echoedRequestIdOf(status: PartialStatusObject): string {
-  const id = status.metadata?.get(HEADER)[0] as string | undefined;
-  if (id !== undefined) return id;
-  const generated = randomUUID();
-  echoIn(status, generated);
-  return generated;
+/** The request id a status carries back to the client (echoRequestId put it there), if any. */
+export function echoedRequestIdOf(status: PartialStatusObject): string | undefined {
+  return status.metadata?.get(HEADER)[0] as string | undefined;
 }

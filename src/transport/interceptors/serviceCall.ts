@@ -77,8 +77,12 @@ class ServiceCall extends InterceptorCall implements RequestIdState, LoggedCall,
 
   override sendStatus(status: PartialStatusObject): void {
     this.answered = true;
-    if (this.parts.requestIds) echoRequestId(this, status);
-    this.parts.accessLog?.answered(this, status);
+    const { accessLog, requestIds } = this.parts;
+    const logged = accessLog?.logs(this, status) === true;
+    // A line names the call's request id: a quiet success that gets one needs an id too.
+    if (logged && requestIds) this.requestId();
+    if (requestIds) echoRequestId(this, status);
+    if (logged) accessLog.log(this, status);
     super.sendStatus(status);
   }
 
