@@ -39,6 +39,7 @@ import { UsageRepository } from './storage/usageRepository';
 import { currentCall } from './transport/callScope';
 import { serveForwardAuth, type ForwardAuthEndpoint } from './transport/http/forwardAuth';
 import { bind, buildServer, SERVICE_NAMES } from './transport/server';
+import type { LeanPath } from './transport/leanUnary';
 import { shutdownGracefully } from './transport/shutdown';
 
 export interface RunningApp {
@@ -52,6 +53,8 @@ export interface RunningApp {
   metricsPort?: number;
   /** The bound port of the forward-auth endpoint; undefined when HTTP_AUTH_ADDR is off. */
   httpAuthPort?: number;
+  /** VerifyKey's lean way through HTTP/2: whether it is on, and how many calls took it. */
+  lean: LeanPath;
   /** Health NOT_SERVING, drain calls (SHUTDOWN_GRACE_MS), final usage flush, close MongoDB. Idempotent. */
   stop(): Promise<void>;
 }
@@ -209,7 +212,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   ];
   const usageReports = new UsageReports({ keys: keyRepo, usage, now });
   const sampledLines = batchedLogger(logger);
-  const { server, health } = buildServer({
+  const assembled = buildServer({
     authenticator,
     keys,
     orgLeak,
@@ -226,6 +229,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     sampledLog: sampledLines.logger,
     metrics,
   });
+  const { server, health } = assembled;
   options.beforeBind?.(server);
   const setHealth = (s: 'SERVING' | 'NOT_SERVING') => {
     for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, s);
@@ -233,6 +237,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   let metricsEndpoint: MetricsEndpoint | undefined;
   let forwardAuth: ForwardAuthEndpoint | undefined;
   let port: number;
+  let lean: LeanPath;
   try {
     if (config.metricsAddr) metricsEndpoint = await serveMetrics(metrics, config.metricsAddr, logger);
     if (config.httpAuthAddr)
@@ -241,7 +246,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         config.httpAuthAddr,
         config.httpAuthMaxConnections,
       );
-    port = await bind(server, config.grpcAddr);
+    ({ port, lean } = await bind(assembled, config.grpcAddr));
   } catch (err) {
     sampledLines.close();
     await forwardAuth?.close(0);
@@ -262,7 +267,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   background.forEach((b) => b.start());
   storageHealth.start();
   setHealth('SERVING');
-  logger.info({ addr: config.grpcAddr, port }, 'apikeys listening');
+  logger.info({ addr: config.grpcAddr, port, leanVerify: lean.active }, 'apikeys listening');
+  if (config.grpc.leanVerify && !lean.active) {
+    logger.warn("GRPC_LEAN_VERIFY is on but this grpc-js version's server is not the one it was written for: VerifyKey takes grpc-js's own way");
+  }
 
   let stopping: Promise<void> | undefined;
   return {
@@ -272,6 +280,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     metrics,
     metricsPort: metricsEndpoint?.port,
     httpAuthPort: forwardAuth?.port,
+    lean,
     stop() {
       stopping ??= (async () => {
         // stop() flags the monitor at once (it can no longer turn health back to SERVING);

@@ -137,6 +137,7 @@ const schema = z.object({
   GRPC_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(0).default(0),
   GRPC_MAX_CONNECTION_AGE_MS: z.coerce.number().int().min(0).default(0),
   GRPC_MAX_CONNECTION_IDLE_MS: z.coerce.number().int().min(0).default(0),
+  GRPC_LEAN_VERIFY: z.enum(['on', 'off']).default('on'),
   VERIFY_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(100_000),
   VERIFY_CACHE_TTL_MS: positiveInt(60_000),
   VERIFY_NEGATIVE_TTL_MS: positiveInt(10_000),
@@ -216,6 +217,8 @@ export interface Config {
     maxConnectionAgeMs: number;
     /** 0: idle connections are kept. */
     maxConnectionIdleMs: number;
+    /** VerifyKey takes the lean way through HTTP/2 (transport/leanUnary.ts); off: grpc-js's own, as every other method. */
+    leanVerify: boolean;
   };
   verify: {
     cacheMaxEntries: number;
@@ -332,6 +335,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConcurrentStreams: c.GRPC_MAX_CONCURRENT_STREAMS,
       maxConnectionAgeMs: c.GRPC_MAX_CONNECTION_AGE_MS,
       maxConnectionIdleMs: c.GRPC_MAX_CONNECTION_IDLE_MS,
+      leanVerify: c.GRPC_LEAN_VERIFY === 'on',
     },
     verify: {
       cacheMaxEntries: c.VERIFY_CACHE_MAX_ENTRIES,

@@ -23,6 +23,7 @@ import { metadataLimitInterceptor } from './interceptors/metadataLimit';
 import { metricsInterceptor } from './interceptors/metrics';
 import { exceptOpenServices } from './interceptors/openServices';
 import { serviceInterceptor } from './interceptors/serviceCall';
+import { installLeanPath, type LeanMethod, type LeanPath } from './leanUnary';
 import { withCheckedRequests } from './requestDecoding';
 
 export const SERVICE_NAMES = ['apikeys.v1.KeyService', 'apikeys.v1.VerifyService'] as const;
@@ -45,6 +46,13 @@ export type TransportLimits = Config['grpc'];
 export interface AssembledServer {
   server: Server;
   health: HealthImplementation;
+  /** What bind() puts on the lean way (leanUnary.ts) when the configuration asks for it. */
+  lean: { methods: LeanMethod[]; interceptors: ServerInterceptor[]; limits: TransportLimits };
+}
+
+export interface BoundServer {
+  port: number;
+  lean: LeanPath;
 }
 
 /**
@@ -137,19 +145,28 @@ function interceptors(d: ServerDeps): ServerInterceptor[] {
 
 export function buildServer(d: ServerDeps): AssembledServer {
   routeGrpcLogs(d.logger);
-  const server = new Server({ ...channelOptions(d.limits), interceptors: interceptors(d) });
+  const parts = interceptors(d);
+  const server = new Server({ ...channelOptions(d.limits), interceptors: parts });
   const ours = FileDescriptorSet.decode(descriptorSet('descriptor.binpb'));
   server.addService(withCheckedRequests(KeyServiceService, ours), keyServiceHandlers(d));
   const verify = verifyService(d);
-  server.addService(withCheckedRequests(verify.definition, ours), verify.handlers);
+  const verifyDefinition = withCheckedRequests(verify.definition, ours);
+  server.addService(verifyDefinition, verify.handlers);
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
-  return { server, health };
+  const verifyKey = { definition: verifyDefinition.verifyKey, handler: verify.handlers.verifyKey } as LeanMethod;
+  return { server, health, lean: { methods: d.limits.leanVerify ? [verifyKey] : [], interceptors: parts, limits: d.limits } };
 }
 
-export function bind(server: Server, addr: string): Promise<number> {
+/** Listens on `addr` (plaintext), then puts the lean methods on their way. */
+export function bind({ server, lean }: AssembledServer, addr: string): Promise<BoundServer> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(err);
+      else resolve({ port, lean: lean.methods.length > 0 ? installLeanPath(server, lean.methods, lean.interceptors, lean.limits) : NO_LEAN_PATH });
+    });
   });
 }
+
+const NO_LEAN_PATH: LeanPath = Object.freeze({ active: false, served: 0 });
