@@ -166,6 +166,8 @@ class LeanCall implements ServerInterceptingCallInterface {
 
   private push(entry: { message: unknown } | null): void {
     this.queue.push(entry);
+    // A unary call needs one message: past a second, reading waits for the handler's side (as in grpc-js).
+    if (this.queue.length > 1) this.stream.pause();
     this.deliver();
   }
 
@@ -243,7 +245,8 @@ class LeanCall implements ServerInterceptingCallInterface {
   startRead(): void {
     if (this.cancelNotified) return;
     this.readPending = true;
-    this.deliver();
+    if (this.queue.length > 0) this.deliver();
+    else if (this.stream.isPaused()) this.stream.resume();
   }
 
   getPeer(): string {

@@ -12,6 +12,8 @@ import { Metadata } from '@grpc/grpc-js';
 import { VerifyKeyRequest, VerifyKeyResponse } from '../../src/gen/apikeys/v1/verify_service';
 import { generateSecret, hashSecret } from '../../src/domain/keyFormat';
 import type { KeyLookup } from '../../src/domain/ports';
+import { sampleValue, scrape } from '../support/prometheus';
+import { until } from '../support/until';
 import { startSecondInstance, startTestServer, type TestServer } from '../support/server';
 
 const VERIFY_KEY = '/apikeys.v1.VerifyService/VerifyKey';
@@ -199,6 +201,12 @@ const cases: Array<[string, () => Exchange, Partial<Seen>, boolean]> = [
     { code: String(status.UNIMPLEMENTED) },
     true,
   ],
+  [
+    'a thousand messages in one write',
+    () => ({ chunks: [Buffer.concat(Array.from({ length: 1000 }, () => frame(request('x'))))] }),
+    { code: String(status.UNIMPLEMENTED) },
+    true,
+  ],
   ['a frame cut short', () => ({ chunks: [frame(request(secret)).subarray(0, 12)] }), { code: String(status.UNIMPLEMENTED) }, true],
   [
     'a message over the receive limit',
@@ -265,5 +273,20 @@ describe('VerifyKey: the lean way answers as grpc-js does', () => {
     expect(a).toEqual(b);
     expect(a).toMatchObject(expected);
     expect(lean.app.lean.served - before).toBe(servedLean ? 1 : 0);
+  });
+
+  it('a call the client cancels while its key is read is counted CANCELLED, and the server goes on', async () => {
+    const cancelled = async (s: TestServer) =>
+      sampleValue(await scrape(s.app.metricsPort!), 'grpc_server_handled_total', {
+        grpc_method: 'VerifyKey',
+        grpc_code: 'CANCELLED',
+      }) ?? 0;
+    for (const s of [lean, grpcJs]) {
+      const before = await cancelled(s);
+      const a = await exchange(s, { chunks: [frame(request(slowSecret()))], cancelAfterMs: 100 });
+      expect(a).toMatchObject({ http: NaN, framesReceived: 0 });
+      await until('the cancelled call is counted', async () => (await cancelled(s)) === before + 1);
+      expect(await exchange(s, { chunks: [frame(request(secret))] })).toMatchObject({ code: '0', framesReceived: 1 });
+    }
   });
 });
