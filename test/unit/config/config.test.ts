@@ -66,6 +66,7 @@ describe('loadConfig defaults', () => {
       maxConcurrentStreams: 0,
       maxConnectionAgeMs: 0,
       maxConnectionIdleMs: 0,
+      leanVerify: true,
     });
     expect(c.secrets).toEqual({ encryptionKey: undefined, decryptionKeys: [] });
     expect(c.rotation).toEqual({ maxOverlapSeconds: 7 * 86_400, defaultOverlapSeconds: 86_400 });
@@ -368,6 +369,7 @@ describe('operations settings', () => {
       GRPC_MAX_CONCURRENT_STREAMS: '500',
       GRPC_MAX_CONNECTION_AGE_MS: '1800000',
       GRPC_MAX_CONNECTION_IDLE_MS: '600000',
+      GRPC_LEAN_VERIFY: 'off',
     });
     expect(c.metricsAddr).toBe('127.0.0.1:0');
     expect(c.healthCheckIntervalMs).toBe(250);
@@ -381,6 +383,7 @@ describe('operations settings', () => {
       maxConcurrentStreams: 500,
       maxConnectionAgeMs: 1_800_000,
       maxConnectionIdleMs: 600_000,
+      leanVerify: false,
     });
   });
 
@@ -393,6 +396,7 @@ describe('operations settings', () => {
     ['GRPC_MAX_METADATA_BYTES', '70000'], // over Node's 64 KiB HTTP/2 header cap
     ['GRPC_MAX_RECEIVE_MESSAGE_BYTES', '10'],
     ['GRPC_KEEPALIVE_TIME_MS', 'soon'],
+    ['GRPC_LEAN_VERIFY', 'yes'],
   ])('rejects %s=%s, naming the variable', (name, value) => {
     expect(named(configError({ [name]: value }))).toEqual([name]);
   });
