@@ -10,6 +10,9 @@
  * floors: grpc.health.v1.Health/Check, unauthenticated and outside our interceptors (the
  * transport), and an empty handler on VerifyKey's path, called with a service token (transport
  * and our interceptors; bench/authenticatedFloor.cjs adds it to the server without shipping it).
+ * Both floors take grpc-js's own way; VerifyKey takes its lean one (src/transport/leanUnary.ts),
+ * and a second server with GRPC_LEAN_VERIFY=off (same build, database and core) serves the same
+ * cached VerifyKey the grpc-js way, in turn with the others.
  *
  * The server gets core 0 (taskset); h2load (bench/h2load.ts), this script and the
  * database get the others. h2load cannot read gRPC statuses: every run is checked against the
@@ -88,6 +91,8 @@ interface Scenario {
   call: H2Call;
   /** The one VerifyKey result its calls must give (metric label); none for the floors. */
   verifyResult?: string;
+  /** Another server than its group's (same build, database and core, other settings). */
+  server?: ServiceProcess;
 }
 
 /** A server (its settings) and the scenarios measured on it, one round after another. */
@@ -210,12 +215,13 @@ interface Slice {
 }
 
 async function measure(g: Group, s: Scenario): Promise<Slice> {
-  const pid = g.server.child.pid!;
-  const before = await counts(g.server, s.call.path);
-  const logBytes = g.server.logBytes;
+  const server = s.server ?? g.server;
+  const pid = server.child.pid!;
+  const before = await counts(server, s.call.path);
+  const logBytes = server.logBytes;
   const cpu = cpuSeconds(pid);
-  const r = await runH2load(`http://127.0.0.1:${g.server.port}`, s.call, { ...LOAD, seconds: SECONDS / g.slices });
-  const after = await counts(g.server, s.call.path);
+  const r = await runH2load(`http://127.0.0.1:${server.port}`, s.call, { ...LOAD, seconds: SECONDS / g.slices });
+  const after = await counts(server, s.call.path);
   // After the calls h2load cut have finished, as they are counted (and one read of the counters, ~1 ms).
   const serverCpu = cpuSeconds(pid) - cpu;
   const d = countsDelta(before, after);
@@ -224,7 +230,7 @@ async function measure(g: Group, s: Scenario): Promise<Slice> {
     serverCpu,
     serverCalls: handledCalls(d),
     keyLookups: after.keyLookups - before.keyLookups,
-    logBytes: g.server.logBytes - logBytes,
+    logBytes: server.logBytes - logBytes,
     problem:
       (r.failed > 0 ? `h2load: ${r.failed} calls failed or answered with an HTTP error` : undefined) ?? runProblem(d, r, s.verifyResult),
   };
@@ -430,8 +436,11 @@ async function main(): Promise<void> {
     /** Every measured round's figures, slice by slice: for a second look at the noise. */
     const runsOf: Record<string, Run[]> = {};
     const load = [loadavg()[0]];
-    const hot = await startServer(uri, {});
-    started.push(hot.server);
+    const database = { MONGODB_DATABASE: `bench_${randomBytes(3).toString('hex')}` };
+    const hot = await startServer(uri, database);
+    // The same VerifyKey through grpc-js's own per-call machinery, for comparison (docs/decisions/lean-verify-path.md).
+    const viaGrpcJs = await startServer(uri, { ...database, GRPC_LEAN_VERIFY: 'off' });
+    started.push(hot.server, viaGrpcJs.server);
     const [secret] = await createKeys(hot.server, 1);
     const unknown = generateSecret('sk', 'live');
     const hotGroup: Group = {
@@ -444,12 +453,18 @@ async function main(): Promise<void> {
         verify(hot.server, 'VerifyKey cached valid', [verifyRequest(secret, ['read'])], 'VALID'),
         verify(hot.server, 'VerifyKey malformed', [verifyRequest('sk_live_not-a-real-key')], 'MALFORMED'),
         verify(hot.server, 'VerifyKey one unknown key', [verifyRequest(unknown)], 'NOT_FOUND'),
+        {
+          ...verify(viaGrpcJs.server, 'VerifyKey cached valid, GRPC_LEAN_VERIFY=off', [verifyRequest(secret, ['read'])], 'VALID'),
+          server: viaGrpcJs.server,
+        },
       ],
     };
     runsOf[hotGroup.name] = await runRounds(hotGroup);
     results[hotGroup.name] = summarise(hotGroup, runsOf[hotGroup.name]);
-    hot.server.child.kill('SIGTERM');
-    await hot.server.exited;
+    for (const { server } of [hot, viaGrpcJs]) {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
 
     if (opts.storage) {
       const COLD_KEYS = 50;
