@@ -11,12 +11,11 @@
  * password hash protects low-entropy inputs, which these are not).
  */
 import { hash, randomBytes } from 'node:crypto';
-import { crc32 } from 'node:zlib';
 
 export type Environment = 'live' | 'test';
 
 export interface ParsedSecret {
-  environment: Environment;
+  readonly environment: Environment;
 }
 
 export interface SecretDescription {
@@ -36,13 +35,26 @@ export const CHECKSUM_LENGTH = 6; // 62^6 ≈ 5.7e10 > 2^32, so any CRC32 fits.
 const ENV_LENGTH = 4; // 'live' and 'test' are both 4 chars, so the total length is fixed.
 /** Everything but the prefix: `_` + env + `_` + random + checksum. */
 const SUFFIX_LENGTH = 1 + ENV_LENGTH + 1 + RANDOM_LENGTH + CHECKSUM_LENGTH;
-/** Longest possible secret (16-char prefix): 60. Anything longer is rejected before any regex. */
+/** Longest possible secret (16-char prefix): 60. Anything longer is rejected before any other check. */
 export const MAX_SECRET_LENGTH = 16 + SUFFIX_LENGTH;
 
 const PREFIX_PATTERN = /^[a-z][a-z0-9]{1,15}$/;
-const BODY_PATTERN = /^[0-9A-Za-z]+$/;
 // Prefixes cannot contain '_', so the first '_' always ends the prefix.
 const SECRET_SHAPE = /^([a-z][a-z0-9]{1,15})_(live|test)_([0-9A-Za-z]{38})$/;
+const UNDERSCORE = 0x5f;
+/** Base62 digit value by char code (< 128), -1 for any other char. */
+const BASE62_DIGITS = new Int8Array(128).fill(-1);
+for (let i = 0; i < BASE62.length; i++) BASE62_DIGITS[BASE62.charCodeAt(i)] = i;
+/** CRC-32 (IEEE, zlib's) byte table. */
+const CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+// Shared and frozen: parseSecret runs on every verification and allocates nothing.
+const PARSED_LIVE: ParsedSecret = Object.freeze({ environment: 'live' });
+const PARSED_TEST: ParsedSecret = Object.freeze({ environment: 'test' });
 
 /** A deployment's key prefix: a lowercase letter, then 1–15 lowercase letters or digits. */
 export function isValidPrefix(prefix: string): boolean {
@@ -67,17 +79,30 @@ export function generateSecret(prefix: string, environment: Environment): string
  */
 export function parseSecret(secret: string, prefix: string): ParsedSecret | null {
   if (typeof secret !== 'string' || typeof prefix !== 'string') return null;
-  if (secret.length > MAX_SECRET_LENGTH || secret.length !== prefix.length + SUFFIX_LENGTH) return null;
-  if (!secret.startsWith(prefix) || secret[prefix.length] !== '_') return null;
+  const length = secret.length;
+  if (length > MAX_SECRET_LENGTH || length !== prefix.length + SUFFIX_LENGTH) return null;
+  if (!secret.startsWith(prefix) || secret.charCodeAt(prefix.length) !== UNDERSCORE) return null;
   const envStart = prefix.length + 1;
-  const environment = secret.slice(envStart, envStart + ENV_LENGTH);
-  if (!isEnvironment(environment) || secret[envStart + ENV_LENGTH] !== '_') return null;
-  const random = secret.slice(envStart + ENV_LENGTH + 1, secret.length - CHECKSUM_LENGTH);
-  const checksum = secret.slice(secret.length - CHECKSUM_LENGTH);
-  if (!BODY_PATTERN.test(random) || !BODY_PATTERN.test(checksum)) return null;
+  const parsed = secret.startsWith('live', envStart) ? PARSED_LIVE : secret.startsWith('test', envStart) ? PARSED_TEST : null;
+  if (parsed === null || secret.charCodeAt(envStart + ENV_LENGTH) !== UNDERSCORE) return null;
+  const randomStart = envStart + ENV_LENGTH + 1;
+  const checksumStart = length - CHECKSUM_LENGTH;
+  // The random part is validated and CRC'd in one pass: each char is read once.
+  let crc = crcRegister(secret, randomStart);
+  for (let i = randomStart; i < checksumStart; i++) {
+    const code = secret.charCodeAt(i);
+    if (base62Digit(code) < 0) return null;
+    crc = crcStep(crc, code);
+  }
+  // Decoded as a number (62^6 > 2^32, exact in a double) rather than re-encoding the CRC.
+  let checksum = 0;
+  for (let i = checksumStart; i < length; i++) {
+    const digit = base62Digit(secret.charCodeAt(i));
+    if (digit < 0) return null;
+    checksum = checksum * 62 + digit;
+  }
   // Not a secret comparison (the checksum is public information), so === is fine here.
-  if (checksumOf(secret.slice(0, secret.length - CHECKSUM_LENGTH)) !== checksum) return null;
-  return { environment };
+  return checksum === ~crc >>> 0 ? parsed : null;
 }
 
 /** SHA-256 hex of the secret: what storage indexes and looks keys up by. */
@@ -105,13 +130,45 @@ export function describeSecret(secret: string): SecretDescription {
 
 /** The 6-char base62 CRC32 of `body`, left-padded with '0'. */
 export function checksumOf(body: string): string {
-  let value = crc32(body); // unsigned 32-bit; body is ASCII, so string vs UTF-8 bytes agree.
+  let value = crc32Of(body, body.length);
   let out = '';
   for (let i = 0; i < CHECKSUM_LENGTH; i++) {
     out = BASE62[value % 62] + out;
     value = Math.floor(value / 62);
   }
   return out;
+}
+
+/**
+ * zlib's CRC32 of the UTF-8 bytes of `text`'s first `end` chars, as an unsigned 32-bit number.
+ * Pure JS on purpose: no native call converting the string, no allocation for ASCII text.
+ */
+export function crc32Of(text: string, end: number): number {
+  return ~crcRegister(text, end) >>> 0;
+}
+
+/** The CRC32 register (before the final inversion) after `text`'s first `end` chars. */
+function crcRegister(text: string, end: number): number {
+  let crc = -1;
+  for (let i = 0; i < end; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) {
+      // Only from a prefix outside the allowed charset (parseSecret does not check it): hash the
+      // rest as UTF-8 bytes, as zlib does, so such a prefix behaves as it always has.
+      for (const byte of Buffer.from(text.slice(i, end))) crc = crcStep(crc, byte);
+      break;
+    }
+    crc = crcStep(crc, code);
+  }
+  return crc;
+}
+
+function crcStep(crc: number, byte: number): number {
+  return CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+}
+
+function base62Digit(code: number): number {
+  return code < 128 ? BASE62_DIGITS[code] : -1;
 }
 
 /** `length` uniform base62 chars from the CSPRNG. Bytes ≥ 248 (= 4 × 62) are discarded so that

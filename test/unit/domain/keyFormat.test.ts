@@ -5,6 +5,7 @@ import {
   type Environment,
   MAX_SECRET_LENGTH,
   checksumOf,
+  crc32Of,
   describeSecret,
   generateSecret,
   hashSecret,
@@ -50,6 +51,12 @@ describe('generateSecret / parseSecret round trip', () => {
     // Decode the base62 checksum independently and compare with zlib's CRC32.
     const decoded = checksum.split('').reduce((n, c) => n * 62 + BASE62.indexOf(c), 0);
     expect(decoded).toBe(crc32(secret.slice(0, -6)));
+  });
+
+  it('returns a frozen result, shared between calls', () => {
+    const parsed = parseSecret(generateSecret('sk', 'live'), 'sk');
+    expect(Object.isFrozen(parsed)).toBe(true);
+    expect(parseSecret(generateSecret('sk', 'live'), 'sk')).toBe(parsed);
   });
 
   it('never generates the same secret twice', () => {
@@ -152,6 +159,144 @@ describe('parseSecret rejections', () => {
   it('rejects non-string input without throwing', () => {
     expect(parseSecret(undefined as unknown as string, 'sk')).toBeNull();
     expect(parseSecret(42 as unknown as string, 'sk')).toBeNull();
+  });
+});
+
+describe('crc32Of', () => {
+  it("equals zlib's crc32 on any string and any leading part of it", () => {
+    const unicodeArb = fc.oneof(fc.string({ unit: 'binary-ascii' }), fc.string({ unit: anyUnitArb }), fc.string({ unit: 'binary' }));
+    fc.assert(
+      fc.property(unicodeArb, fc.nat(), (text, n) => {
+        const end = n % (text.length + 1);
+        expect(crc32Of(text, text.length)).toBe(crc32(text));
+        expect(crc32Of(text, end)).toBe(crc32(text.slice(0, end)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("equals zlib's crc32 on generated secrets", () => {
+    fc.assert(
+      fc.property(prefixArb, envArb, (prefix, env) => {
+        const secret = generateSecret(prefix, env);
+        expect(crc32Of(secret, secret.length)).toBe(crc32(secret));
+        expect(crc32Of(secret, secret.length - 6)).toBe(crc32(secret.slice(0, -6)));
+      }),
+    );
+  });
+});
+
+/** The regex-and-zlib parseSecret this module used to have: the table-driven one must agree with it on every input. */
+function oracleParseSecret(secret: string, prefix: string): { environment: Environment } | null {
+  const BODY_PATTERN = /^[0-9A-Za-z]+$/;
+  if (typeof secret !== 'string' || typeof prefix !== 'string') return null;
+  if (secret.length > MAX_SECRET_LENGTH || secret.length !== prefix.length + 44) return null;
+  if (!secret.startsWith(prefix) || secret[prefix.length] !== '_') return null;
+  const envStart = prefix.length + 1;
+  const environment = secret.slice(envStart, envStart + 4);
+  if ((environment !== 'live' && environment !== 'test') || secret[envStart + 4] !== '_') return null;
+  const random = secret.slice(envStart + 5, secret.length - 6);
+  const checksum = secret.slice(secret.length - 6);
+  if (!BODY_PATTERN.test(random) || !BODY_PATTERN.test(checksum)) return null;
+  if (oracleChecksumOf(secret.slice(0, secret.length - 6)) !== checksum) return null;
+  return { environment };
+}
+
+/** The checksum as the oracle computed it: zlib's crc32 (of UTF-8 bytes), as 6 base62 chars. */
+function oracleChecksumOf(body: string): string {
+  let value = crc32(body);
+  let out = '';
+  for (let i = 0; i < 6; i++) {
+    out = BASE62[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return out;
+}
+
+describe('parseSecret against the regex-based oracle', () => {
+  /** Any single char: one UTF-16 unit (lone surrogates included) or one code point (astral ones are two units). */
+  const charArb = fc.oneof(anyUnitArb, fc.string({ minLength: 1, maxLength: 1, unit: 'binary' }));
+  /** Valid prefixes mostly, then the edge cases parseSecret does not rule out itself: empty, '_', upper case, non-ASCII, too long. */
+  const anyPrefixArb = fc.oneof(
+    { arbitrary: prefixArb, weight: 4 },
+    fc.constantFrom('', 's', 'sk_', '_', 'SK', 'sk_live', 'skü', 'a'.repeat(16), 'a'.repeat(17)),
+    fc.string({ maxLength: 18, unit: charArb }),
+  );
+  const base62Arb = (n: number) => fc.stringMatching(new RegExp(`^[0-9A-Za-z]{${n}}$`));
+  const unitsArb = (n: number) => fc.string({ minLength: n, maxLength: n, unit: anyUnitArb });
+  /** `{prefix}{sep}{env}{sep}{random}` + the oracle's checksum of it: valid unless a part is off. */
+  const withChecksumArb = fc
+    .record({
+      prefix: anyPrefixArb,
+      sep1: fc.oneof({ arbitrary: fc.constant('_'), weight: 8 }, charArb),
+      env: fc.oneof({ arbitrary: envArb, weight: 8 }, fc.constantFrom('LIVE', 'Test', 'prod'), unitsArb(4)),
+      sep2: fc.oneof({ arbitrary: fc.constant('_'), weight: 8 }, charArb),
+      random: fc.oneof({ arbitrary: base62Arb(32), weight: 4 }, unitsArb(32), base62Arb(31), base62Arb(33)),
+    })
+    .map(({ prefix, sep1, env, sep2, random }) => {
+      const body = `${prefix}${sep1}${env}${sep2}${random}`;
+      return { secret: body + oracleChecksumOf(body), prefix };
+    });
+  const caseArb = fc.oneof(
+    { arbitrary: withChecksumArb, weight: 3 },
+    // Parsed with another prefix than its own.
+    fc.tuple(withChecksumArb, anyPrefixArb).map(([c, prefix]) => ({ secret: c.secret, prefix })),
+    // One char replaced by any char.
+    fc.tuple(withChecksumArb, fc.nat(), charArb).map(([c, n, ch]) => {
+      const pos = n % Math.max(c.secret.length, 1);
+      return { secret: c.secret.slice(0, pos) + ch + c.secret.slice(pos + 1), prefix: c.prefix };
+    }),
+    // One char replaced by one with the same low byte, which a masked lookup or byte-wise CRC would take for it.
+    fc.tuple(withChecksumArb, fc.nat(), fc.integer({ min: 1, max: 255 })).map(([c, n, k]) => {
+      const pos = n % Math.max(c.secret.length, 1);
+      const ch = String.fromCharCode((c.secret.charCodeAt(pos) + 256 * k) & 0xffff);
+      return { secret: c.secret.slice(0, pos) + ch + c.secret.slice(pos + 1), prefix: c.prefix };
+    }),
+    // Truncated or extended at either end.
+    fc.tuple(withChecksumArb, fc.nat(), fc.string({ minLength: 1, maxLength: 8, unit: charArb })).map(([c, n, extra]) => {
+      const variants = [
+        c.secret.slice(0, n % (c.secret.length + 1)),
+        c.secret.slice(n % (c.secret.length + 1)),
+        c.secret + extra,
+        extra + c.secret,
+      ];
+      return { secret: variants[n % 4], prefix: c.prefix };
+    }),
+    // Random strings of the right length, shaped like a secret or not.
+    anyPrefixArb.chain((prefix) =>
+      fc
+        .oneof(
+          unitsArb(prefix.length + 44),
+          fc.tuple(envArb, unitsArb(38)).map(([env, rest]) => `${prefix}_${env}_${rest}`),
+          fc.tuple(envArb, base62Arb(38)).map(([env, rest]) => `${prefix}_${env}_${rest}`),
+        )
+        .map((secret) => ({ secret, prefix })),
+    ),
+  );
+
+  it('accepts and refuses exactly what the oracle does', () => {
+    const seen = { accepted: 0, refused: 0 };
+    fc.assert(
+      fc.property(caseArb, ({ secret, prefix }) => {
+        const expected = oracleParseSecret(secret, prefix);
+        expect(parseSecret(secret, prefix)).toEqual(expected);
+        seen[expected ? 'accepted' : 'refused']++;
+      }),
+      { numRuns: 3000 },
+    );
+    // Both outcomes were exercised, so agreement means something.
+    expect(seen.accepted).toBeGreaterThan(200);
+    expect(seen.refused).toBeGreaterThan(200);
+  });
+
+  it('agrees on a prefix outside the allowed charset, where the checksum covers its UTF-8 bytes', () => {
+    for (const prefix of ['skü', 'k€y', '🔑', '\ud800x', 'x\udc00']) {
+      const body = `${prefix}_test_${'A'.repeat(32)}`;
+      const secret = body + oracleChecksumOf(body);
+      expect(oracleParseSecret(secret, prefix)).toEqual({ environment: 'test' });
+      expect(parseSecret(secret, prefix)).toEqual({ environment: 'test' });
+      expect(parseSecret(secret.slice(0, -1) + (secret.endsWith('0') ? '1' : '0'), prefix)).toBeNull();
+    }
   });
 });
 
