@@ -269,7 +269,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
   setHealth('SERVING');
   logger.info({ addr: config.grpcAddr, port, leanVerify: lean.active }, 'apikeys listening');
   if (config.grpc.leanVerify && !lean.active) {
-    logger.warn("GRPC_LEAN_VERIFY is on but this grpc-js version's server is not the one it was written for: VerifyKey takes grpc-js's own way");
+    logger.warn(
+      "GRPC_LEAN_VERIFY is on but this grpc-js version's server is not the one it was written for: VerifyKey takes grpc-js's own way",
+    );
   }
 
   let stopping: Promise<void> | undefined;

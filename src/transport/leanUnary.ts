@@ -229,7 +229,7 @@ class LeanCall implements ServerInterceptingCallInterface {
   sendStatus(status: PartialStatusObject): void {
     if (this.statusSent || this.cancelNotified) return;
     this.statusSent = true;
-    const trailers = { 'grpc-status': status.code, 'grpc-message': encodeURI(status.details ?? ''), ...status.metadata?.toHttp2Headers() };
+    const trailers = { 'grpc-status': status.code, 'grpc-message': encodeURI(status.details), ...status.metadata?.toHttp2Headers() };
     if (this.metadataSent) {
       this.stream.once('wantTrailers', () => {
         this.stream.sendTrailers(trailers);
@@ -379,7 +379,7 @@ class LeanRoute {
   serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     const base = new LeanCall(stream, headers, this);
     let call: ServerInterceptingCallInterface = base;
-    for (const interceptor of this.interceptors) call = interceptor(this.definition, call as never) as ServerInterceptingCallInterface;
+    for (const interceptor of this.interceptors) call = interceptor(this.definition, call);
     call.start(new UnaryRun(call, this));
   }
 }

@@ -164,7 +164,11 @@ export function bind({ server, lean }: AssembledServer, addr: string): Promise<B
   return new Promise((resolve, reject) => {
     server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
       if (err) reject(err);
-      else resolve({ port, lean: lean.methods.length > 0 ? installLeanPath(server, lean.methods, lean.interceptors, lean.limits) : NO_LEAN_PATH });
+      else
+        resolve({
+          port,
+          lean: lean.methods.length > 0 ? installLeanPath(server, lean.methods, lean.interceptors, lean.limits) : NO_LEAN_PATH,
+        });
     });
   });
 }

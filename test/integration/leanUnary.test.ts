@@ -115,7 +115,7 @@ function seen(head: http2.IncomingHttpHeaders, tail: http2.IncomingHttpHeaders, 
   const out: Seen = { http: Number(head[':status']), framesReceived: 0 };
   if (h['grpc-status'] !== undefined) out.code = String(h['grpc-status']);
   if (h['grpc-message'] !== undefined) out.message = String(h['grpc-message']);
-  if (h['content-type'] !== undefined) out.contentType = String(h['content-type']);
+  if (h['content-type'] !== undefined) out.contentType = h['content-type'];
   out.encodings = [h['grpc-encoding'], h['grpc-accept-encoding']].map(String);
   // An id the server made differs per call: only that there is one compares.
   const id = h['x-request-id'];
