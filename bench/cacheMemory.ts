@@ -73,7 +73,7 @@ async function bytesPerEntry(shape: Shape): Promise<number> {
   const verifier = new Verifier({
     keyPrefix: 'sk',
     findByHash: async (hash) => projected(shape(hash)),
-    now: () => new Date(),
+    nowMs: Date.now,
     cache,
     usage: { note: () => {} } as unknown as UsageRecorder,
     // Each key's window state stays in memory, as in the service; the measured keys never need an exchange.

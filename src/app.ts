@@ -111,7 +111,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     keyPrefix: config.keyPrefix,
     foreignFormats: config.foreignKeyFormats,
     findByHash: options.wrapKeyLookup?.(lookup) ?? lookup,
-    now,
+    nowMs: Date.now,
     cache,
     usage,
     rateLimiter,

@@ -49,7 +49,7 @@ export class UsageReporter {
   }
 
   note(keyId: string, orgId: string, at: Date): void {
-    this.usage.note({ keyId, orgId, code: 'VALID' }, at);
+    this.usage.note({ keyId, orgId, code: 'VALID' }, at.getTime());
     if (this.usage.pending >= this.s.maxPendingKeys && !this.flushing) void this.flush();
   }
 
@@ -81,7 +81,7 @@ export class UsageReporter {
       } catch (err) {
         // Kept for the next report: this batch too, unless the server refused it for good.
         const kept = entries.slice(this.s.retryable(err) ? i : i + batch.length);
-        for (const e of kept) this.usage.note({ keyId: e.keyId, orgId: orgOf.get(e.keyId) ?? '', code: 'VALID' }, e.lastUsedTime, e.count);
+        for (const e of kept) this.usage.note({ keyId: e.keyId, orgId: orgOf.get(e.keyId) ?? '', code: 'VALID' }, e.lastUsedTime.getTime(), e.count);
         this.s.onError(err);
         return;
       }

@@ -15,7 +15,8 @@ export interface KeyUse {
  * uses move a key's last use.
  */
 export class UsageRecorder {
-  private lastUsed = new Map<string, Date>();
+  /** Per key, its latest VALID use (epoch ms: no Date is made per verification). */
+  private lastUsed = new Map<string, number>();
   /**
    * Per key, its counts in this batch (one per day and result code: a few). Keyed by the key id
    * alone, which Verify passes as the same string every time: no key string is built per note.
@@ -26,19 +27,18 @@ export class UsageRecorder {
   // The UTC day of the last note, so the hot path formats a date once a day, not once a call.
   private day = { start: 0, end: 0, label: '' };
 
-  /** `count` uses with one result, the latest at `at`, all counted on the UTC day of `at` (as clients report them). */
-  note(use: KeyUse, at: Date, count = 1): void {
-    const ms = at.getTime();
-    if (use.code === 'VALID') this.noteLastUse(use.keyId, at, ms);
-    this.addCount(use.keyId, use.orgId, this.dayLabel(ms), use.code, count);
+  /** `count` uses with one result, the latest at `atMs` (epoch ms), all counted on its UTC day (as clients report them). */
+  note(use: KeyUse, atMs: number, count = 1): void {
+    if (use.code === 'VALID') this.noteLastUse(use.keyId, atMs);
+    this.addCount(use.keyId, use.orgId, this.dayLabel(atMs), use.code, count);
   }
 
-  private noteLastUse(keyId: string, at: Date, ms: number): void {
+  private noteLastUse(keyId: string, ms: number): void {
     const prev = this.lastUsed.get(keyId);
-    if (prev && prev.getTime() >= ms) return;
-    this.lastUsed.set(keyId, at);
+    if (prev !== undefined && prev >= ms) return;
+    this.lastUsed.set(keyId, ms);
     // Cleared with lastUsed: a key already there is already in the set.
-    if (!prev) this.keys.add(keyId);
+    if (prev === undefined) this.keys.add(keyId);
   }
 
   private addCount(keyId: string, orgId: string, day: string, code: UsageCode, count: number): void {
@@ -72,7 +72,7 @@ export class UsageRecorder {
 
   take(): UsageEntries {
     const out = {
-      lastUsed: [...this.lastUsed].map(([keyId, at]) => ({ keyId, at })),
+      lastUsed: [...this.lastUsed].map(([keyId, ms]) => ({ keyId, at: new Date(ms) })),
       daily: [...this.daily.values()].flat(),
     };
     this.lastUsed = new Map();
@@ -83,7 +83,7 @@ export class UsageRecorder {
 
   /** Puts entries back after a failed write, so usage is not lost while storage is down. */
   restore(entries: UsageEntries): void {
-    for (const { keyId, at } of entries.lastUsed) this.noteLastUse(keyId, at, at.getTime());
+    for (const { keyId, at } of entries.lastUsed) this.noteLastUse(keyId, at.getTime());
     for (const c of entries.daily) this.addCount(c.keyId, c.orgId, c.day, c.code, c.count);
   }
 }

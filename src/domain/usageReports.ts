@@ -30,7 +30,7 @@ export class UsageReports {
     for (const e of valid) {
       const orgId = orgs.get(e.keyId);
       // Clients report the uses they answered VALID from their caches (KeyVerifier counts no other).
-      if (orgId) this.d.usage.note({ keyId: e.keyId, orgId, code: 'VALID' }, e.lastUsedTime, e.count);
+      if (orgId) this.d.usage.note({ keyId: e.keyId, orgId, code: 'VALID' }, e.lastUsedTime.getTime(), e.count);
     }
   }
 }

@@ -2,7 +2,7 @@ import { DomainError } from './errors';
 import { verifiedKey, type KeyCache, type VerifiedKey } from './keyCache';
 import { keyState } from './keyState';
 import type { UsageCode } from './model';
-import type { Clock, KeyLookup } from './ports';
+import type { KeyLookup } from './ports';
 import type { RateDecision, RateLimiter } from './rateLimiter';
 import { classifySecret, type ForeignKeyFormat, type SecretFormats } from './secretFormats';
 import type { UsageRecorder } from './usageRecorder';
@@ -30,7 +30,8 @@ export interface VerifierDeps {
   /** Formats of imported keys (FOREIGN_KEY_FORMATS), tried after our own; default none. */
   foreignFormats?: readonly ForeignKeyFormat[];
   findByHash: KeyLookup;
-  now: Clock;
+  /** Epoch milliseconds (Date.now in production): the hot path makes no Date. */
+  nowMs: () => number;
   cache: KeyCache;
   usage: UsageRecorder;
   rateLimiter: Pick<RateLimiter, 'take'>;
@@ -86,7 +87,7 @@ export class Verifier {
   constructor(private readonly d: VerifierDeps) {
     this.formats = { keyPrefix: d.keyPrefix, foreign: d.foreignFormats ?? [] };
     // Nothing is cached yet, so nothing can be out of date.
-    this.syncedAt = d.now().getTime();
+    this.syncedAt = d.nowMs();
   }
 
   /**
@@ -96,18 +97,17 @@ export class Verifier {
   check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
     const hash = this.lookupHash(secret);
     if (hash === null) return MALFORMED;
-    const now = this.d.now();
-    const askedAt = now.getTime();
+    const askedAt = this.d.nowMs();
     const cached = this.d.cache.lookup(hash, askedAt, this.trustReadsFrom(askedAt));
     // The key state's age is counted back from when this verification began (a caller dates the
     // answer from before its call). A cached entry is current as of its read, or of the last poll,
     // which would have dropped it had the key changed; a read's result only as of that read (a
     // poll may have dropped it meanwhile), which began then or, shared, a little earlier.
     if (cached.state === 'found') {
-      return this.decide(cached.key, askedAt - Math.max(cached.key.read_at, this.syncedAt), now, requiredScopes, opts);
+      return this.decide(cached.key, askedAt - Math.max(cached.key.read_at, this.syncedAt), askedAt, requiredScopes, opts);
     }
     if (cached.state === 'absent') return NOT_FOUND;
-    return this.load(hash).then((key) => (key ? this.decide(key, askedAt - key.read_at, this.d.now(), requiredScopes, opts) : NOT_FOUND));
+    return this.load(hash).then((key) => (key ? this.decide(key, askedAt - key.read_at, this.d.nowMs(), requiredScopes, opts) : NOT_FOUND));
   }
 
   /** check(), always as a promise. */
@@ -119,27 +119,26 @@ export class Verifier {
   private decide(
     key: VerifiedKey,
     age: number,
-    now: Date,
+    nowMs: number,
     requiredScopes: readonly string[],
     opts: VerifyOptions,
   ): VerifyResult | Promise<VerifyResult> {
-    const nowMs = now.getTime();
     const stateAgeMs = Math.max(0, age);
     const state = keyState(key.status, key.expires_at_ms, nowMs);
-    if (state !== 'ACTIVE') return this.counted(state, key, now, stateAgeMs);
-    for (const s of requiredScopes) if (!key.scopes.includes(s)) return this.counted('INSUFFICIENT_SCOPE', key, now, stateAgeMs);
+    if (state !== 'ACTIVE') return this.counted(state, key, nowMs, stateAgeMs);
+    for (const s of requiredScopes) if (!key.scopes.includes(s)) return this.counted('INSUFFICIENT_SCOPE', key, nowMs, stateAgeMs);
     if (key.rate_limit && opts.enforceRateLimit !== false) {
       // From memory, unless this instance's confirmed share of the limit is spent (RateLimiter).
-      const decided = (rate: RateDecision) => this.counted(rate.allowed ? 'VALID' : 'RATE_LIMITED', key, now, stateAgeMs, rate);
+      const decided = (rate: RateDecision) => this.counted(rate.allowed ? 'VALID' : 'RATE_LIMITED', key, nowMs, stateAgeMs, rate);
       const rate = this.d.rateLimiter.take(key._id, key.rate_limit.limit, key.rate_limit.window_seconds * 1000, nowMs);
       return rate instanceof Promise ? rate.then(decided) : decided(rate);
     }
-    return this.counted('VALID', key, now, stateAgeMs);
+    return this.counted('VALID', key, nowMs, stateAgeMs);
   }
 
   /** Every result that names a key is usage of it, noted in memory (GetKeyUsage counts them by code). */
-  private counted(code: UsageCode, key: VerifiedKey, now: Date, stateAgeMs: number, rate?: RateDecision): VerifyResult {
-    this.d.usage.note({ keyId: key._id, orgId: key.org_id, code }, now);
+  private counted(code: UsageCode, key: VerifiedKey, nowMs: number, stateAgeMs: number, rate?: RateDecision): VerifyResult {
+    this.d.usage.note({ keyId: key._id, orgId: key.org_id, code }, nowMs);
     return { code, key, rate, stateAgeMs };
   }
 
@@ -168,7 +167,7 @@ export class Verifier {
     if (this.announced.get(hash)?.etag === etag) return;
     this.d.cache.evictUnlessCurrent(hash, etag);
     this.inFlight.delete(hash);
-    const now = this.d.now().getTime();
+    const now = this.d.nowMs();
     this.announced.delete(hash);
     this.announced.set(hash, { etag, at: now });
     for (const [h, a] of this.announced) {
@@ -184,7 +183,7 @@ export class Verifier {
 
   /** How long ago the last successful change-log poll started. */
   lagMs(): number {
-    return this.d.now().getTime() - this.syncedAt;
+    return this.d.nowMs() - this.syncedAt;
   }
 
   /** While the log is behind the bound, only entries read within the bound are trusted. */
@@ -195,7 +194,7 @@ export class Verifier {
   /** False while the log announced a version of `hash` other than the one read (not landed yet, or never). */
   private settled(hash: string, key: VerifiedKey | null): boolean {
     const a = this.announced.get(hash);
-    return !a || a.etag === (key?.etag ?? '') || this.d.now().getTime() - a.at >= this.d.announcementTtlMs;
+    return !a || a.etag === (key?.etag ?? '') || this.d.nowMs() - a.at >= this.d.announcementTtlMs;
   }
 
   private load(hash: string): Promise<VerifiedKey | null> {
@@ -210,7 +209,7 @@ export class Verifier {
       );
     }
     if (!p) {
-      const readAt = this.d.now().getTime();
+      const readAt = this.d.nowMs();
       const read: Promise<VerifiedKey | null> = this.d
         .findByHash(hash)
         .then((doc) => {

@@ -38,7 +38,7 @@ function setup() {
       reads.push(h);
       return docs.get(h) ?? null;
     },
-    now: () => new Date(clock),
+    nowMs: () => clock,
     cache: new KeyCache({ maxEntries: 100, negativeMaxEntries: 100, ttlMs: 60_000, negativeTtlMs: 10_000 }),
     usage: new UsageRecorder(),
     rateLimiter: {

@@ -2,6 +2,7 @@ import { UsageRecorder, usageFlushTask } from '../../../src/domain/usageRecorder
 import type { UsageCode, UsageEntries } from '../../../src/domain/model';
 
 const t = (iso: string) => new Date(iso);
+const ms = (iso: string) => Date.parse(iso);
 const use = (keyId: string, code: UsageCode = 'VALID') => ({ keyId, orgId: `org_${keyId}`, code });
 /** A batch as maps, so order does not matter: key → last use, and `key|day` → count. */
 const lastUses = (b: UsageEntries) => new Map(b.lastUsed.map(({ keyId, at }) => [keyId, at]));
@@ -10,10 +11,10 @@ const counts = (b: UsageEntries) => new Map(b.daily.map(({ keyId, day, count }) 
 describe('UsageRecorder.note', () => {
   it('keeps the latest time per key, whatever the order of notes', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
-    u.note(use('a'), t('2025-03-01T12:00:00Z'));
-    u.note(use('a'), t('2025-03-01T11:00:00Z'));
-    u.note(use('b'), t('2025-03-01T09:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T12:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T11:00:00Z'));
+    u.note(use('b'), ms('2025-03-01T09:00:00Z'));
     const batch = u.take();
     expect(lastUses(batch)).toEqual(
       new Map([
@@ -31,10 +32,10 @@ describe('UsageRecorder.note', () => {
 
   it('counts per UTC day: notes either side of midnight land on two days', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T23:59:59.999Z'));
-    u.note(use('a'), t('2025-03-02T00:00:00.000Z'));
-    u.note(use('a'), t('2025-03-01T23:00:00.000Z')); // back to the earlier day after the label moved on
-    u.note(use('a'), t('2025-03-02T00:00:00.001Z'));
+    u.note(use('a'), ms('2025-03-01T23:59:59.999Z'));
+    u.note(use('a'), ms('2025-03-02T00:00:00.000Z'));
+    u.note(use('a'), ms('2025-03-01T23:00:00.000Z')); // back to the earlier day after the label moved on
+    u.note(use('a'), ms('2025-03-02T00:00:00.001Z'));
     expect(counts(u.take())).toEqual(
       new Map([
         ['a|2025-03-01', 2],
@@ -46,24 +47,24 @@ describe('UsageRecorder.note', () => {
   it('uses UTC days, not local ones', () => {
     const u = new UsageRecorder();
     // 23:30 on the 1st at UTC-5 is 04:30 UTC on the 2nd.
-    u.note(use('a'), t('2025-03-01T23:30:00-05:00'));
+    u.note(use('a'), ms('2025-03-01T23:30:00-05:00'));
     expect([...counts(u.take()).keys()]).toEqual(['a|2025-03-02']);
   });
 
   it('handles leap days and year ends', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2024-02-29T12:00:00Z'));
-    u.note(use('a'), t('2024-12-31T23:59:59Z'));
-    u.note(use('a'), t('2025-01-01T00:00:00Z'));
+    u.note(use('a'), ms('2024-02-29T12:00:00Z'));
+    u.note(use('a'), ms('2024-12-31T23:59:59Z'));
+    u.note(use('a'), ms('2025-01-01T00:00:00Z'));
     expect([...counts(u.take()).keys()].sort()).toEqual(['a|2024-02-29', 'a|2024-12-31', 'a|2025-01-01']);
   });
 
   it('counts every result by code, and only VALID uses move the last use', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
-    u.note(use('a', 'RATE_LIMITED'), t('2025-03-01T11:00:00Z'));
-    u.note(use('a', 'RATE_LIMITED'), t('2025-03-01T11:30:00Z'));
-    u.note(use('b', 'REVOKED'), t('2025-03-01T12:00:00Z'), 4);
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
+    u.note(use('a', 'RATE_LIMITED'), ms('2025-03-01T11:00:00Z'));
+    u.note(use('a', 'RATE_LIMITED'), ms('2025-03-01T11:30:00Z'));
+    u.note(use('b', 'REVOKED'), ms('2025-03-01T12:00:00Z'), 4);
     expect(u.pending).toBe(2);
     const batch = u.take();
     expect(lastUses(batch)).toEqual(new Map([['a', t('2025-03-01T10:00:00Z')]]));
@@ -84,7 +85,7 @@ describe('UsageRecorder.note', () => {
       ['a', 'VALID', '2025-03-01T10:00:03Z'],
       ['b', 'VALID', '2025-03-01T23:00:00Z'],
     ] as const)
-      u.note(use(key, code), t(at));
+      u.note(use(key, code), ms(at));
     const daily = u.take().daily.map((d) => `${d.keyId} ${d.day} ${d.code} ${d.count}`);
     expect(daily.sort()).toEqual(['a 2025-03-01 REVOKED 1', 'a 2025-03-01 VALID 2', 'b 2025-03-01 VALID 2', 'b 2025-03-02 VALID 1']);
   });
@@ -92,9 +93,9 @@ describe('UsageRecorder.note', () => {
   it('pending counts distinct keys', () => {
     const u = new UsageRecorder();
     expect(u.pending).toBe(0);
-    u.note(use('a'), t('2025-03-01T00:00:00Z'));
-    u.note(use('a'), t('2025-03-02T00:00:00Z'));
-    u.note(use('b'), t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T00:00:00Z'));
+    u.note(use('a'), ms('2025-03-02T00:00:00Z'));
+    u.note(use('b'), ms('2025-03-01T00:00:00Z'));
     expect(u.pending).toBe(2);
   });
 });
@@ -102,15 +103,15 @@ describe('UsageRecorder.note', () => {
 describe('UsageRecorder.take / restore', () => {
   it('take hands over the batch and starts an empty one', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T00:00:00Z'));
     const first = u.take();
     expect(first.lastUsed).toHaveLength(1);
     expect(u.pending).toBe(0);
     const second = u.take();
     expect(second).toEqual({ lastUsed: [], daily: [] });
     // Later notes do not leak into a batch already handed over.
-    u.note(use('a'), t('2025-03-01T00:00:01Z'));
-    u.note(use('b'), t('2025-03-01T00:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T00:00:01Z'));
+    u.note(use('b'), ms('2025-03-01T00:00:00Z'));
     expect(first).toEqual({
       lastUsed: [{ keyId: 'a', at: t('2025-03-01T00:00:00Z') }],
       daily: [{ keyId: 'a', orgId: 'org_a', day: '2025-03-01', code: 'VALID', count: 1 }],
@@ -119,14 +120,14 @@ describe('UsageRecorder.take / restore', () => {
 
   it('restore merges a failed batch back: latest time wins, counts add up', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
-    u.note(use('a'), t('2025-03-01T10:05:00Z'));
-    u.note(use('b'), t('2025-03-01T12:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:05:00Z'));
+    u.note(use('b'), ms('2025-03-01T12:00:00Z'));
     const failed = u.take();
 
-    u.note(use('a'), t('2025-03-01T11:00:00Z')); // newer than the failed batch's a
-    u.note(use('b'), t('2025-03-01T11:00:00Z')); // older than the failed batch's b
-    u.note(use('c'), t('2025-03-02T01:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T11:00:00Z')); // newer than the failed batch's a
+    u.note(use('b'), ms('2025-03-01T11:00:00Z')); // older than the failed batch's b
+    u.note(use('c'), ms('2025-03-02T01:00:00Z'));
     u.restore(failed);
 
     const merged = u.take();
@@ -146,8 +147,8 @@ describe('UsageRecorder.take / restore', () => {
 
   it('restore into an empty recorder reproduces the batch', () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
-    u.note(use('a'), t('2025-03-02T10:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
+    u.note(use('a'), ms('2025-03-02T10:00:00Z'));
     const batch = u.take();
     const copy = structuredClone(batch);
     u.restore(batch);
@@ -164,8 +165,8 @@ describe('usageFlushTask', () => {
 
   it('hands the whole batch to storage and keeps nothing once it is written', async () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
-    u.note(use('b'), t('2025-03-01T11:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
+    u.note(use('b'), ms('2025-03-01T11:00:00Z'));
     const expected = entriesOf(u);
     const written: UsageEntries[] = [];
     await usageFlushTask({ write: async (e) => (written.push(e), { ok: true }) }, u)();
@@ -175,8 +176,8 @@ describe('usageFlushTask', () => {
 
   it('keeps only what storage reports unwritten, so written counts are not added twice', async () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
-    u.note(use('b'), t('2025-03-01T11:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
+    u.note(use('b'), ms('2025-03-01T11:00:00Z'));
     const unwritten: UsageEntries = { lastUsed: [], daily: [{ keyId: 'b', orgId: 'org_b', day: '2025-03-01', code: 'VALID', count: 1 }] };
     const failing = usageFlushTask({ write: async () => ({ ok: false, unwritten, error: new Error('connection reset') }) }, u);
     await expect(failing()).rejects.toThrow('connection reset');
@@ -185,7 +186,7 @@ describe('usageFlushTask', () => {
 
   it('keeps the whole batch when the write fails otherwise', async () => {
     const u = new UsageRecorder();
-    u.note(use('a'), t('2025-03-01T10:00:00Z'));
+    u.note(use('a'), ms('2025-03-01T10:00:00Z'));
     const expected = entriesOf(u);
     const failing = usageFlushTask(
       {

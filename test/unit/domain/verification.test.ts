@@ -35,7 +35,7 @@ class FakeStorage {
   };
 }
 
-/** The verifier's one clock (deps.now), moved by hand. */
+/** The verifier's one clock (deps.nowMs), moved by hand. */
 let wallClock = NOW.getTime();
 
 function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_MS) {
@@ -43,7 +43,7 @@ function setup(cache: Partial<KeyCacheSettings> = {}, revocationBoundMs = BOUND_
   const deps = {
     keyPrefix: 'sk',
     findByHash: (hash: string): Promise<StoredKey | null> => storage.findByHash(hash),
-    now: () => new Date(wallClock),
+    nowMs: () => wallClock,
     cache: new KeyCache({ ...CACHE, ...cache }),
     usage: new UsageRecorder(),
     rateLimiter: soleRateLimiter(() => wallClock),
@@ -514,12 +514,12 @@ describe('Verifier: check order', () => {
     expect(result.key).toEqual(verifiedKey(doc, NOW.getTime())); // the key is reported whenever it was found
   });
 
-  it('expiry uses deps.now, not the wall clock', async () => {
+  it('expiry uses deps.nowMs, not the wall clock', async () => {
     const { storage, deps, verify } = setup();
     const secret = generateSecret('sk', 'live');
     storage.put(secret, { expires_at: new Date(NOW.getTime() + 60_000) });
     await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID' });
-    deps.now = () => new Date(NOW.getTime() + 60_000);
+    deps.nowMs = () => NOW.getTime() + 60_000;
     await expect(verify(secret)).resolves.toMatchObject({ code: 'EXPIRED' });
   });
 
@@ -586,19 +586,19 @@ describe('Verifier: rate limits', () => {
     for (let i = 0; i < 5; i++) await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID', rate: undefined });
   });
 
-  it('the window follows deps.now', async () => {
+  it('the window follows deps.nowMs', async () => {
     const { storage, deps, verify } = setup();
     const secret = generateSecret('sk', 'live');
     storage.put(secret, { rate_limit: { limit: 1, window_seconds: 60 } });
     await verify(secret);
     await expect(verify(secret)).resolves.toMatchObject({ code: 'RATE_LIMITED' });
-    deps.now = () => new Date(resetAt);
+    deps.nowMs = () => resetAt;
     await expect(verify(secret)).resolves.toMatchObject({ code: 'VALID', rate: { resetAt: resetAt + 60_000 } });
   });
 });
 
 describe('Verifier: usage', () => {
-  it('counts every result that names a key by its code, at deps.now; only VALID ones move the last use', async () => {
+  it('counts every result that names a key by its code, at deps.nowMs; only VALID ones move the last use', async () => {
     const { storage, deps, verify } = setup();
     const ok = generateSecret('sk', 'live');
     storage.put(ok, { _id: 'key_ok', org_id: 'org_a', rate_limit: { limit: 1, window_seconds: 60 } });
