@@ -105,9 +105,10 @@ class LeanCall implements ServerInterceptingCallInterface {
     if (timeout.length > 0) this.startDeadline(String(timeout[0]));
     for (const h of TRANSPORT_HEADERS) metadata.remove(h);
     this.metadata = metadata;
-    stream.once('close', () => this.notifyOnCancel());
+    // `on`, not `once`: each fires once anyway, and once() wraps every listener in one more closure.
+    stream.on('close', () => this.notifyOnCancel());
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.once('end', () => this.push(null));
+    stream.on('end', () => this.push(null));
   }
 
   private startDeadline(header: string): void {
@@ -126,10 +127,11 @@ class LeanCall implements ServerInterceptingCallInterface {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.cancelNotified) return;
+    if (this.ended()) return;
     // The usual request: one whole uncompressed-or-not frame in one chunk.
     if (this.decoder === null && chunk.length >= FRAME_PREFIX && chunk.readUInt32BE(1) === chunk.length - FRAME_PREFIX) {
-      if (chunk.length - FRAME_PREFIX > this.method.limits.maxReceiveMessageBytes) {
+      const max = this.method.limits.maxReceiveMessageBytes;
+      if (max !== -1 && chunk.length - FRAME_PREFIX > max) {
         this.tooLarge(chunk.length - FRAME_PREFIX);
         return;
       }
@@ -144,7 +146,10 @@ class LeanCall implements ServerInterceptingCallInterface {
       this.sendStatus({ code: Status.RESOURCE_EXHAUSTED, details: (err as Error).message, metadata: null });
       return;
     }
-    for (const frame of frames) this.received(frame.subarray(FRAME_PREFIX));
+    for (const frame of frames) {
+      if (this.cancelNotified) return; // refused meanwhile (a second message): the rest is not decoded
+      this.received(frame.subarray(FRAME_PREFIX));
+    }
   }
 
   private tooLarge(size: number): void {
@@ -172,11 +177,20 @@ class LeanCall implements ServerInterceptingCallInterface {
   }
 
   private deliver(): void {
-    if (!this.readPending || this.queue.length === 0 || this.listener === null || this.cancelNotified) return;
+    if (!this.readPending || this.queue.length === 0 || this.listener === null || this.ended()) return;
     this.readPending = false;
     const next = this.queue.shift();
     if (next) this.listener.onReceiveMessage(next.message);
     else this.listener.onReceiveHalfClose();
+  }
+
+  /**
+   * Whether the call is over: a status went out, or the stream closed. A stream can be destroyed
+   * before its close event fires, and writing to it then throws (grpc-js checks the same).
+   */
+  private ended(): boolean {
+    if (!this.cancelNotified && (this.stream.destroyed || this.stream.closed)) this.notifyOnCancel();
+    return this.cancelNotified;
   }
 
   private notifyOnCancel(): void {
@@ -190,19 +204,19 @@ class LeanCall implements ServerInterceptingCallInterface {
   }
 
   start(listener: Listener): void {
-    if (this.cancelNotified) return;
+    if (this.ended()) return;
     this.listener = listener;
     listener.onReceiveMetadata(this.metadata);
   }
 
   sendMetadata(metadata: Metadata): void {
-    if (this.metadataSent || this.cancelNotified) return;
+    if (this.metadataSent || this.ended()) return;
     this.metadataSent = true;
     this.stream.respond({ ...RESPONSE_HEADERS, ...metadata.toHttp2Headers() }, RESPOND_OPTIONS);
   }
 
   sendMessage(message: unknown, callback: () => void): void {
-    if (this.cancelNotified) return;
+    if (this.ended()) return;
     let bytes: Buffer;
     try {
       bytes = this.method.definition.responseSerialize(message);
@@ -227,7 +241,7 @@ class LeanCall implements ServerInterceptingCallInterface {
   }
 
   sendStatus(status: PartialStatusObject): void {
-    if (this.statusSent || this.cancelNotified) return;
+    if (this.statusSent || this.ended()) return;
     this.statusSent = true;
     const trailers = { 'grpc-status': status.code, 'grpc-message': encodeURI(status.details), ...status.metadata?.toHttp2Headers() };
     if (this.metadataSent) {
@@ -243,7 +257,7 @@ class LeanCall implements ServerInterceptingCallInterface {
   }
 
   startRead(): void {
-    if (this.cancelNotified) return;
+    if (this.ended()) return;
     this.readPending = true;
     if (this.queue.length > 0) this.deliver();
     else if (this.stream.isPaused()) this.stream.resume();
@@ -426,7 +440,7 @@ export function installLeanPath(
         return;
       }
       // As grpc-js's handler: a stream's error is followed by its close, which ends the call.
-      stream.once('error', ignoreError);
+      stream.on('error', ignoreError);
       opened.call(server, stream);
       path.served++;
       route.serve(stream, headers);
