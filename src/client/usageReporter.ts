@@ -81,7 +81,8 @@ export class UsageReporter {
       } catch (err) {
         // Kept for the next report: this batch too, unless the server refused it for good.
         const kept = entries.slice(this.s.retryable(err) ? i : i + batch.length);
-        for (const e of kept) this.usage.note({ keyId: e.keyId, orgId: orgOf.get(e.keyId) ?? '', code: 'VALID' }, e.lastUsedTime.getTime(), e.count);
+        for (const e of kept)
+          this.usage.note({ keyId: e.keyId, orgId: orgOf.get(e.keyId) ?? '', code: 'VALID' }, e.lastUsedTime.getTime(), e.count);
         this.s.onError(err);
         return;
       }
