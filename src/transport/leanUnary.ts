@@ -128,17 +128,15 @@ class LeanCall implements ServerInterceptingCallInterface {
 
   private onData(chunk: Buffer): void {
     if (this.ended()) return;
-    // The usual request: one whole uncompressed-or-not frame in one chunk.
-    if (this.decoder === null && chunk.length >= FRAME_PREFIX && chunk.readUInt32BE(1) === chunk.length - FRAME_PREFIX) {
-      const max = this.method.limits.maxReceiveMessageBytes;
-      if (max !== -1 && chunk.length - FRAME_PREFIX > max) {
-        this.tooLarge(chunk.length - FRAME_PREFIX);
-        return;
-      }
+    // The usual request: one whole frame within the limit in one chunk. Anything else, an oversized
+    // message included, goes to grpc-js's decoder, which refuses it as grpc-js does.
+    const max = this.method.limits.maxReceiveMessageBytes;
+    const size = chunk.length - FRAME_PREFIX;
+    if (this.decoder === null && size >= 0 && chunk.readUInt32BE(1) === size && (max === -1 || size <= max)) {
       this.received(chunk.subarray(FRAME_PREFIX));
       return;
     }
-    this.decoder ??= new StreamDecoder(this.method.limits.maxReceiveMessageBytes);
+    this.decoder ??= new StreamDecoder(max);
     let frames: Buffer[];
     try {
       frames = this.decoder.write(chunk);
@@ -150,11 +148,6 @@ class LeanCall implements ServerInterceptingCallInterface {
       if (this.cancelNotified) return; // refused meanwhile (a second message): the rest is not decoded
       this.received(frame.subarray(FRAME_PREFIX));
     }
-  }
-
-  private tooLarge(size: number): void {
-    const details = `Received message larger than max (${size} vs ${this.method.limits.maxReceiveMessageBytes})`;
-    this.sendStatus({ code: Status.RESOURCE_EXHAUSTED, details, metadata: null });
   }
 
   /** A request message (its compressed flag ignored, as grpc-js does without grpc-encoding). */
@@ -405,7 +398,7 @@ function plain(headers: IncomingHttpHeaders): boolean {
   return typeof type === 'string' && type.startsWith('application/grpc') && (encoding === undefined || encoding === 'identity');
 }
 
-/** How many calls took the lean way; tests and the bench read it. */
+/** Whether the lean way is on, and how many calls took it (the tests read it). */
 export interface LeanPath {
   readonly active: boolean;
   served: number;
@@ -413,8 +406,9 @@ export interface LeanPath {
 
 /**
  * Puts `methods` on the lean way on every HTTP/2 server `server` listens with (call after
- * binding, insecure credentials only). Returns inactive, and changes nothing, when grpc-js's
- * internals are not what this was written against: the service then runs as before, slower.
+ * binding, insecure credentials only). Returns inactive, and changes nothing, when there are no
+ * methods or grpc-js's internals are not what this was written against: the service then runs as
+ * before, slower.
  */
 export function installLeanPath(
   server: Server,
@@ -426,7 +420,7 @@ export function installLeanPath(
   const http2Servers = internals.http2Servers instanceof Map ? [...internals.http2Servers.keys()] : [];
   const opened = internals.onStreamOpened;
   const inactive: LeanPath = { active: false, served: 0 };
-  if (http2Servers.length === 0 || typeof opened !== 'function') return inactive;
+  if (methods.length === 0 || http2Servers.length === 0 || typeof opened !== 'function') return inactive;
   if (!http2Servers.every((s) => s.listeners('stream').length === 1)) return inactive;
   const routes = new Map(methods.map((m) => [m.definition.path, new LeanRoute(m, interceptors, limits)]));
   const path: LeanPath = { active: true, served: 0 };

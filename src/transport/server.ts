@@ -167,10 +167,8 @@ export function bind({ server, lean }: AssembledServer, addr: string): Promise<B
       else
         resolve({
           port,
-          lean: lean.methods.length > 0 ? installLeanPath(server, lean.methods, lean.interceptors, lean.limits) : NO_LEAN_PATH,
+          lean: installLeanPath(server, lean.methods, lean.interceptors, lean.limits),
         });
     });
   });
 }
-
-const NO_LEAN_PATH: LeanPath = Object.freeze({ active: false, served: 0 });

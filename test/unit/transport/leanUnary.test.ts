@@ -1,12 +1,22 @@
 import { Server } from '@grpc/grpc-js';
 import { createServer } from 'node:http2';
-import { installLeanPath } from '../../../src/transport/leanUnary';
+import { installLeanPath, type LeanMethod } from '../../../src/transport/leanUnary';
 
 const limits = { maxReceiveMessageBytes: 1024, maxSendMessageBytes: 1024 };
+const method = { definition: { path: '/p.S/M' }, handler: () => undefined } as unknown as LeanMethod;
 
 describe('installLeanPath', () => {
   it('installs nothing on a server that is not listening (no HTTP/2 server to put it on)', () => {
-    expect(installLeanPath(new Server(), [], [], limits)).toEqual({ active: false, served: 0 });
+    expect(installLeanPath(new Server(), [method], [], limits)).toEqual({ active: false, served: 0 });
+  });
+
+  it('installs nothing without methods to serve', () => {
+    const http2Server = createServer();
+    const grpcJs = () => undefined;
+    http2Server.on('stream', grpcJs);
+    const fake = { http2Servers: new Map([[http2Server, {}]]), onStreamOpened: () => undefined } as unknown as Server;
+    expect(installLeanPath(fake, [], [], limits).active).toBe(false);
+    expect(http2Server.listeners('stream')).toEqual([grpcJs]);
   });
 
   it('changes nothing when grpc-js is not what it was written for: the stream handler stays grpc-js’s', () => {
@@ -16,7 +26,7 @@ describe('installLeanPath', () => {
     http2Server.on('stream', grpcJs);
     http2Server.on('stream', () => undefined);
     const fake = { http2Servers: new Map([[http2Server, {}]]), onStreamOpened: () => undefined } as unknown as Server;
-    expect(installLeanPath(fake, [], [], limits).active).toBe(false);
+    expect(installLeanPath(fake, [method], [], limits).active).toBe(false);
     expect(http2Server.listeners('stream')[0]).toBe(grpcJs);
   });
 
@@ -25,7 +35,7 @@ describe('installLeanPath', () => {
     const grpcJs = () => undefined;
     http2Server.on('stream', grpcJs);
     const fake = { http2Servers: new Map([[http2Server, {}]]), onStreamOpened: () => undefined } as unknown as Server;
-    expect(installLeanPath(fake, [], [], limits).active).toBe(true);
+    expect(installLeanPath(fake, [method], [], limits).active).toBe(true);
     expect(http2Server.listeners('stream')).toHaveLength(1);
     expect(http2Server.listeners('stream')[0]).not.toBe(grpcJs);
   });
