@@ -75,6 +75,8 @@ interface SliceFigures {
 interface Slice {
   r: H2Result;
   cpuSeconds: number;
+  /** The Verify cache's lookups meanwhile, by result (hit, miss, unconfirmed). */
+  lookups: Record<string, number>;
   problem?: string;
 }
 
@@ -87,21 +89,27 @@ interface Run extends SliceFigures {
   /** h2load's CPU time per answered request, µs, and the user time of it (the rest is loopback TCP's, in the kernel). */
   h2loadCpuUsPerRequest: number;
   h2loadUserCpuUsPerRequest: number;
+  /** The Verify cache's lookups over the slices, by result: a cached key re-read from storage is "unconfirmed". */
+  cacheLookups: Record<string, number>;
   problem?: string;
   slices: SliceFigures[];
 }
 
-/** The app's VerifyKey results so far, by code (forward auth counts its answers there too). */
-async function verifyResults(app: RunningApp): Promise<Record<string, number>> {
-  const metric = app.metrics.registry.getSingleMetric('apikeys_verify_results_total');
-  const { values } = await metric!.get();
-  return Object.fromEntries(values.map((v) => [String(v.labels.code), v.value]));
+/** A labelled counter of the app's, by its one label's value. */
+async function counter(app: RunningApp, name: string, label: string): Promise<Record<string, number>> {
+  const { values } = await app.metrics.registry.getSingleMetric(name)!.get();
+  return Object.fromEntries(values.map((v) => [String(v.labels[label]), v.value]));
 }
+
+/** The app's VerifyKey results so far, by code (forward auth counts its answers there too). */
+const verifyResults = (app: RunningApp) => counter(app, 'apikeys_verify_results_total', 'code');
+/** The Verify cache's lookups so far: hit, miss, unconfirmed (a cached key re-read: the change-log poll fell behind). */
+const cacheLookups = (app: RunningApp) => counter(app, 'apikeys_verify_cache_lookups_total', 'result');
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function measure(app: RunningApp, port: number, call: H2Call, verifies: boolean): Promise<Slice> {
-  const before = await verifyResults(app);
+  const [before, lookupsBefore] = [await verifyResults(app), await cacheLookups(app)];
   const cpu = process.cpuUsage();
   let used = cpu;
   const r = await runH2load(`http://127.0.0.1:${port}`, call, { ...LOAD, ended: () => (used = process.cpuUsage(cpu)) });
@@ -113,7 +121,8 @@ async function measure(app: RunningApp, port: number, call: H2Call, verifies: bo
     await pause(5);
     grew = minus(await verifyResults(app), before);
   }
-  return { r, cpuSeconds: (used.user + used.system) / 1e6, problem: httpRunProblem(r, grew, verifies) };
+  const lookups = minus(await cacheLookups(app), lookupsBefore);
+  return { r, cpuSeconds: (used.user + used.system) / 1e6, lookups, problem: httpRunProblem(r, grew, verifies) };
 }
 
 function combine(slices: Slice[]): Run {
@@ -129,6 +138,10 @@ function combine(slices: Slice[]): Run {
     coreShare: sum((x) => x.cpuSeconds) / sum((x) => x.r.seconds),
     h2loadCpuUsPerRequest: (sum((x) => x.r.cpuSeconds) / requests) * 1e6,
     h2loadUserCpuUsPerRequest: (sum((x) => x.r.userCpuSeconds) / requests) * 1e6,
+    cacheLookups: slices.reduce<Record<string, number>>((a, x) => {
+      for (const [k, n] of Object.entries(x.lookups)) a[k] = (a[k] ?? 0) + n;
+      return a;
+    }, {}),
     problem: slices.find((x) => x.problem)?.problem,
     slices: slices.map((x) => ({
       rps: x.r.calls / x.r.seconds,
@@ -231,6 +244,7 @@ async function main(): Promise<void> {
         `${round === 0 ? 'warm-up' : `round ${round}/${ROUNDS}`}: ` +
           NAMES.map((n) => `${n} ${runs[n].rps.toFixed(0)} req/s ${runs[n].cpuUsPerRequest.toFixed(1)} µs`).join(', ') +
           `; forward auth ÷ empty ${roundRatio(f.slices, runs.empty.slices, (x) => x.rps).toFixed(3)}` +
+          `; its cache lookups ${JSON.stringify(f.cacheLookups)}` +
           (NAMES.some((n) => runs[n].problem) ? ' — ERROR, left out' : ''),
       );
       if (round > 0 && !NAMES.some((n) => runs[n].problem)) {

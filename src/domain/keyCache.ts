@@ -173,6 +173,11 @@ export class KeyCache<E extends CachedEntry = VerifiedKey> {
     return this.found.size + this.absent.size;
   }
 
+  /** Whether an entry for `hash` is held, current or not (nothing counted, nothing moved). */
+  holds(hash: string): boolean {
+    return this.found.has(hash) || this.absent.has(hash);
+  }
+
   /**
    * A found key read before `trustReadsFrom` is reported as a miss (and kept: a later successful
    * change-log poll confirms it again).

@@ -6,7 +6,7 @@
  * MALFORMED and never reaches storage; any other is looked up by its SHA-256, whatever its format.
  * Pure: no I/O, and only the regular expressions the deployment configured.
  */
-import { hashSecret, isEnvironment, parseSecret, type Environment } from './keyFormat';
+import { hashSecret, isEnvironment, MAX_SECRET_LENGTH, parseSecret, type Environment } from './keyFormat';
 
 /** A foreign format as configured: its name, the literal its secrets start with, a pattern over the whole secret. */
 export interface ForeignKeyFormatSpec {
@@ -41,6 +41,8 @@ export interface ClassifiedSecret {
  * expression runs, so a configured pattern that backtracks badly still costs little per input.
  */
 export const MAX_FOREIGN_SECRET_LENGTH = 256;
+/** Longest secret any format takes: a longer one is malformed without hashing it. */
+export const MAX_ANY_SECRET_LENGTH = Math.max(MAX_SECRET_LENGTH, MAX_FOREIGN_SECRET_LENGTH);
 /** Every secret that is not ours is tried against each format in turn: a few, not a catalogue. */
 export const MAX_FOREIGN_FORMATS = 16;
 
@@ -58,11 +60,17 @@ const QUANTIFIER_START = /^[*+?{]/;
  * same SHA-256 either way.
  */
 export function classifySecret(secret: string, formats: SecretFormats): ClassifiedSecret | null {
+  const format = formatOf(secret, formats);
+  return format && { hash: hashSecret(secret), ...format };
+}
+
+/** classifySecret without the hash: the format `secret` is in and the environment it names, or null. */
+export function formatOf(secret: string, formats: SecretFormats): Omit<ClassifiedSecret, 'hash'> | null {
   const ours = parseSecret(secret, formats.keyPrefix);
-  if (ours) return { hash: hashSecret(secret), environment: ours.environment, format: null };
+  if (ours) return { environment: ours.environment, format: null };
   for (const f of formats.foreign) {
     const match = matchForeignFormat(secret, f);
-    if (match) return { hash: hashSecret(secret), environment: match.environment, format: f.name };
+    if (match) return { environment: match.environment, format: f.name };
   }
   return null;
 }

@@ -4,7 +4,8 @@ import { keyState } from './keyState';
 import type { UsageCode } from './model';
 import type { KeyLookup } from './ports';
 import type { RateDecision, RateLimiter } from './rateLimiter';
-import { classifySecret, type ForeignKeyFormat, type SecretFormats } from './secretFormats';
+import { hashSecret } from './keyFormat';
+import { classifySecret, formatOf, MAX_ANY_SECRET_LENGTH, type ForeignKeyFormat, type SecretFormats } from './secretFormats';
 import type { UsageRecorder } from './usageRecorder';
 
 /** Every result: the ones that name a key (counted as usage), and the two that name none. */
@@ -62,11 +63,12 @@ export interface VerifyOptions {
 
 const MALFORMED: VerifyResult = Object.freeze({ code: 'MALFORMED' });
 const NOT_FOUND: VerifyResult = Object.freeze({ code: 'NOT_FOUND' });
+const NO_OPTIONS: VerifyOptions = Object.freeze({});
 
 /**
  * Decides whether a presented secret is good. Checks run in this order and the first failure
  * is reported: MALFORMED → NOT_FOUND → REVOKED → ARCHIVED → EXPIRED → INSUFFICIENT_SCOPE →
- * RATE_LIMITED. Garbage (in none of the accepted formats: classifySecret) never reaches storage;
+ * RATE_LIMITED. Garbage (in none of the accepted formats: formatOf) never reaches storage;
  * known and unknown hashes are cached; concurrent misses of one hash share one read; usage is
  * noted in memory only.
  */
@@ -94,9 +96,12 @@ export class Verifier {
    * The result, at once when no storage read is needed (garbage, or a key cached either way, without
    * a rate limit: the hot path makes no promise), or a promise of it when one is.
    */
-  check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): VerifyResult | Promise<VerifyResult> {
-    const hash = this.lookupHash(secret);
-    if (hash === null) return MALFORMED;
+  check(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = NO_OPTIONS): VerifyResult | Promise<VerifyResult> {
+    // Hashed first: a hash the cache holds came from a secret recognised when it was stored, so
+    // only a secret it does not hold needs the format check (the hot path: a cached key skips it).
+    if (typeof secret !== 'string' || secret.length > MAX_ANY_SECRET_LENGTH) return MALFORMED;
+    const hash = hashSecret(secret);
+    if (!this.d.cache.holds(hash) && formatOf(secret, this.formats) === null) return MALFORMED;
     const askedAt = this.d.nowMs();
     const cached = this.d.cache.lookup(hash, askedAt, this.trustReadsFrom(askedAt));
     // The key state's age is counted back from when this verification began (a caller dates the
@@ -111,7 +116,7 @@ export class Verifier {
   }
 
   /** check(), always as a promise. */
-  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = {}): Promise<VerifyResult> {
+  async verify(secret: string, requiredScopes: readonly string[], opts: VerifyOptions = NO_OPTIONS): Promise<VerifyResult> {
     return this.check(secret, requiredScopes, opts);
   }
 
@@ -144,7 +149,7 @@ export class Verifier {
 
   /**
    * The storage lookup key of a presented secret; null when it is not shaped like a key (no I/O).
-   * The one place secrets are recognised: VerifyKey, LookupKey and ReportLeakedKeys all use it.
+   * LookupKey and ReportLeakedKeys recognise secrets with it; check() decides the same, hashing first.
    */
   lookupHash(secret: string): string | null {
     return classifySecret(secret, this.formats)?.hash ?? null;

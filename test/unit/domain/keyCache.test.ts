@@ -21,6 +21,19 @@ describe('KeyCache TTLs', () => {
     expect(c.stats.evictions.invalidated).toBe(3);
   });
 
+  it('holds() tells whether an entry is kept, past its TTL or not, without counting or moving it', () => {
+    const c = cache({ maxEntries: 2 });
+    c.store('h1', entry(0));
+    c.store('h2', entry(0));
+    c.storeAbsent('h3', 0);
+    expect(['h1', 'h2', 'h3', 'h4'].map((h) => c.holds(h))).toEqual([true, true, true, false]);
+    expect(c.holds('h1')).toBe(true); // long past the TTL: still held until a lookup drops it
+    expect(c.stats).toMatchObject({ hits: 0, misses: 0, unconfirmed: 0 });
+    // h1 was not moved to the recent end by holds(): it is the one the next store evicts.
+    c.store('h5', entry(0));
+    expect([c.holds('h1'), c.holds('h2')]).toEqual([false, true]);
+  });
+
   it('misses on an empty cache', () => {
     const c = cache();
     expect(c.lookup('h', 0, ANY)).toEqual({ state: 'miss' });

@@ -1,8 +1,10 @@
 import { generateSecret, hashSecret } from '../../../src/domain/keyFormat';
 import {
   MAX_FOREIGN_FORMATS,
+  MAX_ANY_SECRET_LENGTH,
   MAX_FOREIGN_SECRET_LENGTH,
   classifySecret,
+  formatOf,
   compileForeignFormats,
   parseForeignFormats,
   type SecretFormats,
@@ -124,6 +126,22 @@ describe('classifySecret', () => {
     ['the empty string', ''],
   ])('answers null (MALFORMED) for %s', (_what, secret) => {
     expect(classifySecret(secret, formats)).toBeNull();
+    expect(formatOf(secret, formats)).toBeNull();
+  });
+
+  it('formatOf is classifySecret without the hash', () => {
+    const secrets = [generateSecret('sk', 'live'), foreignSecret('ffy', 'test'), foreignSecret('fnp'), foreignSecret('stripe', 'live')];
+    for (const secret of secrets) {
+      const { hash, ...format } = classifySecret(secret, formats)!;
+      expect(hash).toBe(hashSecret(secret));
+      expect(formatOf(secret, formats)).toEqual(format);
+    }
+  });
+
+  it(`no format takes a secret longer than MAX_ANY_SECRET_LENGTH (${MAX_ANY_SECRET_LENGTH}), ours with the longest prefix included`, () => {
+    const longest = generateSecret('a'.repeat(16), 'live');
+    expect(longest.length).toBeLessThanOrEqual(MAX_ANY_SECRET_LENGTH);
+    expect(MAX_FOREIGN_SECRET_LENGTH).toBeLessThanOrEqual(MAX_ANY_SECRET_LENGTH);
   });
 
   it('answers null for no foreign formats configured', () => {

@@ -76,6 +76,26 @@ describe('Verifier: malformed secrets', () => {
     await expect(verify(secret, ['read'])).resolves.toEqual({ code: 'MALFORMED' });
     expect(storage.reads).toHaveLength(0);
     expect(deps.cache.size).toBe(0);
+    // Garbage is no cache lookup: the miss count stays the count of storage reads.
+    expect(deps.cache.stats).toMatchObject({ hits: 0, misses: 0, unconfirmed: 0 });
+  });
+
+  it('a near miss of a cached key (one character changed) is MALFORMED, not the cached key', async () => {
+    const { storage, deps, verify } = setup();
+    storage.put(good);
+    await expect(verify(good)).resolves.toMatchObject({ code: 'VALID' });
+    const last = good.at(-1) === 'a' ? 'b' : 'a';
+    await expect(verify(good.slice(0, -1) + last)).resolves.toEqual({ code: 'MALFORMED' });
+    await expect(verify(`${good} `)).resolves.toEqual({ code: 'MALFORMED' });
+    expect(storage.reads).toHaveLength(1);
+    expect(deps.cache.stats).toMatchObject({ hits: 0, misses: 1 });
+  });
+
+  it('a non-string secret (a caller bypassing the types) is MALFORMED, not a crash', async () => {
+    const { verify } = setup();
+    for (const bad of [undefined, null, 42, {}, ['sk']]) {
+      await expect(verify(bad as unknown as string)).resolves.toEqual({ code: 'MALFORMED' });
+    }
   });
 });
 
