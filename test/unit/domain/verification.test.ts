@@ -94,7 +94,7 @@ describe('Verifier: malformed secrets', () => {
   it('a non-string secret (a caller bypassing the types) is MALFORMED, not a crash', async () => {
     const { verify } = setup();
     for (const bad of [undefined, null, 42, {}, ['sk']]) {
-      await expect(verify(bad as unknown as string)).resolves.toEqual({ code: 'MALFORMED' });
+      await expect(verify(bad as string)).resolves.toEqual({ code: 'MALFORMED' });
     }
   });
 });
