@@ -64,18 +64,19 @@ export function forwardAuthHandler(deps: ForwardAuthDeps): RequestListener {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: forward auth is at /authorize\n');
       return;
     }
-    const unknownProxy = proxyRefusal(req, deps);
+    // req.headers, not a scan of req.rawHeaders: Node's server builds it for every request anyway.
+    const { headers } = req;
+    const unknownProxy = proxyRefusal(req, headers['x-service-token'], deps);
     if (unknownProxy) {
       send(res, unknownProxy);
       return;
     }
-    // req.headers, not a scan of req.rawHeaders: Node's server builds it for every request anyway.
-    const presented = presentedKey(req.headers);
+    const presented = presentedKey(headers);
     if ('reason' in presented) {
       send(res, refused(presented));
       return;
     }
-    const scopes = requiredScopes(req.headers['x-required-scopes']);
+    const scopes = requiredScopes(headers['x-required-scopes']);
     // The same verification, cache and counting as VerifyKey, in process; answered at once when
     // the key is cached (no promise), after the read otherwise.
     const result = deps.verifier.check(presented.secret, scopes);
@@ -104,9 +105,8 @@ function isAuthorizePath(url: string): boolean {
  */
 const provenTokens = new WeakMap<Socket, string>();
 
-/** The answer for a caller without one of VERIFY_TOKENS in x-service-token; undefined for a proxy that has one. */
-function proxyRefusal(req: IncomingMessage, deps: ForwardAuthDeps): Answer | undefined {
-  const token = req.headers['x-service-token'];
+/** The answer for a caller without one of VERIFY_TOKENS in x-service-token (`token`); undefined for a proxy that has one. */
+function proxyRefusal(req: IncomingMessage, token: string | string[] | undefined, deps: ForwardAuthDeps): Answer | undefined {
   if (typeof token === 'string' && provenTokens.get(req.socket) === token) return undefined;
   if (typeof token === 'string' && deps.authenticator.isServiceToken(token)) {
     provenTokens.set(req.socket, token);
