@@ -6,6 +6,7 @@
  */
 import { credentials, status, type ChannelCredentials, type ChannelOptions, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { KeyCache, type KeyCacheStats } from '../domain/keyCache';
+import { isValidPrefix } from '../domain/keyFormat';
 import { classifySecret, compileForeignFormats, type ForeignKeyFormatSpec, type SecretFormats } from '../domain/secretFormats';
 import { KeyChangeKind, VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
 import {
@@ -47,7 +48,7 @@ export interface KeyVerifierOptions {
   address: string;
   /** A service credential (one of the server's VERIFY_TOKENS). */
   token: string;
-  /** The deployment's KEY_PREFIX; default "sk". */
+  /** The deployment's KEY_PREFIX; default "sk". The constructor throws on one KEY_PREFIX could not be. */
   keyPrefix?: string;
   /**
    * The deployment's FOREIGN_KEY_FORMATS (the same objects), so imported keys are not refused
@@ -119,7 +120,14 @@ export class KeyVerifier {
   constructor(private readonly o: KeyVerifierOptions) {
     const foreign = compileForeignFormats(o.foreignFormats ?? []);
     if (foreign.problems.length > 0) throw new TypeError(`KeyVerifier: invalid foreignFormats: ${foreign.problems.join('; ')}`);
-    this.formats = { keyPrefix: o.keyPrefix ?? 'sk', foreign: foreign.formats };
+    const keyPrefix = o.keyPrefix ?? 'sk';
+    // A prefix the server could never have (KEY_PREFIX has the same rule) would refuse every key locally as MALFORMED.
+    if (!isValidPrefix(keyPrefix)) {
+      throw new TypeError(
+        `KeyVerifier: invalid keyPrefix ${JSON.stringify(keyPrefix)}: 2–16 lowercase letters or digits, starting with a letter, as the server's KEY_PREFIX`,
+      );
+    }
+    this.formats = { keyPrefix, foreign: foreign.formats };
     this.boundMs = o.revocationBoundMs ?? 1_000;
     this.settleMs = o.settleMs ?? 5_000;
     this.callTimeoutMs = o.callTimeoutMs ?? 2_000;

@@ -142,6 +142,15 @@ describe('KeyVerifier', () => {
     expect(verifier.stats.remote).toBe(calls);
   });
 
+  it.each(['', 's', 'SK', '1sk', 'sk_', 'sk-live', 'skü', 'a'.repeat(17)])(
+    'refuses keyPrefix %j at construction, as the server refuses it as KEY_PREFIX',
+    (keyPrefix) => {
+      expect(() => new KeyVerifier({ address: a.address, token: a.verifyToken, keyPrefix })).toThrow(
+        `KeyVerifier: invalid keyPrefix ${JSON.stringify(keyPrefix)}`,
+      );
+    },
+  );
+
   it('answers without a promise what it answers locally, and leaves the rest to verify()', async () => {
     const key = await create({ scopes: ['read', 'write'] });
     const { v, seen } = makeVerifier(a.address);
