@@ -205,7 +205,12 @@ async function main(): Promise<void> {
   });
   const headers = { 'x-service-token': verifyToken, 'x-api-key': secret, 'x-required-scopes': 'read' };
   const call: H2Call = { path: '/authorize', headers };
-  const ports: Record<Name, number> = { empty: port(empty), sameAnswer: port(sameAnswer), hashedAnswer: port(hashedAnswer), forwardAuth: app.httpAuthPort! };
+  const ports: Record<Name, number> = {
+    empty: port(empty),
+    sameAnswer: port(sameAnswer),
+    hashedAnswer: port(hashedAnswer),
+    forwardAuth: app.httpAuthPort!,
+  };
   const stop = async () => {
     await Promise.all([empty, sameAnswer, hashedAnswer].map((server) => new Promise((r) => server.close(r))));
     await app.stop();
