@@ -6,7 +6,7 @@
  */
 import { credentials, status, type ChannelCredentials, type ChannelOptions, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { KeyCache, type KeyCacheStats } from '../domain/keyCache';
-import { isValidPrefix } from '../domain/keyFormat';
+import { isValidPrefix, PREFIX_RULE } from '../domain/keyFormat';
 import { classifySecret, compileForeignFormats, type ForeignKeyFormatSpec, type SecretFormats } from '../domain/secretFormats';
 import { KeyChangeKind, VerifyServiceClient, type KeyUsage, type VerifyKeyResponse } from '../gen/apikeys/v1/verify_service';
 import {
@@ -123,9 +123,7 @@ export class KeyVerifier {
     const keyPrefix = o.keyPrefix ?? 'sk';
     // A prefix the server could never have (KEY_PREFIX has the same rule) would refuse every key locally as MALFORMED.
     if (!isValidPrefix(keyPrefix)) {
-      throw new TypeError(
-        `KeyVerifier: invalid keyPrefix ${JSON.stringify(keyPrefix)}: 2–16 lowercase letters or digits, starting with a letter, as the server's KEY_PREFIX`,
-      );
+      throw new TypeError(`KeyVerifier: invalid keyPrefix ${JSON.stringify(keyPrefix)}: ${PREFIX_RULE}, as the server's KEY_PREFIX`);
     }
     this.formats = { keyPrefix, foreign: foreign.formats };
     this.boundMs = o.revocationBoundMs ?? 1_000;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidPrefix, PREFIX_RULE } from '../domain/keyFormat';
 import { parseForeignFormats, type ForeignKeyFormat } from '../domain/secretFormats';
 
 /** Thrown by loadConfig; the message names every bad variable at once. */
@@ -89,10 +90,7 @@ const schema = z.object({
   AUTH_JWT_MAX_AGE_SECONDS: positiveInt(86_400),
   VERIFY_TOKENS: csv.pipe(z.array(z.string().min(24, 'each token must be at least 24 characters'))),
   STAFF_EMAIL_DOMAINS: csv.pipe(z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'must be a lowercase domain'))),
-  KEY_PREFIX: z
-    .string()
-    .regex(/^[a-z][a-z0-9]{1,15}$/, 'must be 2–16 lowercase letters/digits, starting with a letter')
-    .default('sk'),
+  KEY_PREFIX: z.string().refine(isValidPrefix, `must be ${PREFIX_RULE}`).default('sk'),
   ORG_KEY_LIMIT: positiveInt(100),
   // Formats of keys imported from other systems (ImportKeys), tried after our own: docs/configuration.md.
   FOREIGN_KEY_FORMATS: z

@@ -56,6 +56,9 @@ for (let n = 0; n < 256; n++) {
 const PARSED_LIVE: ParsedSecret = Object.freeze({ environment: 'live' });
 const PARSED_TEST: ParsedSecret = Object.freeze({ environment: 'test' });
 
+/** What isValidPrefix takes, in words (for the errors of whatever is given a prefix). */
+export const PREFIX_RULE = '2–16 lowercase letters or digits, starting with a letter';
+
 /** A deployment's key prefix: a lowercase letter, then 1–15 lowercase letters or digits. */
 export function isValidPrefix(prefix: string): boolean {
   return typeof prefix === 'string' && PREFIX_PATTERN.test(prefix);
