@@ -266,8 +266,9 @@ async function main(): Promise<void> {
     if (rounds.length === 0) throw new Error('no round without errors');
 
     const of = (n: Name, f: (r: Run) => number) => spread(rounds.map((r) => f(r[n])));
-    const ratio = (ceiling: Name, f: (x: SliceFigures) => number) =>
-      rounds.map((r) => roundRatio(r.forwardAuth.slices, r[ceiling].slices, f));
+    /** `mine` ÷ `ceiling` per round (forward auth's, unless said). */
+    const ratio = (ceiling: Name, f: (x: SliceFigures) => number, mine: Name = 'forwardAuth') =>
+      rounds.map((r) => roundRatio(r[mine].slices, r[ceiling].slices, f));
     const figures = (n: Name) => ({
       rps: of(n, (r) => r.rps),
       p50ms: of(n, (r) => r.p50ms),
@@ -285,7 +286,7 @@ async function main(): Promise<void> {
       cpuToEmpty: spread(ratio('empty', (x) => x.cpuUsPerRequest)),
       cpuToSameAnswer: spread(ratio('sameAnswer', (x) => x.cpuUsPerRequest)),
       p99ToEmpty: spread(ratio('empty', (x) => x.p99ms)),
-      hashedAnswerRpsToEmpty: spread(rounds.map((r) => roundRatio(r.hashedAnswer.slices, r.empty.slices, (x) => x.rps))),
+      hashedAnswerRpsToEmpty: spread(ratio('empty', (x) => x.rps, 'hashedAnswer')),
     };
     say(`medians over ${rounds.length} rounds (min–max)`);
     console.table(
